@@ -1,0 +1,16 @@
+"""sklottery: the Lottery Ticket Hypothesis as scikit-learn estimators."""
+
+from .estimators import (
+    DivergenceWarning,
+    LotteryTicketClassifier,
+    PruningInterruptedWarning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LotteryTicketClassifier",
+    "DivergenceWarning",
+    "PruningInterruptedWarning",
+    "__version__",
+]

@@ -1,0 +1,776 @@
+"""The scikit-learn face of sklottery: :class:`LotteryTicketClassifier`."""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+
+from ._training import Diverged, MaskCallback, TensorBatchIterator
+from .modules import MODULES, get_module_class, layer_kinds
+from .pruning import (
+    PRUNING_CRITERIA,
+    compute_scores,
+    fraction_remaining,
+    prune_masks,
+    remaining_schedule,
+    rounds_for_sparsity,
+)
+from .strategies import REINIT_STRATEGIES, next_round_state, scratch_b_epochs
+
+__all__ = ["LotteryTicketClassifier", "PruningInterruptedWarning", "DivergenceWarning"]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+class PruningInterruptedWarning(UserWarning):
+    """Pruning stopped early (interrupt); the completed rounds were kept."""
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """The training loss became NaN/inf; the last good round was restored."""
+
+
+def _clone_state(state):
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
+    """Find winning lottery tickets by iterative magnitude pruning (IMP).
+
+    ``fit`` trains a neural network (a skorch net held in ``net_``), prunes a
+    fraction of its smallest surviving weights, resets the survivors
+    according to ``reinit`` (rewinding them to their initial values θ0 gives a
+    *winning ticket*, Frankle & Carbin 2019) and repeats for ``n_rounds``
+    rounds. The fitted model is the network trained at the final sparsity.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(300, 100)
+        Hidden layer widths of the built-in MLP (LeNet-300-100 by default).
+        Ignored by other modules.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Hidden-layer non-linearity of the built-in modules.
+    module : str, nn.Module subclass or None, default=None
+        Network to prune. ``None`` is the MLP; names are looked up in
+        :data:`sklottery.modules.MODULES` (e.g. ``'conv2'``, ``'lenet5'``). A
+        class is instantiated with ``n_features``, ``n_classes`` and
+        ``module_params``, and must return logits.
+    module_params : dict, default=None
+        Extra keyword arguments for the module's constructor.
+    input_shape : tuple of int (C, H, W), default=None
+        Image shape for convolutional modules. ``X`` may then be flat,
+        shape ``(n, C*H*W)``, or ``(n, C, H, W)``.
+    dropout : float, default=0.0
+        Dropout probability of the built-in modules' hidden layers.
+    max_epochs : int, default=20
+        Training epochs per round.
+    batch_size : int, default=60
+        Minibatch size (clipped to the number of training samples).
+    learning_rate_init : float, default=1.2e-3
+        Learning rate (Frankle & Carbin's value for LeNet-300-100 with Adam).
+    optimizer : {'adam', 'sgd'}, default='adam'
+        ``'sgd'`` uses ``momentum``.
+    momentum : float, default=0.9
+        Momentum of ``'sgd'``.
+    alpha : float, default=0.0
+        L2 penalty (weight decay).
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out (stratified) to measure the
+        validation loss after every epoch; its minimum gives the early-stop
+        iteration (Frankle & Carbin). Training always runs ``max_epochs``.
+        ``0`` disables validation.
+    lr_warmup : int, default=0
+        Linear learning-rate warmup over this many iterations at the start of
+        every round (needed to find tickets in deep networks).
+    device : str, default='cpu'
+        Torch device, e.g. ``'cuda'``.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks passed to the skorch net.
+    pruning_rate : float, default=0.2
+        Fraction of the *remaining* prunable weights removed per round.
+    output_pruning_rate : 'half' or float, default='half'
+        Rate for the output layer; ``'half'`` is ``pruning_rate / 2``
+        (Frankle & Carbin prune the output layer at half rate).
+    conv_pruning_rate : float, default=None
+        Rate for convolutional layers; ``None`` uses ``pruning_rate``.
+    n_rounds : int, default=5
+        Pruning rounds. ``n_rounds + 1`` trainings: round 0 is dense.
+        Ignored when ``target_sparsity`` is set.
+    target_sparsity : float in [0, 1), default=None
+        Fraction of prunable weights to remove; the number of rounds is the
+        fewest that reaches it with the pruning rates.
+    pruning_scope : {'layer', 'global'}, default='layer'
+        ``'layer'`` prunes each layer by its own rate. ``'global'`` ranks all
+        non-output prunable weights together under one threshold at
+        ``pruning_rate``; the output layer keeps its own rate.
+    pruning_criterion : {'magnitude', 'large_final', 'magnitude_increase', \
+            'random'}, default='magnitude'
+        Which surviving weights are pruned: the smallest ``|w_final|``
+        (``'large_final'`` is Zhou et al.'s name for the same rule), the
+        smallest ``|w_final| - |w_init|``, or random ones (random-pruning
+        control).
+    one_shot : bool, default=False
+        Prune to the final sparsity in one step after the dense round, then
+        train once.
+    reinit : {'rewind', 'random', 'continue', 'same_sign', 'scratch_e', \
+            'scratch_b'}, default='rewind'
+        State the next round starts from: θ0/θk (winning ticket), a fresh
+        random init, the trained weights (prune + fine-tune), fresh
+        magnitudes with θ0's signs, or Liu et al.'s scratch training with
+        the same epochs / the same compute budget (see
+        :mod:`sklottery.strategies`).
+    rewind_iteration : int, default=0
+        ``k`` for late rewinding: survivors are reset to their values after
+        ``k`` iterations of the dense round (θk).
+    scratch_b_max_factor : float, default=2.0
+        Cap on the extra epochs of ``reinit='scratch_b'``.
+    error_on_divergence : bool, default=False
+        If the loss becomes NaN/inf, raise instead of warning. Either way the
+        last completed round is restored.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, data split, shuffling, random pruning and
+        dropout. ``fit`` leaves the global torch and numpy RNGs untouched.
+    verbose : int, default=0
+        ``1`` prints one line per round.
+    warm_start : bool, default=False
+        Calling ``fit`` again with a larger ``n_rounds`` continues pruning from
+        the stored masks, θ0 and random state.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string feature names.
+    net_ : skorch.NeuralNetClassifier
+        The trained net at the final sparsity.
+    masks_ : dict of str -> bool Tensor
+        ``True`` where a weight is kept, per prunable parameter name.
+    init_params_ : dict of str -> Tensor
+        θ0, the initial state every rewind returns to (θk is
+        ``rewind_params_`` when ``rewind_iteration > 0``).
+    rewind_params_ : dict of str -> Tensor
+        The state rewinding resets to (θ0 or θk).
+    rounds_ : list of dict
+        One record per completed training round; ``pandas.DataFrame(rounds_)``
+        gives a table. Keys: ``round``, ``weights_remaining`` (% of prunable
+        weights), ``remaining_by_layer`` (% per layer), ``train_loss``,
+        ``valid_loss``, ``valid_acc`` (end of training), ``best_valid_loss``,
+        ``valid_acc_at_early_stop``, ``early_stop_iteration`` (iteration of
+        minimum validation loss), ``epochs``, ``n_iter`` (iterations),
+        ``seconds``, ``reinit``.
+    sparsity_ : float
+        Fraction of prunable weights removed in the final network.
+    n_iter_ : int
+        Epochs trained in the final round.
+    n_rounds_ : int
+        Completed pruning rounds (the last record's ``round``).
+    stop_reason_ : str or None
+        ``None`` when all rounds ran; ``'interrupted'`` or ``'diverged'``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklottery import LotteryTicketClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LotteryTicketClassifier(n_rounds=2, max_epochs=2, random_state=0)
+    >>> clf = clf.fit(X / 16, y)
+    >>> [round(r["weights_remaining"], 2) for r in clf.rounds_]
+    [100.0, 80.04, 64.06]
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
+        "module": [None, str, type],
+        "module_params": [None, dict],
+        "input_shape": [None, tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "lr_warmup": [Interval(Integral, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "callbacks": [None, list],
+        "pruning_rate": [Interval(Real, 0, 1, closed="left")],
+        "output_pruning_rate": [StrOptions({"half"}), Interval(Real, 0, 1, closed="left")],
+        "conv_pruning_rate": [None, Interval(Real, 0, 1, closed="left")],
+        "n_rounds": [Interval(Integral, 0, None, closed="left")],
+        "target_sparsity": [None, Interval(Real, 0, 1, closed="left")],
+        "pruning_scope": [StrOptions({"layer", "global"})],
+        "pruning_criterion": [StrOptions(set(PRUNING_CRITERIA))],
+        "one_shot": ["boolean"],
+        "reinit": [StrOptions(set(REINIT_STRATEGIES))],
+        "rewind_iteration": [Interval(Integral, 0, None, closed="left")],
+        "scratch_b_max_factor": [Interval(Real, 1, None, closed="left")],
+        "error_on_divergence": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(300, 100),
+        activation="relu",
+        module=None,
+        module_params=None,
+        input_shape=None,
+        dropout=0.0,
+        max_epochs=20,
+        batch_size=60,
+        learning_rate_init=1.2e-3,
+        optimizer="adam",
+        momentum=0.9,
+        alpha=0.0,
+        validation_fraction=0.1,
+        lr_warmup=0,
+        device="cpu",
+        callbacks=None,
+        pruning_rate=0.2,
+        output_pruning_rate="half",
+        conv_pruning_rate=None,
+        n_rounds=5,
+        target_sparsity=None,
+        pruning_scope="layer",
+        pruning_criterion="magnitude",
+        one_shot=False,
+        reinit="rewind",
+        rewind_iteration=0,
+        scratch_b_max_factor=2.0,
+        error_on_divergence=False,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.module = module
+        self.module_params = module_params
+        self.input_shape = input_shape
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.alpha = alpha
+        self.validation_fraction = validation_fraction
+        self.lr_warmup = lr_warmup
+        self.device = device
+        self.callbacks = callbacks
+        self.pruning_rate = pruning_rate
+        self.output_pruning_rate = output_pruning_rate
+        self.conv_pruning_rate = conv_pruning_rate
+        self.n_rounds = n_rounds
+        self.target_sparsity = target_sparsity
+        self.pruning_scope = pruning_scope
+        self.pruning_criterion = pruning_criterion
+        self.one_shot = one_shot
+        self.reinit = reinit
+        self.rewind_iteration = rewind_iteration
+        self.scratch_b_max_factor = scratch_b_max_factor
+        self.error_on_divergence = error_on_divergence
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    # -------------------------------------------------------------- validation
+    def _validate_X(self, X, y="no_validation", reset=True):
+        """Validate X (and y); n-d image arrays are flattened against ``input_shape``."""
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) > 2:
+            if self.input_shape is None:
+                raise ValueError(
+                    f"X has {len(shape)} dimensions {tuple(shape)}; pass input_shape="
+                    f"{tuple(shape[1:])} (C, H, W) to use image arrays, or flatten X to "
+                    "2 dimensions."
+                )
+            if tuple(shape[1:]) != tuple(self.input_shape):
+                raise ValueError(
+                    f"X has sample shape {tuple(shape[1:])} but input_shape is "
+                    f"{tuple(self.input_shape)}."
+                )
+            X = np.asarray(X).reshape(shape[0], -1)
+        out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        X = out[0] if isinstance(out, tuple) else out
+        if self.input_shape is not None:
+            expected = int(np.prod(self.input_shape))
+            if X.shape[1] != expected:
+                raise ValueError(
+                    f"X has {X.shape[1]} features but input_shape={tuple(self.input_shape)} "
+                    f"needs {expected} (= C*H*W)."
+                )
+        if np.abs(X).max(initial=0.0) > np.finfo(np.float32).max:
+            raise ValueError("X contains values too large for float32 training.")
+        return out
+
+    def _check_params(self):
+        sizes = np.atleast_1d(self.hidden_layer_sizes)
+        if np.any(sizes <= 0):
+            raise ValueError(
+                f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}."
+            )
+        get_module_class(self.module)  # raises on unknown names
+        if self.input_shape is not None and (
+            len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape)
+        ):
+            raise ValueError(
+                f"input_shape must be (C, H, W) with positive ints, got {self.input_shape!r}."
+            )
+
+    # ------------------------------------------------------------- building
+    def _module_kwargs(self, n_features, n_classes):
+        cls = get_module_class(self.module)
+        kwargs = {"n_features": n_features, "n_classes": n_classes}
+        if cls in MODULES.values():
+            kwargs.update(activation=self.activation, dropout=self.dropout)
+            if cls is MODULES["mlp"]:
+                kwargs["hidden_layer_sizes"] = tuple(int(h) for h in self.hidden_layer_sizes)
+            else:
+                kwargs["input_shape"] = (
+                    None if self.input_shape is None else tuple(self.input_shape)
+                )
+        kwargs.update(self.module_params or {})
+        return cls, kwargs
+
+    def _build_net(self, n_features, n_classes, valid_ds, generator, mask_cb):
+        cls, kwargs = self._module_kwargs(n_features, n_classes)
+        optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
+        if self.optimizer == "sgd":
+            optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
+        callbacks = [("sklottery_masks", mask_cb)]
+        for i, cb in enumerate(self.callbacks or []):
+            callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
+        net = NeuralNetClassifier(
+            cls,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=_OPTIMIZERS[self.optimizer],
+            lr=float(self.learning_rate_init),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train=TensorBatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_valid=TensorBatchIterator,
+            train_split=None if valid_ds is None else predefined_split(valid_ds),
+            callbacks=callbacks,
+            classes=list(range(n_classes)),
+            device=self.device,
+            verbose=0,
+            **{f"module__{k}": v for k, v in kwargs.items()},
+            **optimizer_kwargs,
+        )
+        return net
+
+    def _fresh_state(self):
+        """A new random initialisation of the module (seeded from the generator)."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.net_.module(**self.net_.get_params_for("module"))
+        return {k: v.to(self.net_.device) for k, v in module.state_dict().items()}
+
+    def _layer_rates(self):
+        kinds = layer_kinds(self.net_.module_)
+        rate = float(self.pruning_rate)
+        out_rate = rate / 2 if self.output_pruning_rate == "half" else float(self.output_pruning_rate)
+        conv_rate = rate if self.conv_pruning_rate is None else float(self.conv_pruning_rate)
+        rates = {}
+        for name, kind in kinds.items():
+            rates[name] = {"output": out_rate, "conv": conv_rate}.get(kind, rate)
+        pooled = [n for n, kind in kinds.items() if kind != "output"]
+        return rates, pooled
+
+    def _total_rounds(self, rates):
+        sizes = {n: m.numel() for n, m in self.masks_.items()}
+        if self.target_sparsity is not None:
+            return rounds_for_sparsity(sizes, rates, float(self.target_sparsity))
+        return int(self.n_rounds)
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Run iterative magnitude pruning on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training data (n-d arrays need ``input_shape``).
+        y : array-like of shape (n_samples,)
+            Class labels (any type sklearn accepts, strings included).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_params()
+        resume = self.warm_start and hasattr(self, "_checkpoint")
+        X, y = self._validate_X(X, y, reset=not resume)
+        check_classification_targets(y)
+        if resume:
+            if not np.all(np.isin(y, self.classes_)) or len(np.unique(y)) != len(self.classes_):
+                raise ValueError(
+                    "warm_start=True needs the same classes as the previous fit "
+                    f"({self.classes_.tolist()})."
+                )
+            y_enc = np.searchsorted(self.classes_, y)
+        else:
+            self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "Classifier can't train when only one class is present; got class "
+                f"{self.classes_[0]!r}."
+            )
+        if X.shape[0] < 2:
+            raise ValueError(f"Need at least 2 samples to train, got {X.shape[0]}.")
+
+        device = torch.device(self.device)
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            if resume:
+                self._restore_rng(self._checkpoint["rng"])
+                data = self._prepare_data(X, y_enc, self._seeds["split"])
+                self._set_data(data)
+            else:
+                self._initialize(X, y_enc)
+            self._imp_loop()
+        return self
+
+    def _prepare_data(self, X, y_enc, split_seed):
+        vf = self.validation_fraction or 0.0
+        n = X.shape[0]
+        n_val = int(round(vf * n))
+        idx = np.arange(n)
+        valid_idx = None
+        if vf > 0 and 1 <= n_val < n:
+            try:
+                train_idx, valid_idx = train_test_split(
+                    idx, test_size=n_val, random_state=split_seed, stratify=y_enc
+                )
+            except ValueError:  # a class too small to stratify
+                train_idx, valid_idx = train_test_split(
+                    idx, test_size=n_val, random_state=split_seed
+                )
+        else:
+            train_idx = idx
+        dev = torch.device(self.device)
+
+        def to_t(a, dtype):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(dev)
+
+        Xt = to_t(X[train_idx], torch.float32)
+        yt = to_t(y_enc[train_idx], torch.int64)
+        valid = None
+        if valid_idx is not None:
+            valid = Dataset(to_t(X[valid_idx], torch.float32), to_t(y_enc[valid_idx], torch.int64))
+        return Xt, yt, valid
+
+    def _set_data(self, data):
+        Xt, yt, valid = data
+        self._train_data = (Xt, yt)
+        self.net_.set_params(train_split=None if valid is None else predefined_split(valid))
+        self._iters_per_epoch = -(-len(Xt) // min(int(self.batch_size), len(Xt)))
+
+    def _initialize(self, X, y_enc):
+        rs = check_random_state(self.random_state)
+        seeds = rs.randint(0, 2**31 - 1, size=4)
+        self._seeds = {"init": int(seeds[0]), "split": int(seeds[1]),
+                       "generator": int(seeds[2]), "torch": int(seeds[3])}
+        torch.manual_seed(self._seeds["torch"])
+        self._generator = torch.Generator().manual_seed(self._seeds["generator"])
+        Xt, yt, valid = self._prepare_data(X, y_enc, self._seeds["split"])
+        self._mask_cb = MaskCallback(lr_warmup=int(self.lr_warmup),
+                                     base_lr=float(self.learning_rate_init))
+        self.net_ = self._build_net(X.shape[1], len(self.classes_), valid, self._generator,
+                                    self._mask_cb)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seeds["init"])
+            self.net_.initialize()
+        self._set_data((Xt, yt, valid))
+        kinds = layer_kinds(self.net_.module_)
+        if not kinds:
+            raise ValueError("The module has no prunable (Linear/Conv2d) weights.")
+        self.init_params_ = _clone_state(self.net_.module_.state_dict())
+        self.masks_ = {
+            n: torch.ones_like(self.init_params_[n], dtype=torch.bool) for n in kinds
+        }
+        rates, _ = self._layer_rates()
+        self._total_rounds(rates)  # validates target_sparsity against the rates
+        k = int(self.rewind_iteration)
+        round0_iters = self._iters_per_epoch * int(self.max_epochs)
+        if k > round0_iters:
+            raise ValueError(
+                f"rewind_iteration={k} is beyond the dense round's training length "
+                f"({round0_iters} iterations = {self.max_epochs} epochs x "
+                f"{self._iters_per_epoch} batches)."
+            )
+        self.rounds_ = []
+        self.stop_reason_ = None
+        self._checkpoint = None
+        # dense round
+        self.rewind_params_ = self.init_params_
+        self._round_start = self.init_params_
+        outcome = self._train_round(0, int(self.max_epochs), capture_at=k if k > 0 else None)
+        if outcome != "ok":
+            raise RuntimeError(self._stop_message(0, outcome) + " No round completed.")
+        if k > 0:
+            self.rewind_params_ = self._mask_cb.captured_
+
+    # -------------------------------------------------------------- IMP loop
+    def _imp_loop(self):
+        rates, pooled = self._layer_rates()
+        total = self._total_rounds(rates)
+        self.stop_reason_ = None
+        start = self._checkpoint["round"] + 1
+        if self.one_shot:
+            if start > 1:
+                if self.warm_start:
+                    warnings.warn("one_shot=True: the network was already pruned; nothing to do.")
+                return
+            if total == 0:
+                return
+            sizes = {n: m.numel() for n, m in self.masks_.items()}
+            remaining = {n: sizes[n] for n in sizes}
+            from .pruning import n_to_prune
+
+            if self.pruning_scope == "global":
+                pooled_sizes = sum(sizes[n] for n in pooled)
+                pooled_left = pooled_sizes
+            for _ in range(total):
+                if self.pruning_scope == "global":
+                    pooled_left -= n_to_prune(pooled_left, rates[pooled[0]])
+                remaining = {n: r - n_to_prune(r, rates[n]) for n, r in remaining.items()}
+            rates = {n: 1 - remaining[n] / sizes[n] for n in sizes}
+            if self.pruning_scope == "global":
+                for n in pooled:
+                    rates[n] = 1 - pooled_left / pooled_sizes
+            plan = [1]
+        else:
+            if start > total and self.warm_start and start > 1:
+                warnings.warn(
+                    f"Warm-start fit with n_rounds={total} but {start - 1} rounds are "
+                    "already done; nothing to do."
+                )
+            plan = range(start, total + 1)
+        for r in plan:
+            if not self._run_round(r, rates, pooled):
+                break
+
+    def _run_round(self, r, rates, pooled):
+        ckpt = self._checkpoint
+        trained = ckpt["state"]
+        prunable = list(self.masks_)
+        scores = compute_scores(
+            self.pruning_criterion,
+            {n: trained[n] for n in prunable},
+            init={n: ckpt["start"][n] for n in prunable},
+            generator=self._generator,
+        )
+        cpu_masks = {n: m.cpu() for n, m in ckpt["masks"].items()}
+        new_masks = prune_masks(scores, cpu_masks, rates, scope=self.pruning_scope,
+                                global_layers=pooled)
+        dev = torch.device(self.device)
+        self.masks_ = {n: m.to(dev) for n, m in new_masks.items()}
+        strategy = self.reinit
+        fresh = self._fresh_state() if strategy not in ("rewind", "continue") else None
+        state = next_round_state(strategy, trained, self.rewind_params_, fresh, prunable)
+        self._round_start = (
+            self.rewind_params_ if strategy == "rewind" else
+            {n: state[n].clone() for n in prunable}
+        )
+        self.net_.module_.load_state_dict(state)
+        epochs = int(self.max_epochs)
+        if strategy == "scratch_b":
+            frac = fraction_remaining(self.masks_)["total"]
+            epochs = scratch_b_epochs(epochs, frac, self.scratch_b_max_factor)
+        outcome = self._train_round(r, epochs)
+        if outcome == "ok":
+            return True
+        self._restore_checkpoint()
+        message = self._stop_message(r, outcome)
+        if outcome == "diverged" and self.error_on_divergence:
+            raise FloatingPointError(message)
+        warnings.warn(
+            message,
+            DivergenceWarning if outcome == "diverged" else PruningInterruptedWarning,
+        )
+        self.stop_reason_ = outcome
+        return False
+
+    def _stop_message(self, r, outcome):
+        if outcome == "diverged":
+            return (
+                f"Training diverged (loss NaN/inf) in round {r} with learning_rate_init="
+                f"{self.learning_rate_init}; kept the {len(self.rounds_)} completed rounds "
+                "and restored the last good network. Lower learning_rate_init or add "
+                "lr_warmup."
+            )
+        return (
+            f"Pruning interrupted in round {r}; kept the {len(self.rounds_)} completed "
+            "rounds and restored the last completed network. Fit again with "
+            "warm_start=True to continue."
+        )
+
+    def _train_round(self, r, epochs, capture_at=None):
+        """Train the current module with the current masks; record and checkpoint."""
+        net = self.net_
+        Xt, yt = self._train_data
+        self._mask_cb.masks = self.masks_
+        self._mask_cb.capture_at = capture_at
+        net.initialize_history()
+        net.initialize_optimizer()
+        t0 = time.perf_counter()
+        outcome = "ok"
+        net.notify("on_train_begin", X=Xt, y=yt)
+        try:
+            net.fit_loop(Xt, yt, epochs=epochs)
+        except Diverged:
+            outcome = "diverged"
+        except KeyboardInterrupt:
+            early = any(
+                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+                for _, cb in net.callbacks_
+            )
+            outcome = "ok" if early else "interrupted"
+        if outcome == "ok":
+            net.notify("on_train_end", X=Xt, y=yt)
+        seconds = time.perf_counter() - t0
+        if outcome != "ok":
+            return outcome
+        self._record(r, seconds)
+        self._checkpoint = {
+            "round": r,
+            "state": _clone_state(net.module_.state_dict()),
+            "masks": {n: m.clone() for n, m in self.masks_.items()},
+            "start": self._round_start,
+            "rng": self._rng_state(),
+        }
+        return "ok"
+
+    def _record(self, r, seconds):
+        hist = self.net_.history
+        epochs = len(hist)
+        frac = fraction_remaining(self.masks_)
+        rec = {
+            "round": r,
+            "weights_remaining": 100.0 * frac.pop("total"),
+            "remaining_by_layer": {n: 100.0 * v for n, v in frac.items()},
+            "train_loss": float(hist[-1, "train_loss"]),
+            "valid_loss": np.nan,
+            "valid_acc": np.nan,
+            "best_valid_loss": np.nan,
+            "valid_acc_at_early_stop": np.nan,
+            "early_stop_iteration": None,
+            "epochs": epochs,
+            "n_iter": epochs * self._iters_per_epoch,
+            "seconds": seconds,
+            "reinit": "dense" if r == 0 else self.reinit,
+        }
+        if "valid_loss" in hist[-1]:
+            vl = np.asarray(hist[:, "valid_loss"], dtype=float)
+            va = np.asarray(hist[:, "valid_acc"], dtype=float)
+            best = int(np.nanargmin(vl)) if np.isfinite(vl).any() else len(vl) - 1
+            rec.update(
+                valid_loss=float(vl[-1]),
+                valid_acc=float(va[-1]),
+                best_valid_loss=float(vl[best]),
+                valid_acc_at_early_stop=float(va[best]),
+                early_stop_iteration=(best + 1) * self._iters_per_epoch,
+            )
+        self.rounds_.append(rec)
+        self.sparsity_ = 1.0 - rec["weights_remaining"] / 100.0
+        self.n_iter_ = epochs
+        self.n_rounds_ = r
+        if self.verbose:
+            if r == 0 or len(self.rounds_) == 1:
+                print(f"{'round':>5} {'% left':>8} {'val loss':>9} {'val acc':>8} "
+                      f"{'early-stop it':>13} {'seconds':>8}")
+            es = rec["early_stop_iteration"]
+            print(f"{r:>5d} {rec['weights_remaining']:>8.2f} {rec['valid_loss']:>9.4f} "
+                  f"{rec['valid_acc']:>8.4f} {'-' if es is None else es:>13} "
+                  f"{seconds:>8.2f}", flush=True)
+
+    # --------------------------------------------------------- checkpoints
+    def _rng_state(self):
+        state = {"torch": torch.get_rng_state(), "generator": self._generator.get_state()}
+        dev = torch.device(self.device)
+        if dev.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(dev)
+        return state
+
+    def _restore_rng(self, state):
+        torch.set_rng_state(state["torch"])
+        self._generator.set_state(state["generator"])
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], torch.device(self.device))
+
+    def _restore_checkpoint(self):
+        ckpt = self._checkpoint
+        self.net_.module_.load_state_dict(ckpt["state"])
+        self.masks_ = {n: m.clone() for n, m in ckpt["masks"].items()}
+        self._restore_rng(ckpt["rng"])
+        self._mask_cb.masks = self.masks_
+
+    # ------------------------------------------------------------- predict
+    def _forward_proba(self, X):
+        check_is_fitted(self, "net_")
+        X = self._validate_X(X, reset=False)
+        Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32).to(self.net_.device)
+        return self.net_.predict_proba(Xt)
+
+    def predict_proba(self, X):
+        """Class probabilities of the final (sparse) network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return np.asarray(self._forward_proba(X), dtype=np.float64)
+
+    def predict(self, X):
+        """Predict class labels (values from ``classes_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        proba = self._forward_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -1,0 +1,382 @@
+"""LotteryTicketClassifier: IMP correctness and scikit-learn integration."""
+
+import io
+import pickle
+from contextlib import redirect_stdout
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from skorch.callbacks import Callback
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklottery import LotteryTicketClassifier
+from sklottery.modules import MLP
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:600], y[:600]
+
+
+def small(**kw):
+    params = dict(hidden_layer_sizes=(40, 20), max_epochs=3, batch_size=50, n_rounds=2,
+                  learning_rate_init=5e-3, random_state=0)
+    params.update(kw)
+    return LotteryTicketClassifier(**params)
+
+
+class StartStates(Callback):
+    """Record the module state at the start of every round (after masking)."""
+
+    def initialize(self):
+        self.states = []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.states.append({k: v.detach().clone() for k, v in net.module_.state_dict().items()})
+
+
+class StepChecker(Callback):
+    """After every optimizer step, check pruned weights and optimizer state are zero."""
+
+    def initialize(self):
+        self.n_checked = 0
+        self.violations = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        masks = dict(net.callbacks_)["sklottery_masks"].masks
+        params = dict(net.module_.named_parameters())
+        pairs = [(params[n], ~m) for n, m in masks.items()]
+
+        def hook(optimizer, args, kwargs):
+            for p, pruned in pairs:
+                tensors = [p.data] + [v for v in optimizer.state[p].values()
+                                      if torch.is_tensor(v) and v.shape == p.shape]
+                for t in tensors:
+                    self.violations += int((t[pruned] != 0).sum())
+            self.n_checked += 1
+
+        net.optimizer_.register_step_post_hook(hook)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_pruned_weights_zero_after_every_step(digits, optimizer):
+    X, y = digits
+    checker = StepChecker()
+    clf = small(optimizer=optimizer, alpha=1e-3, callbacks=[checker]).fit(X, y)
+    cb = dict(clf.net_.callbacks_)["user_0"]
+    assert cb.n_checked > 0 and cb.violations == 0
+    # the state holds momentum/moment buffers the check looked at
+    p = clf.net_.module_.layers[0].weight
+    assert any(torch.is_tensor(v) and v.shape == p.shape
+               for v in clf.net_.optimizer_.state[p].values())
+    for name, mask in clf.masks_.items():
+        w = dict(clf.net_.module_.named_parameters())[name]
+        assert torch.all(w[~mask] == 0)
+        assert (~mask).any()
+
+
+def test_rewind_resets_survivors_to_theta0(digits):
+    X, y = digits
+    rec = StartStates()
+    clf = small(callbacks=[rec]).fit(X, y)
+    states = dict(clf.net_.callbacks_)["user_0"].states
+    assert len(states) == 3
+    theta0 = clf.init_params_
+    for k, v in states[0].items():
+        assert torch.equal(v, theta0[k])
+    for state in states[1:]:
+        for k, v in state.items():
+            if k in clf.masks_:
+                continue
+            assert torch.equal(v, theta0[k])  # biases rewound too
+    # round 2 starts from theta0 masked by the final masks
+    for name, mask in clf.masks_.items():
+        assert torch.equal(states[2][name], theta0[name] * mask)
+    assert not torch.equal(clf.net_.module_.state_dict()[name], theta0[name] * mask)
+
+
+def test_random_same_sign_and_continue(digits):
+    X, y = digits
+    outs = {}
+    for reinit in ["random", "continue", "same_sign"]:
+        rec = StartStates()
+        clf = small(reinit=reinit, n_rounds=1, callbacks=[rec]).fit(X, y)
+        outs[reinit] = (clf, dict(clf.net_.callbacks_)["user_0"].states)
+    theta0 = outs["random"][0].init_params_
+    clf, states = outs["random"]
+    for name, mask in clf.masks_.items():
+        assert not torch.equal(states[1][name][mask], theta0[name][mask])
+        assert torch.all(states[1][name][~mask] == 0)
+    clf, states = outs["same_sign"]
+    for name, mask in clf.masks_.items():
+        start, init = states[1][name][mask], theta0[name][mask]
+        assert torch.equal(torch.sign(start), torch.sign(init))
+        assert not torch.equal(start, init)
+    # 'continue': round 1 starts from round 0's trained weights, masked
+    rec = StartStates()
+
+    class EndStates(StartStates):
+        def on_train_end(self, net, **kwargs):
+            self.states.append({k: v.detach().clone()
+                                for k, v in net.module_.state_dict().items()})
+
+    ends = EndStates()
+    clf = small(reinit="continue", n_rounds=1, callbacks=[rec, ends]).fit(X, y)
+    starts = dict(clf.net_.callbacks_)["user_0"].states
+    trained0 = dict(clf.net_.callbacks_)["user_1"].states[1]  # [start0, end0, start1, end1]
+    for name, mask in clf.masks_.items():
+        assert torch.equal(starts[1][name], trained0[name] * mask)
+
+
+def test_late_rewinding_to_iteration_k(digits):
+    X, y = digits
+
+    class Snap(Callback):
+        def initialize(self):
+            self.it, self.snap = 0, None
+            return self
+
+        def on_batch_end(self, net, training=False, **kw):
+            if training:
+                self.it += 1
+                if self.it == 7 and self.snap is None:
+                    self.snap = {k: v.detach().clone()
+                                 for k, v in net.module_.state_dict().items()}
+
+    rec = StartStates()
+    clf = small(rewind_iteration=7, n_rounds=1, callbacks=[Snap(), rec]).fit(X, y)
+    snap = dict(clf.net_.callbacks_)["user_0"].snap
+    starts = dict(clf.net_.callbacks_)["user_1"].states
+    for k, v in snap.items():
+        assert torch.equal(clf.rewind_params_[k], v)
+        assert not torch.equal(v, clf.init_params_[k]) or k not in clf.masks_
+    for name, mask in clf.masks_.items():
+        assert torch.equal(starts[1][name], snap[name] * mask)
+
+
+def test_rewind_iteration_beyond_training_raises(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="rewind_iteration=100000 is beyond"):
+        small(rewind_iteration=100000).fit(X, y)
+
+
+def test_schedule_on_lenet_300_100_shapes():
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 784).astype(np.float32)
+    y = rng.randint(0, 10, 120)
+    y[:10] = np.arange(10)
+    clf = LotteryTicketClassifier(max_epochs=1, n_rounds=3, batch_size=60,
+                                  validation_fraction=0, random_state=0).fit(X, y)
+    assert [round(r["weights_remaining"], 2) for r in clf.rounds_] == [100.0, 80.04, 64.06, 51.28]
+    assert clf.sparsity_ == pytest.approx(1 - 0.5128, abs=1e-4)
+    by_layer = clf.rounds_[1]["remaining_by_layer"]
+    assert by_layer["layers.0.weight"] == pytest.approx(80.0)
+    assert by_layer["layers.4.weight"] == pytest.approx(90.0)
+
+
+def test_target_sparsity_sets_rounds(digits):
+    X, y = digits
+    clf = small(target_sparsity=0.5, n_rounds=99, max_epochs=1).fit(X, y)
+    remaining = [r["weights_remaining"] for r in clf.rounds_]
+    assert remaining[-1] <= 50 < remaining[-2]
+
+
+def test_one_shot_reaches_target_in_one_step(digits):
+    X, y = digits
+    it = small(n_rounds=3, max_epochs=1).fit(X, y)
+    os_ = small(n_rounds=3, max_epochs=1, one_shot=True).fit(X, y)
+    assert len(os_.rounds_) == 2
+    assert os_.rounds_[-1]["weights_remaining"] == pytest.approx(
+        it.rounds_[-1]["weights_remaining"])
+    for name in it.masks_:
+        assert int(os_.masks_[name].sum()) == int(it.masks_[name].sum())
+
+
+def test_global_scope_single_threshold(digits):
+    X, y = digits
+    rec = StartStates()
+
+    class EndStates(StartStates):
+        def on_train_end(self, net, **kwargs):
+            self.states.append({k: v.detach().clone()
+                                for k, v in net.module_.state_dict().items()})
+
+    clf = small(pruning_scope="global", n_rounds=1, callbacks=[EndStates()]).fit(X, y)
+    trained0 = dict(clf.net_.callbacks_)["user_0"].states[1]  # [start0, end0, ...]
+    hidden = [n for n in clf.masks_ if n != "layers.4.weight"]
+    w = torch.cat([trained0[n].abs().flatten() for n in hidden])
+    m = torch.cat([clf.masks_[n].flatten() for n in hidden])
+    assert w[~m].max() <= w[m].min()
+    assert int((~m).sum()) == round(0.2 * m.numel())
+    del rec
+
+
+@pytest.mark.parametrize("criterion", ["random", "magnitude_increase", "large_final"])
+def test_criteria_run(digits, criterion):
+    X, y = digits
+    clf = small(pruning_criterion=criterion, n_rounds=1, max_epochs=1).fit(X, y)
+    mag = small(n_rounds=1, max_epochs=1).fit(X, y)
+    same = all(torch.equal(clf.masks_[n], mag.masks_[n]) for n in clf.masks_)
+    assert same == (criterion == "large_final")
+
+
+def test_scratch_b_trains_longer(digits):
+    X, y = digits
+    clf = small(reinit="scratch_b", n_rounds=2, max_epochs=2).fit(X, y)
+    # 80.3 % left -> ceil(2 / 0.803) = 3 epochs; 64.6 % -> ceil(3.1) = 4
+    assert [r["epochs"] for r in clf.rounds_] == [2, 3, 4]
+    e = small(reinit="scratch_e", n_rounds=2, max_epochs=2).fit(X, y)
+    assert [r["epochs"] for r in e.rounds_] == [2, 2, 2]
+
+
+def test_reproducible_and_seed_dependent(digits):
+    X, y = digits
+    a = small().fit(X, y)
+    b = small().fit(X, y)
+    c = small(random_state=1).fit(X, y)
+    for n in a.masks_:
+        assert torch.equal(a.masks_[n], b.masks_[n])
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert any(not torch.equal(a.masks_[n], c.masks_[n]) for n in a.masks_)
+    assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_global_rng_untouched(digits):
+    X, y = digits
+    torch.manual_seed(123)
+    np.random.seed(123)
+    before_t, before_n = torch.get_rng_state(), np.random.get_state()[1].copy()
+    small(dropout=0.2).fit(X, y)
+    assert torch.equal(torch.get_rng_state(), before_t)
+    assert np.array_equal(np.random.get_state()[1], before_n)
+
+
+def test_rounds_table_and_attributes(digits):
+    X, y = digits
+    clf = small().fit(X, y)
+    df = pd.DataFrame(clf.rounds_)
+    for col in ["round", "weights_remaining", "remaining_by_layer", "train_loss",
+                "valid_loss", "valid_acc", "early_stop_iteration", "epochs", "seconds"]:
+        assert col in df
+    assert df["round"].tolist() == [0, 1, 2]
+    assert df["weights_remaining"].is_monotonic_decreasing
+    iters = clf.rounds_[0]["n_iter"]
+    assert all(1 <= r["early_stop_iteration"] <= iters for r in clf.rounds_)
+    assert clf.n_iter_ == 3 and clf.n_rounds_ == 2 and clf.stop_reason_ is None
+    assert clf.net_.module_.__class__ is MLP
+    assert clf.score(X, y) > 0.8
+
+
+def test_string_labels_and_feature_names(digits):
+    X, y = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                      "eight", "nine"])
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    clf = small(n_rounds=1).fit(df, names[y])
+    pred = clf.predict(df)
+    assert set(pred) <= set(names)
+    assert list(clf.feature_names_in_[:2]) == ["px0", "px1"]
+    assert np.mean(pred == names[y]) > 0.7
+
+
+def test_verbose_prints_one_line_per_round(digits):
+    X, y = digits
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        small(verbose=1).fit(X, y)
+    lines = buf.getvalue().strip().splitlines()
+    assert "round" in lines[0] and "% left" in lines[0]
+    assert len(lines) == 4
+    assert lines[2].split()[:2] == ["1", "80.56"]  # (2048 + 640 + 180) / 3560
+
+
+def test_warm_start_adds_rounds(digits):
+    X, y = digits
+    clf = small(n_rounds=1, warm_start=True).fit(X, y)
+    masks1 = {n: m.clone() for n, m in clf.masks_.items()}
+    theta0 = clf.init_params_
+    clf.set_params(n_rounds=2).fit(X, y)
+    assert [r["round"] for r in clf.rounds_] == [0, 1, 2]
+    assert clf.init_params_ is theta0
+    for n, m in clf.masks_.items():
+        assert not (m & ~masks1[n]).any() and int(m.sum()) < int(masks1[n].sum())
+    with pytest.warns(UserWarning, match="nothing to do"):
+        clf.fit(X, y)
+
+
+def test_pipeline_cv_clone_and_grid_search(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), small(n_rounds=1, max_epochs=2))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.5  # chance is 0.1; two short epochs per round
+    grid = GridSearchCV(
+        small(max_epochs=1),
+        {"pruning_rate": [0.2, 0.5], "n_rounds": [0, 1], "reinit": ["rewind", "random"]},
+        cv=2, n_jobs=2,
+    ).fit(X, y)
+    assert len(grid.cv_results_["params"]) == 8
+    assert grid.best_estimator_.rounds_[-1]["round"] == grid.best_params_["n_rounds"]
+    c = clone(grid.best_estimator_)
+    assert not hasattr(c, "net_") and c.get_params() == grid.best_estimator_.get_params()
+
+
+def test_pickle_and_joblib_round_trip(digits, tmp_path):
+    X, y = digits
+    clf = small(n_rounds=1).fit(X, y)
+    proba = clf.predict_proba(X)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+    joblib.dump(clf, tmp_path / "m.joblib")
+    loaded = joblib.load(tmp_path / "m.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    for n, m in clf.masks_.items():
+        assert torch.equal(loaded.masks_[n], m)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"pruning_rate": 1.0}, "pruning_rate"),
+        ({"pruning_rate": -0.1}, "pruning_rate"),
+        ({"n_rounds": -1}, "n_rounds"),
+        ({"reinit": "bogus"}, "reinit"),
+        ({"pruning_criterion": "bogus"}, "pruning_criterion"),
+        ({"target_sparsity": 1.0}, "target_sparsity"),
+        ({"output_pruning_rate": "third"}, "output_pruning_rate"),
+        ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes"),
+        ({"module": "resnet1000"}, "resnet1000"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"learning_rate_init": 0}, "learning_rate_init"),
+    ],
+)
+def test_invalid_params_name_the_parameter(digits, params, match):
+    X, y = digits
+    with pytest.raises(ValueError, match=match):
+        small(**params).fit(X[:100], y[:100])
+
+
+def test_bad_input_errors(digits):
+    X, y = digits
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        small().fit(Xn, y)
+    with pytest.raises(ValueError, match="only one class"):
+        small().fit(X[:20], np.zeros(20))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        small().predict(X)
+    clf = small(n_rounds=0, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :10])
