@@ -417,7 +417,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, initial_masks=None):
         """Run iterative magnitude pruning on ``(X, y)``.
 
         Parameters
@@ -426,6 +426,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             Training data (n-d arrays need ``input_shape``).
         y : array-like of shape (n_samples,)
             Class labels (any type sklearn accepts, strings included).
+        initial_masks : dict of str -> bool array, default=None
+            Masks (``True`` = kept) applied from the very first round, e.g. a
+            ticket's masks found by another fit (``other.masks_``). Round 0 then
+            trains this sparse network from this estimator's own
+            initialisation: with ``n_rounds=0`` this is the random-reinit
+            control of Frankle & Carbin and Liu et al.'s scratch training.
+            Ignored when a warm-started fit continues.
 
         Returns
         -------
@@ -461,7 +468,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                 data = self._prepare_data(X, y_enc, self._seeds["split"])
                 self._set_data(data)
             else:
-                self._initialize(X, y_enc)
+                self._initialize(X, y_enc, initial_masks)
             self._imp_loop()
         return self
 
@@ -500,7 +507,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         self.net_.set_params(train_split=None if valid is None else predefined_split(valid))
         self._iters_per_epoch = -(-len(Xt) // min(int(self.batch_size), len(Xt)))
 
-    def _initialize(self, X, y_enc):
+    def _initialize(self, X, y_enc, initial_masks=None):
         rs = check_random_state(self.random_state)
         seeds = rs.randint(0, 2**31 - 1, size=4)
         self._seeds = {"init": int(seeds[0]), "split": int(seeds[1]),
@@ -523,6 +530,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         self.masks_ = {
             n: torch.ones_like(self.init_params_[n], dtype=torch.bool) for n in kinds
         }
+        if initial_masks is not None:
+            self.masks_ = self._check_initial_masks(initial_masks)
         rates, _ = self._layer_rates()
         self._total_rounds(rates)  # validates target_sparsity against the rates
         k = int(self.rewind_iteration)
@@ -544,6 +553,36 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             raise RuntimeError(self._stop_message(0, outcome) + " No round completed.")
         if k > 0:
             self.rewind_params_ = self._mask_cb.captured_
+
+    def _check_initial_masks(self, initial_masks):
+        if not isinstance(initial_masks, dict):
+            raise TypeError(
+                f"initial_masks must be a dict name -> bool array, got "
+                f"{type(initial_masks).__name__}."
+            )
+        missing = set(self.masks_) - set(initial_masks)
+        extra = set(initial_masks) - set(self.masks_)
+        if missing or extra:
+            raise ValueError(
+                f"initial_masks must have exactly the prunable weights {list(self.masks_)}; "
+                f"missing {sorted(missing)}, unknown {sorted(extra)}."
+            )
+        out = {}
+        for name, ref in self.masks_.items():
+            m = torch.as_tensor(np.asarray(initial_masks[name].cpu()
+                                           if torch.is_tensor(initial_masks[name])
+                                           else initial_masks[name]))
+            if tuple(m.shape) != tuple(ref.shape):
+                raise ValueError(
+                    f"initial_masks[{name!r}] has shape {tuple(m.shape)}, expected "
+                    f"{tuple(ref.shape)}."
+                )
+            if m.dtype != torch.bool:
+                raise ValueError(f"initial_masks[{name!r}] must be boolean, got {m.dtype}.")
+            if not m.any():
+                raise ValueError(f"initial_masks[{name!r}] prunes every weight of the layer.")
+            out[name] = m.to(ref.device)
+        return out
 
     # -------------------------------------------------------------- IMP loop
     def _imp_loop(self):
@@ -680,9 +719,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         hist = self.net_.history
         epochs = len(hist)
         frac = fraction_remaining(self.masks_)
+        total = frac.pop("total")
         rec = {
             "round": r,
-            "weights_remaining": 100.0 * frac.pop("total"),
+            "weights_remaining": 100.0 * total,
             "remaining_by_layer": {n: 100.0 * v for n, v in frac.items()},
             "train_loss": float(hist[-1, "train_loss"]),
             "valid_loss": np.nan,
@@ -693,7 +733,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             "epochs": epochs,
             "n_iter": epochs * self._iters_per_epoch,
             "seconds": seconds,
-            "reinit": "dense" if r == 0 else self.reinit,
+            "reinit": self.reinit if r else ("dense" if total == 1 else "masked"),
         }
         if "valid_loss" in hist[-1]:
             vl = np.asarray(hist[:, "valid_loss"], dtype=float)

@@ -380,3 +380,24 @@ def test_bad_input_errors(digits):
     clf = small(n_rounds=0, max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :10])
+
+
+def test_initial_masks_train_a_given_ticket_from_new_init(digits):
+    X, y = digits
+    ticket = small(n_rounds=2).fit(X, y)
+    rec = StartStates()
+    ctrl = small(n_rounds=0, random_state=5, callbacks=[rec]).fit(
+        X, y, initial_masks=ticket.masks_)
+    start = dict(ctrl.net_.callbacks_)["user_0"].states[0]
+    assert ctrl.rounds_[0]["weights_remaining"] == pytest.approx(
+        ticket.rounds_[-1]["weights_remaining"])
+    assert ctrl.rounds_[0]["reinit"] == "masked"
+    for n, m in ticket.masks_.items():
+        assert torch.equal(ctrl.masks_[n], m)
+        assert torch.all(start[n][~m] == 0)
+        assert not torch.equal(start[n][m], ticket.init_params_[n][m])
+    bad = {n: m[:1] for n, m in ticket.masks_.items()}
+    with pytest.raises(ValueError, match="has shape"):
+        small().fit(X, y, initial_masks=bad)
+    with pytest.raises(ValueError, match="missing"):
+        small().fit(X, y, initial_masks={})
