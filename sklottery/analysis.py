@@ -1,0 +1,579 @@
+"""Does the lottery ticket hypothesis hold? Ticket curves, controls and sweeps.
+
+:func:`ticket_curve` runs iterative magnitude pruning (IMP) for the winning
+ticket and for the controls of Frankle & Carbin (2019), Liu et al. (2019),
+Zhou et al. (2019) and Frankle et al. (2020), over several trials, and returns
+one tidy table. :mod:`sklottery.stats` turns the table into statistics and
+:mod:`sklottery.plotting` into figures.
+
+Strategies
+----------
+Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
+``r + 1`` is pruned from the weights trained in round ``r``):
+
+=============== ==============================================================
+``'rewind'``    winning ticket: survivors reset to θ0 after every prune
+``'rewind_k'``  late rewinding to θk (``rewind_iteration``; Frankle et al.)
+``'random_mask'`` random pruning (``pruning_criterion='random'``), θ0 kept
+``'continue'``  traditional pruning: keep the trained weights, fine-tune
+``'same_sign'`` fresh magnitudes with θ0's signs after every prune (Zhou)
+=============== ==============================================================
+
+*Mask controls* take the winning ticket's mask at every round and train it
+once from a new random initialisation (another seed):
+
+=============== ==============================================================
+``'random'``    Frankle & Carbin's random reinitialisation, same epochs
+``'scratch_e'`` Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
+                unstructured masks the two coincide) with its own seeds
+``'scratch_b'`` Liu et al.'s Scratch-B: same compute budget; epochs
+                ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
+                ``f`` of weights left (see :mod:`sklottery.strategies`)
+``'one_shot'``  prune the dense network to the ticket's level in one step,
+                rewind to θ0, train once (one fit per level)
+=============== ==============================================================
+
+Every run is reproducible from ``random_state``: trial ``t`` uses the same
+data split and the same θ0 for all chain strategies, so the strategies are
+compared on paired data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import check_cv, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from skorch.callbacks import Callback
+
+from .strategies import scratch_b_epochs
+
+__all__ = [
+    "STRATEGIES",
+    "CHAIN_STRATEGIES",
+    "MASK_STRATEGIES",
+    "RESULT_COLUMNS",
+    "ticket_curve",
+    "mask_analysis",
+    "conditions_sweep",
+    "tickets_exist",
+]
+
+CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
+MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot")
+STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
+
+#: Columns of the table returned by :func:`ticket_curve`, in order.
+RESULT_COLUMNS = [
+    "strategy", "trial", "round", "weights_remaining", "test_acc", "test_acc_early_stop",
+    "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs", "n_iter",
+    "seconds",
+]
+
+
+class EvaluationCallback(Callback):
+    """Record test accuracy after every epoch, and train accuracy and masks per round.
+
+    Used by :func:`ticket_curve`; the estimator deep-copies user callbacks,
+    so read the results from ``dict(est.net_.callbacks_)[name]``.
+    """
+
+    def __init__(self, X_test, y_test, X_train, y_train, keep_states=False):
+        self.X_test = X_test
+        self.y_test = y_test
+        self.X_train = X_train
+        self.y_train = y_train
+        self.keep_states = keep_states
+
+    def initialize(self):
+        self.rounds_ = []
+        self._epoch_acc = []
+        return self
+
+    @staticmethod
+    def _accuracy(net, X, y):
+        if X is None or len(X) == 0:
+            return np.nan
+        with torch.no_grad():
+            net.module_.eval()
+            correct = 0
+            for start in range(0, len(X), 4096):
+                xb = X[start:start + 4096].to(net.device)
+                pred = net.module_(xb).argmax(1).cpu()
+                correct += int((pred == y[start:start + 4096]).sum())
+            net.module_.train()
+        return correct / len(X)
+
+    def on_train_begin(self, net, **kwargs):
+        self._epoch_acc = []
+        masks = dict(net.callbacks_)["sklottery_masks"].masks
+        self._masks = {n: m.detach().to("cpu", copy=True) for n, m in masks.items()}
+        if self.keep_states:
+            self._start = {n: v.detach().to("cpu", copy=True)
+                           for n, v in net.module_.state_dict().items() if n in masks}
+
+    def on_epoch_end(self, net, **kwargs):
+        self._epoch_acc.append(self._accuracy(net, self.X_test, self.y_test))
+
+    def on_train_end(self, net, **kwargs):
+        rec = {
+            "test_acc_by_epoch": list(self._epoch_acc),
+            "train_acc": self._accuracy(net, self.X_train, self.y_train),
+            "masks": self._masks,
+        }
+        if self.keep_states:
+            rec["start"] = self._start
+            rec["final"] = {n: v.detach().to("cpu", copy=True)
+                            for n, v in net.module_.state_dict().items() if n in self._masks}
+        self.rounds_.append(rec)
+
+
+def _encode(y, classes):
+    """Encode labels by ``classes``; unseen labels become -1 (always wrong)."""
+    y = np.asarray(y)
+    idx = np.searchsorted(classes, y)
+    idx = np.clip(idx, 0, len(classes) - 1)
+    return np.where(classes[idx] == y, idx, -1)
+
+
+def _to_tensor(X):
+    return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1))
+
+
+def _final_step(estimator):
+    """The LotteryTicketClassifier inside ``estimator`` (itself, or a Pipeline's last step)."""
+    if isinstance(estimator, Pipeline):
+        return estimator.steps[-1][1], estimator.steps[-1][0] + "__"
+    return estimator, ""
+
+
+def _set(estimator, **params):
+    """``set_params`` on the LotteryTicketClassifier, also inside a Pipeline."""
+    _, prefix = _final_step(estimator)
+    return estimator.set_params(**{prefix + k: v for k, v in params.items()})
+
+
+def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None,
+                    keep_states=False, n_threads=None):
+    """Fit ``estimator`` with an evaluation callback; return (rows, per-round records, fitted)."""
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    classes = np.unique(y_train)
+    est = clone(estimator)
+    # the callback sees the data as the network does: after any preprocessing
+    transform = est[:-1].fit(X_train, y_train) if isinstance(est, Pipeline) else None
+    X_test_t = X_test if transform is None else transform.transform(X_test)
+    X_train_t = X_train if transform is None else transform.transform(X_train)
+    cb = EvaluationCallback(
+        _to_tensor(X_test_t), torch.as_tensor(_encode(y_test, classes)),
+        _to_tensor(X_train_t), torch.as_tensor(_encode(y_train, classes)),
+        keep_states=keep_states,
+    )
+    final, prefix = _final_step(est)
+    user_callbacks = list(final.callbacks or [])
+    _set(est, callbacks=user_callbacks + [cb], verbose=0)
+    fit_kwargs = {prefix + k: v for k, v in (fit_kwargs or {}).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est.fit(X_train, y_train, **fit_kwargs)
+    final, _ = _final_step(est)
+    evals = dict(final.net_.callbacks_)[f"user_{len(user_callbacks)}"].rounds_
+    rows = []
+    for rec, ev in zip(final.rounds_, evals):
+        accs = ev["test_acc_by_epoch"]
+        es = rec["early_stop_iteration"]
+        if es is not None and accs:
+            es_epoch = min(len(accs), max(1, es // max(1, rec["n_iter"] // rec["epochs"])))
+            acc_es = accs[es_epoch - 1]
+        else:
+            acc_es = accs[-1] if accs else np.nan
+        rows.append({
+            "round": rec["round"],
+            "weights_remaining": rec["weights_remaining"],
+            "test_acc": accs[-1] if accs else np.nan,
+            "test_acc_early_stop": acc_es,
+            "early_stop_iteration": np.nan if es is None else es,
+            "train_acc": ev["train_acc"],
+            "valid_acc": rec["valid_acc"],
+            "valid_loss": rec["valid_loss"],
+            "epochs": rec["epochs"],
+            "n_iter": rec["n_iter"],
+            "seconds": rec["seconds"],
+        })
+    return rows, evals, final
+
+
+def _chain_params(strategy, estimator, rewind_iteration):
+    if strategy == "rewind":
+        return {"reinit": "rewind", "pruning_criterion": estimator.pruning_criterion}
+    if strategy == "rewind_k":
+        return {"reinit": "rewind", "rewind_iteration": rewind_iteration}
+    if strategy == "random_mask":
+        return {"reinit": "rewind", "pruning_criterion": "random"}
+    if strategy == "continue":
+        return {"reinit": "continue"}
+    if strategy == "same_sign":
+        return {"reinit": "same_sign"}
+    raise ValueError(strategy)
+
+
+def _run_chain(task):
+    (strategy, trial, estimator, params, data, n_threads, keep_states) = task
+    X_train, y_train, X_test, y_test = data
+    est = _set(clone(estimator), **params)
+    rows, evals, fitted = _fit_and_record(est, X_train, y_train, X_test, y_test,
+                                          keep_states=keep_states, n_threads=n_threads)
+    for row in rows:
+        row.update(strategy=strategy, trial=trial)
+    masks = [ev["masks"] for ev in evals]
+    extras = None
+    if keep_states:
+        extras = {"masks": masks, "start": [ev["start"] for ev in evals],
+                  "final": [ev["final"] for ev in evals],
+                  "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
+    return strategy, trial, rows, masks, extras
+
+
+def _run_mask_control(task):
+    (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
+    X_train, y_train, X_test, y_test = data
+    est = _set(clone(estimator), random_state=seed, reinit="rewind")
+    ltc, _ = _final_step(estimator)
+    if strategy == "one_shot":
+        _set(est, one_shot=True, n_rounds=r, target_sparsity=None)
+        rows, _, _ = _fit_and_record(est, X_train, y_train, X_test, y_test,
+                                     n_threads=n_threads)
+        rows = rows[-1:]
+    else:
+        epochs = int(ltc.max_epochs)
+        if strategy == "scratch_b":
+            epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
+        _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
+        rows, _, _ = _fit_and_record(est, X_train, y_train, X_test, y_test,
+                                     fit_kwargs={"initial_masks": masks}, n_threads=n_threads)
+    for row in rows:
+        row.update(strategy=strategy, trial=trial, round=r)
+    return rows
+
+
+def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs):
+    """Yield (X_train, y_train, X_test, y_test) per trial."""
+    if X_test is not None:
+        for _ in range(n_trials):
+            yield X, y, X_test, y_test
+        return
+    if cv is not None:
+        cv = check_cv(cv, y, classifier=True)
+        for train, test in cv.split(X, y):
+            yield X[train], y[train], X[test], y[test]
+        return
+    for _ in range(n_trials):
+        seed = int(rs.randint(0, 2**31 - 1))
+        try:
+            parts = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
+        except ValueError:
+            parts = train_test_split(X, y, test_size=test_size, random_state=seed)
+        X_tr, X_te, y_tr, y_te = parts
+        yield X_tr, y_tr, X_te, y_te
+
+
+def _threads_per_job(n_jobs):
+    if n_jobs in (None, 1):
+        return None
+    n_cpu = os.cpu_count() or 1
+    n = n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
+    return max(1, n_cpu // max(1, n))
+
+
+def ticket_curve(
+    estimator,
+    X,
+    y,
+    *,
+    strategies=("rewind", "random"),
+    n_trials=3,
+    test_size=0.25,
+    cv=None,
+    X_test=None,
+    y_test=None,
+    rewind_iteration=None,
+    n_jobs=None,
+    random_state=None,
+    progress=None,
+    return_runs=False,
+):
+    """Accuracy of winning tickets and controls at every pruning level.
+
+    Parameters
+    ----------
+    estimator : LotteryTicketClassifier or Pipeline ending in one
+        Template; its pruning settings (``pruning_rate``, ``n_rounds`` or
+        ``target_sparsity``, ...) and training settings are used for every
+        strategy. Its ``reinit`` is overridden per strategy.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    strategies : sequence of str, default=('rewind', 'random')
+        Any of :data:`STRATEGIES` (see the module docstring). Mask controls
+        ('random', 'scratch_e', 'scratch_b', 'one_shot') need the ticket's
+        masks, so 'rewind' is run whenever one of them is asked for.
+    n_trials : int, default=3
+        Replicates; each has its own data split, initialisation and seeds.
+    test_size : float, default=0.25
+        Held-out fraction per trial (stratified) for the test accuracy.
+    cv : int or cross-validation generator, default=None
+        Use its folds as trials instead of random splits.
+    X_test, y_test : array-like, default=None
+        A fixed test set; then every trial trains on all of ``X``.
+    rewind_iteration : int, default=None
+        ``k`` for 'rewind_k'; default: one epoch of iterations.
+    n_jobs : int, default=None
+        Runs in parallel with joblib; torch threads per worker are capped at
+        ``cpu_count // n_jobs`` so workers do not oversubscribe the CPU.
+    random_state : int, RandomState instance or None, default=None
+    progress : callable, default=None
+        Called with no argument after every finished run (e.g.
+        ``tqdm(total=...).update``).
+    return_runs : bool, default=False
+        Also return a dict ``(strategy, trial) -> {'masks', 'start', 'final',
+        'init'}`` with per-round masks and weights of the chain runs (for
+        :func:`mask_analysis`).
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per strategy x trial x round with :data:`RESULT_COLUMNS`:
+        ``weights_remaining`` in %, ``test_acc`` at the end of training,
+        ``test_acc_early_stop`` at the epoch of minimum validation loss,
+        ``early_stop_iteration``, ``train_acc`` (end of training),
+        ``seconds`` of training.
+    runs : dict
+        Only with ``return_runs=True``.
+    """
+    strategies = list(dict.fromkeys(strategies))
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"Unknown strategies {unknown}; choose from {list(STRATEGIES)}.")
+    if not strategies:
+        raise ValueError("strategies must name at least one strategy.")
+    if int(n_trials) < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}.")
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
+    if (X_test is None) != (y_test is None):
+        raise ValueError("Pass both X_test and y_test, or neither.")
+    rs = check_random_state(random_state)
+    splits = list(_trial_splits(X, y, int(n_trials), test_size, cv,
+                                None if X_test is None else np.asarray(X_test),
+                                None if y_test is None else np.asarray(y_test), rs))
+    n_threads = _threads_per_job(n_jobs)
+    chain = [s for s in strategies if s in CHAIN_STRATEGIES]
+    controls = [s for s in strategies if s in MASK_STRATEGIES]
+    if controls and "rewind" not in chain:
+        chain.insert(0, "rewind")
+    trial_seeds = [int(s) for s in rs.randint(0, 2**31 - 1, size=len(splits))]
+    control_seeds = {
+        (s, t): int(rs.randint(0, 2**31 - 1)) for s in controls for t in range(len(splits))
+    }
+    ltc, _ = _final_step(estimator)
+    tasks = []
+    for t, data in enumerate(splits):
+        for s in chain:
+            k = rewind_iteration
+            if s == "rewind_k" and k is None:
+                n_tr = len(data[0]) * (1 - (ltc.validation_fraction or 0))
+                k = max(1, int(np.ceil(n_tr / max(1, min(ltc.batch_size, n_tr)))))
+            params = _chain_params(s, ltc, k)
+            params["random_state"] = trial_seeds[t]
+            tasks.append((s, t, estimator, params, data, n_threads, return_runs))
+
+    def _done(result):
+        if progress is not None:
+            progress()
+        return result
+
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    chain_out = [_done(r) for r in parallel(delayed(_run_chain)(task) for task in tasks)]
+    rows, runs, ticket_masks = [], {}, {}
+    for strategy, trial, r_rows, masks, extras in chain_out:
+        rows.extend(r_rows)
+        if strategy == "rewind":
+            ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows])
+        if return_runs:
+            runs[(strategy, trial)] = extras
+    control_tasks = []
+    for s in controls:
+        for t, data in enumerate(splits):
+            masks, levels = ticket_masks[t]
+            for r in range(1, len(masks)):
+                seed = control_seeds[(s, t)] + r
+                control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
+                                      n_threads))
+    for r_rows in parallel(delayed(_run_mask_control)(task) for task in control_tasks):
+        _done(None)
+        rows.extend(r_rows)
+    df = pd.DataFrame(rows)
+    if "rewind" not in strategies:
+        df = df[df["strategy"] != "rewind"]
+    df = df[RESULT_COLUMNS]
+    order = {s: i for i, s in enumerate(strategies)}
+    df = (df.assign(_o=df["strategy"].map(order))
+            .sort_values(["_o", "trial", "round"]).drop(columns="_o").reset_index(drop=True))
+    return (df, runs) if return_runs else df
+
+
+def n_runs(estimator, strategies, n_trials):
+    """How many fits :func:`ticket_curve` makes (for progress bars)."""
+    strategies = list(dict.fromkeys(strategies))
+    chain = [s for s in strategies if s in CHAIN_STRATEGIES]
+    controls = [s for s in strategies if s in MASK_STRATEGIES]
+    if controls and "rewind" not in chain:
+        chain.append("rewind")
+    ltc, _ = _final_step(estimator)
+    return n_trials * (len(chain) + len(controls) * int(ltc.n_rounds))
+
+
+def mask_analysis(runs, strategy="rewind"):
+    """Mask and weight statistics of the chain runs from ``ticket_curve(return_runs=True)``.
+
+    Parameters
+    ----------
+    runs : dict
+        Second value returned by :func:`ticket_curve` with ``return_runs=True``.
+    strategy : str, default='rewind'
+
+    Returns
+    -------
+    report : dict of DataFrames
+        ``'layer_sparsity'`` (final masks, trial 0); ``'overlap_trials'``
+        (Jaccard of the final masks between trials); ``'overlap_rounds'``
+        (Jaccard of consecutive rounds' masks, per trial); ``'sign_kept'``
+        (fraction of surviving weights whose sign at the end of the final
+        round equals θ0's, per trial); ``'movement'`` (mean |w_final - w_init|
+        over the final round, for weights kept vs pruned at the next prune).
+    """
+    from . import stats
+
+    trials = sorted(t for (s, t) in runs if s == strategy and runs[(s, t)] is not None)
+    if not trials:
+        raise ValueError(f"No runs for strategy {strategy!r}; call ticket_curve(..., "
+                         "return_runs=True) with that strategy.")
+    final_masks = {t: runs[(strategy, t)]["masks"][-1] for t in trials}
+    report = {"layer_sparsity": stats.layer_sparsity(final_masks[trials[0]])}
+    report["overlap_trials"] = stats.pairwise_mask_overlap(
+        {f"trial {t}": final_masks[t] for t in trials})
+    rows = []
+    for t in trials:
+        masks = runs[(strategy, t)]["masks"]
+        for r in range(1, len(masks)):
+            j = stats.mask_jaccard(masks[r - 1], masks[r]).loc["__total__", "jaccard"]
+            rows.append({"trial": t, "round": r, "jaccard_with_previous": j})
+    report["overlap_rounds"] = pd.DataFrame(rows)
+    sign_rows, move_rows = [], []
+    for t in trials:
+        run = runs[(strategy, t)]
+        init = {n: run["init"][n] for n in run["masks"][-1]}
+        final = run["final"][-1]
+        sp = stats.sign_preservation(init, final, run["masks"][-1])
+        sign_rows.append({"trial": t, **sp["fraction_preserved"].to_dict()})
+        if len(run["masks"]) > 1:
+            # weights of round 0 (dense) that the first prune kept vs removed
+            mv = stats.weight_movement(run["start"][0], run["final"][0], run["masks"][1])
+            for layer, rec in mv.iterrows():
+                move_rows.append({"trial": t, "layer": layer, **rec.to_dict()})
+    report["sign_kept"] = pd.DataFrame(sign_rows)
+    report["movement"] = pd.DataFrame(move_rows)
+    return report
+
+
+def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "random"),
+                     n_trials=3, random_state=None, **ticket_curve_kwargs):
+    """Run :func:`ticket_curve` for every combination in ``param_grid``.
+
+    Parameters
+    ----------
+    estimator : LotteryTicketClassifier
+    X, y : array-like
+    param_grid : dict of str -> list
+        Estimator parameters to sweep (e.g. ``{'learning_rate_init': [1e-3,
+        1e-1]}``), at most two for :class:`~sklottery.plotting.ConditionsMapDisplay`.
+    strategies, n_trials, random_state, **ticket_curve_kwargs
+        Passed to :func:`ticket_curve` (the same ``random_state`` for every
+        condition, so conditions are compared on the same splits).
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        ``ticket_curve``'s table with one extra column per swept parameter.
+    """
+    if not param_grid:
+        raise ValueError("param_grid must name at least one parameter to sweep.")
+    names = list(param_grid)
+    bad = [n for n in names if n not in estimator.get_params()]
+    if bad:
+        raise ValueError(f"Unknown estimator parameters in param_grid: {bad}.")
+    seed = check_random_state(random_state).randint(0, 2**31 - 1)
+    frames = []
+    for values in itertools.product(*(param_grid[n] for n in names)):
+        setting = dict(zip(names, values))
+        est = clone(estimator).set_params(**setting)
+        df = ticket_curve(est, X, y, strategies=strategies, n_trials=n_trials,
+                          random_state=seed, **ticket_curve_kwargs)
+        for n, v in setting.items():
+            df.insert(0, n, v)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def tickets_exist(results, conditions, *, ticket="rewind", control="random",
+                  metric="test_acc", alpha=0.05):
+    """Where do winning tickets exist? One row per condition x pruning level.
+
+    A ticket *exists* at a level when its mean ``metric`` matches dense
+    (mean >= dense mean - dense std, Frankle et al.'s definition) **and** it
+    beats ``control`` significantly (Welch's t-test, p < ``alpha``, ticket
+    better).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        From :func:`conditions_sweep`.
+    conditions : list of str
+        Condition columns.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns: conditions, ``weights_remaining``, ``ticket_mean``,
+        ``control_mean``, ``diff`` (ticket - control), ``p_value``,
+        ``matches_dense``, ``ticket_exists``.
+    """
+    from . import stats
+
+    conditions = list(conditions)
+    rows = []
+    for key, sub in results.groupby(conditions, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        dense = stats.dense_baseline(sub, ticket=ticket, metric=metric)
+        cmp = stats.compare_to_ticket(sub[sub["strategy"].isin([ticket, control])],
+                                      ticket=ticket, metric=metric)
+        threshold = dense["mean"] - (0.0 if np.isnan(dense["std"]) else dense["std"])
+        for _, c in cmp.iterrows():
+            matches = bool(c["mean_ticket"] >= threshold)
+            p = c["p_value"]
+            beats = bool(c["diff"] > 0 and np.isfinite(p) and p < alpha)
+            rows.append({**dict(zip(conditions, key)),
+                         "weights_remaining": c["weights_remaining"],
+                         "ticket_mean": c["mean_ticket"], "control_mean": c["mean_control"],
+                         "diff": c["diff"], "p_value": p, "matches_dense": matches,
+                         "ticket_exists": matches and beats})
+    return pd.DataFrame(rows)

@@ -1,0 +1,234 @@
+"""ticket_curve, mask analysis, condition sweeps and the compare command."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklottery import LotteryTicketClassifier
+from sklottery.__main__ import main
+from sklottery.analysis import (
+    RESULT_COLUMNS,
+    STRATEGIES,
+    conditions_sweep,
+    mask_analysis,
+    n_runs,
+    ticket_curve,
+    tickets_exist,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:500], y[:500]
+
+
+def tiny(**kw):
+    p = dict(hidden_layer_sizes=(24,), max_epochs=2, batch_size=50, n_rounds=2,
+             learning_rate_init=5e-3)
+    p.update(kw)
+    return LotteryTicketClassifier(**p)
+
+
+@pytest.fixture(scope="module")
+def all_strategies(digits):
+    X, y = digits
+    return ticket_curve(tiny(), X, y, strategies=STRATEGIES, n_trials=2, random_state=0,
+                        return_runs=True)
+
+
+def test_table_columns_and_rows(all_strategies):
+    df, _ = all_strategies
+    assert list(df.columns) == RESULT_COLUMNS
+    assert set(df["strategy"]) == set(STRATEGIES)
+    chain = df[df["strategy"].isin(["rewind", "rewind_k", "random_mask", "continue",
+                                    "same_sign"])]
+    # chains: rounds 0..2 for each of 2 trials; mask controls: rounds 1..2
+    assert chain.groupby("strategy").size().eq(6).all()
+    controls = df[df["strategy"].isin(["random", "scratch_e", "scratch_b", "one_shot"])]
+    assert controls.groupby("strategy").size().eq(4).all()
+    assert set(controls["round"]) == {1, 2}
+    assert df["test_acc"].between(0, 1).all() and df["train_acc"].between(0, 1).all()
+    assert (df["seconds"] > 0).all()
+
+
+def test_controls_use_the_ticket_levels(all_strategies):
+    df, _ = all_strategies
+    ticket = df[df.strategy == "rewind"].set_index(["trial", "round"])["weights_remaining"]
+    for s in ["random", "scratch_e", "scratch_b", "one_shot"]:
+        sub = df[df.strategy == s].set_index(["trial", "round"])["weights_remaining"]
+        pd.testing.assert_series_equal(sub.sort_index(), ticket.loc[sub.index].sort_index(),
+                                       check_names=False)
+
+
+def test_paired_trials_share_the_dense_round(all_strategies):
+    df, _ = all_strategies
+    dense = df[df["round"] == 0].pivot(index="trial", columns="strategy", values="test_acc")
+    # same split, same theta0 for every chain strategy -> identical dense rounds
+    for s in dense.columns:
+        np.testing.assert_array_equal(dense[s].to_numpy(), dense["rewind"].to_numpy())
+
+
+def test_scratch_b_budget(all_strategies):
+    df, _ = all_strategies
+    sb = df[df.strategy == "scratch_b"]
+    expected = np.ceil(2 * np.minimum(100.0 / sb["weights_remaining"], 2.0) - 1e-9)
+    np.testing.assert_array_equal(sb["epochs"].to_numpy(), expected.to_numpy())
+    assert (df[df.strategy == "scratch_e"]["epochs"] == 2).all()
+
+
+def test_early_stop_accuracy_is_one_of_the_epochs(all_strategies):
+    df, _ = all_strategies
+    assert (df["early_stop_iteration"] <= df["n_iter"]).all()
+    last = df["early_stop_iteration"] == df["n_iter"]
+    np.testing.assert_array_equal(df.loc[last, "test_acc_early_stop"],
+                                  df.loc[last, "test_acc"])
+
+
+def test_mask_analysis(all_strategies):
+    _, runs = all_strategies
+    rep = mask_analysis(runs)
+    assert set(rep) == {"layer_sparsity", "overlap_trials", "overlap_rounds", "sign_kept",
+                        "movement"}
+    frac = rep["layer_sparsity"].loc["__total__", "fraction_remaining"]
+    assert 0.6 < frac < 0.7  # two rounds of 20 % (output 10 %)
+    ov = rep["overlap_trials"].to_numpy()
+    assert np.allclose(np.diag(ov), 1.0) and (ov <= 1).all()
+    assert rep["overlap_rounds"]["jaccard_with_previous"].between(0, 1).all()
+    assert rep["sign_kept"]["__total__"].between(0, 1).all()
+    mv = rep["movement"]
+    assert {"mean_movement_kept", "mean_movement_pruned"} <= set(mv.columns)
+    with pytest.raises(ValueError, match="No runs"):
+        mask_analysis(runs, strategy="bogus")
+
+
+def test_reproducible(digits):
+    X, y = digits
+    a = ticket_curve(tiny(n_rounds=1), X, y, n_trials=1, random_state=3)
+    b = ticket_curve(tiny(n_rounds=1), X, y, n_trials=1, random_state=3)
+    c = ticket_curve(tiny(n_rounds=1), X, y, n_trials=1, random_state=4)
+    cols = [col for col in RESULT_COLUMNS if col != "seconds"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert not a[cols].equals(c[cols])
+
+
+def test_parallel_equals_sequential_and_pipeline(digits):
+    X, y = digits
+    est = make_pipeline(StandardScaler(), tiny(n_rounds=1))
+    seq = ticket_curve(est, X, y, n_trials=2, random_state=0)
+    par = ticket_curve(est, X, y, n_trials=2, random_state=0, n_jobs=2)
+    cols = [col for col in RESULT_COLUMNS if col != "seconds"]
+    pd.testing.assert_frame_equal(seq[cols], par[cols])
+    assert n_runs(est[-1], ["rewind", "random"], 2) == 2 * (1 + 1)
+
+
+def test_bad_arguments(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="Unknown strategies"):
+        ticket_curve(tiny(), X, y, strategies=["rewind", "lucky"])
+    with pytest.raises(ValueError, match="n_trials"):
+        ticket_curve(tiny(), X, y, n_trials=0)
+    with pytest.raises(ValueError, match="samples"):
+        ticket_curve(tiny(), X, y[:-1])
+    with pytest.raises(ValueError, match="both X_test and y_test"):
+        ticket_curve(tiny(), X, y, X_test=X)
+
+
+def test_fixed_test_set_and_cv(digits):
+    X, y = digits
+    df = ticket_curve(tiny(n_rounds=1), X[:400], y[:400], X_test=X[400:], y_test=y[400:],
+                      n_trials=1, random_state=0, strategies=["rewind"])
+    assert len(df) == 2
+    df = ticket_curve(tiny(n_rounds=1), X, y, cv=2, strategies=["rewind"], random_state=0)
+    assert sorted(df["trial"].unique()) == [0, 1]
+
+
+def test_conditions_sweep_and_tickets_exist(digits):
+    X, y = digits
+    res = conditions_sweep(tiny(n_rounds=1), X, y, {"learning_rate_init": [1e-3, 1e-2]},
+                           n_trials=2, random_state=0)
+    assert set(res["learning_rate_init"]) == {1e-3, 1e-2}
+    table = tickets_exist(res, ["learning_rate_init"])
+    assert {"weights_remaining", "diff", "p_value", "matches_dense", "ticket_exists"} <= set(
+        table.columns)
+    assert len(table) == 2  # one pruned level per learning rate
+    for _, row in table.iterrows():
+        assert row["ticket_exists"] == (row["matches_dense"] and row["diff"] > 0
+                                        and row["p_value"] < 0.05)
+    with pytest.raises(ValueError, match="Unknown estimator parameters"):
+        conditions_sweep(tiny(), X, y, {"bogus": [1]})
+
+
+def test_tickets_exist_on_constructed_table():
+    rows = []
+    rng = np.random.RandomState(0)
+    for lr, gap in [(0.001, 0.10), (0.1, 0.0)]:
+        for t in range(5):
+            rows.append(dict(lr=lr, strategy="rewind", trial=t, round=0,
+                             weights_remaining=100.0, test_acc=0.9 + 0.001 * rng.randn()))
+            rows.append(dict(lr=lr, strategy="rewind", trial=t, round=1,
+                             weights_remaining=50.0, test_acc=0.9 + 0.001 * rng.randn()))
+            rows.append(dict(lr=lr, strategy="random", trial=t, round=1,
+                             weights_remaining=50.0, test_acc=0.9 - gap + 0.001 * rng.randn()))
+    table = tickets_exist(pd.DataFrame(rows), ["lr"]).set_index("lr")
+    assert bool(table.loc[0.001, "ticket_exists"]) is True
+    assert bool(table.loc[0.1, "ticket_exists"]) is False
+    assert table.loc[0.001, "diff"] == pytest.approx(0.1, abs=0.005)
+
+
+def test_compare_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--datasets", "iris,wine", "--trials", "2", "--rounds", "1",
+               "--epochs", "3", "--hidden", "16", "--quiet", "--out", str(out)])
+    assert rc == 0
+    for f in ["results.csv", "summary.csv", "tests.csv", "verdicts.csv", "iris.png",
+              "wine.png", "report.html"]:
+        assert (out / f).stat().st_size > 0, f
+    res = pd.read_csv(out / "results.csv")
+    assert set(res["dataset"]) == {"iris", "wine"}
+    assert set(res["strategy"]) == {"rewind", "random", "random_mask"}
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "Winning ticket" in html or "No winning ticket" in html
+    printed = capsys.readouterr().out
+    assert "== iris" in printed and "== wine" in printed
+
+
+def test_compare_command_rejects_bad_names(tmp_path):
+    with pytest.raises(SystemExit, match="unknown data set"):
+        main(["compare", "--datasets", "imagenet", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown strategy"):
+        main(["compare", "--strategies", "lucky", "--out", str(tmp_path)])
+
+
+def test_help_mentions_every_strategy(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    for s in STRATEGIES:
+        assert s in text
+
+
+def test_demo_command(capsys):
+    assert main(["demo", "--rounds", "1", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    # digits: 64*300 + 300*100 weights at 20 %, 100*10 at 10 % -> 80.20 % left
+    assert "round" in out and "final network" in out and "80.20" in out
+
+
+def test_evaluation_callback_does_not_change_training(digits):
+    X, y = digits
+    from sklottery.analysis import _fit_and_record
+
+    est = tiny(n_rounds=1, random_state=0)
+    _, _, fitted = _fit_and_record(est, X, y, X[:50], y[:50])
+    plain = tiny(n_rounds=1, random_state=0).fit(X, y)
+    for k, v in plain.net_.module_.state_dict().items():
+        assert torch.equal(v, fitted.net_.module_.state_dict()[k])
+    assert os.environ.get("NEVER_SET_BY_SKLOTTERY") is None
