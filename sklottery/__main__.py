@@ -167,7 +167,7 @@ def compare(args):
               f"{epochs} epochs/round, {seconds:.0f} s) ==")
         print("test accuracy % (mean±std over trials)")
         print(shown.to_string())
-        print(verdict)
+        print(verdict, flush=True)
         summary_rows.append({
             "dataset": name, "samples": len(X), "epochs_per_round": epochs,
             "dense_acc": summary["dense_mean"], "dense_std": summary["dense_std"],

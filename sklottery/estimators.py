@@ -16,12 +16,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from ._training import Diverged, MaskCallback, TensorBatchIterator
+from ._training import Diverged, LotteryNet, MaskCallback, TensorBatchIterator
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -44,6 +43,11 @@ class PruningInterruptedWarning(UserWarning):
 
 class DivergenceWarning(ConvergenceWarning):
     """The training loss became NaN/inf; the last good round was restored."""
+
+
+# Features beyond sqrt(float32 max) make squared gradients (Adam's second
+# moment, the gradient norm) overflow to inf: training silently stops or NaNs.
+_MAX_ABS_FEATURE = float(np.sqrt(np.finfo(np.float32).max))
 
 
 def _clone_state(state):
@@ -101,7 +105,14 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
     device : str, default='cpu'
         Torch device, e.g. ``'cuda'``.
     callbacks : list of skorch callbacks, default=None
-        Extra callbacks passed to the skorch net.
+        Extra callbacks passed to the skorch net: ``(name, callback)`` tuples
+        as given, others as deep copies named ``'user_0'``, ``'user_1'``, ...
+        (see ``net_.callbacks_``); a warm-start resume re-creates them from
+        the current parameter and skorch re-initializes them. They see
+        every round as one skorch training (``on_train_begin`` ...
+        ``on_train_end``). A ``KeyboardInterrupt`` raised by one (or Ctrl-C)
+        in a pruning round stops pruning like an interruption; skorch's
+        ``EarlyStopping`` only ends the round early.
     pruning_rate : float, default=0.2
         Fraction of the *remaining* prunable weights removed per round.
     output_pruning_rate : 'half' or float, default='half'
@@ -141,16 +152,30 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
     scratch_b_max_factor : float, default=2.0
         Cap on the extra epochs of ``reinit='scratch_b'``.
     error_on_divergence : bool, default=False
-        If the loss becomes NaN/inf, raise instead of warning. Either way the
-        last completed round is restored.
+        If the loss (or a weight, or the validation loss at the end of a
+        round) becomes NaN/inf in a pruning round, raise ``FloatingPointError``
+        instead of warning (:class:`DivergenceWarning`). Either way the round
+        is abandoned and the last completed round is restored. Divergence in
+        the dense round 0 always raises (``RuntimeError``, or
+        ``FloatingPointError`` with this flag) and leaves the estimator
+        unfitted.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, data split, shuffling, random pruning and
-        dropout. ``fit`` leaves the global torch and numpy RNGs untouched.
+        dropout. ``fit`` and ``predict`` leave the global torch RNG untouched,
+        and the global numpy RNG too unless ``random_state`` is ``None``
+        (then, as in scikit-learn, the seeds are drawn from it).
     verbose : int, default=0
         ``1`` prints one line per round.
     warm_start : bool, default=False
-        Calling ``fit`` again with a larger ``n_rounds`` continues pruning from
-        the stored masks, θ0 and random state.
+        Calling ``fit`` again with a larger ``n_rounds`` (or after an
+        interruption or divergence) continues pruning from the stored masks,
+        θ0, trained weights and random state: on the same data and device the
+        result equals an uninterrupted fit. The skorch net is rebuilt from the
+        current training parameters (``learning_rate_init``, ``optimizer``,
+        ``momentum``, ``alpha``, ``batch_size``, ``lr_warmup``,
+        ``callbacks``: user callbacks are fresh copies); the network
+        (``module``, ``hidden_layer_sizes``, ``activation``, ``dropout``,
+        ``module_params``, ``input_shape``, ``device``) cannot change.
 
     Attributes
     ----------
@@ -182,7 +207,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
     n_rounds_ : int
         Completed pruning rounds (the last record's ``round``).
     stop_reason_ : str or None
-        ``None`` when all rounds ran; ``'interrupted'`` or ``'diverged'``.
+        ``None`` when all rounds ran; ``'interrupted'`` (``KeyboardInterrupt``
+        in a pruning round, :class:`PruningInterruptedWarning`) or
+        ``'diverged'``. The completed rounds are kept either way.
 
     Examples
     --------
@@ -307,6 +334,17 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         """Validate X (and y); n-d image arrays are flattened against ``input_shape``."""
         shape = getattr(X, "shape", None)
         if shape is not None and len(shape) > 2:
+            if len(shape) != 4:
+                hint = ""
+                if len(shape) == 3:
+                    hint = (f"Add a channel axis (X[:, None] has shape "
+                            f"{(shape[0], 1) + tuple(shape[1:])}) and pass input_shape="
+                            f"{(1,) + tuple(shape[1:])}, or flatten X to 2 dimensions.")
+                raise ValueError(
+                    f"X has {len(shape)} dimensions {tuple(shape)}; image arrays must be "
+                    "(n_samples, C, H, W) with input_shape=(C, H, W). "
+                    + (hint or "Flatten X to 2 dimensions.")
+                )
             if self.input_shape is None:
                 raise ValueError(
                     f"X has {len(shape)} dimensions {tuple(shape)}; pass input_shape="
@@ -319,7 +357,16 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                     f"{tuple(self.input_shape)}."
                 )
             X = np.asarray(X).reshape(shape[0], -1)
-        out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        try:
+            out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        except ValueError as exc:
+            if "could not convert" not in str(exc):
+                raise
+            raise ValueError(
+                f"X must contain only numeric features, got a non-numeric value ({exc}). "
+                "Encode string/categorical columns first, e.g. with "
+                "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder."
+            ) from exc
         X = out[0] if isinstance(out, tuple) else out
         if self.input_shape is not None:
             expected = int(np.prod(self.input_shape))
@@ -328,8 +375,15 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                     f"X has {X.shape[1]} features but input_shape={tuple(self.input_shape)} "
                     f"needs {expected} (= C*H*W)."
                 )
-        if np.abs(X).max(initial=0.0) > np.finfo(np.float32).max:
-            raise ValueError("X contains values too large for float32 training.")
+        if X.size:
+            biggest = max(abs(float(X.max())), abs(float(X.min())))
+            if biggest > _MAX_ABS_FEATURE:
+                raise ValueError(
+                    f"X contains values too large for float32 training (max |x| = "
+                    f"{biggest:.3g} > {_MAX_ABS_FEATURE:.3g} = sqrt(float32 max), so squared "
+                    "gradients overflow to inf). Scale the features first, e.g. with "
+                    "sklearn.preprocessing.StandardScaler."
+                )
         return out
 
     def _check_params(self):
@@ -369,7 +423,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         callbacks = [("sklottery_masks", mask_cb)]
         for i, cb in enumerate(self.callbacks or []):
             callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
-        net = NeuralNetClassifier(
+        net = LotteryNet(
             cls,
             criterion=torch.nn.CrossEntropyLoss,
             optimizer=_OPTIMIZERS[self.optimizer],
@@ -440,9 +494,36 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
-        resume = self.warm_start and hasattr(self, "_checkpoint")
+        resume = self.warm_start and getattr(self, "_checkpoint", None) is not None
+        if resume:
+            # Failures leave the estimator as it was: validation happens before
+            # any change, and a failing round restores the last checkpoint.
+            self._fit(X, y, initial_masks, resume=True)
+            return self
+        # A fresh fit replaces the previous model. If it fails before a round
+        # completes, the estimator is left unfitted (never half-initialised).
+        self._clear_fitted()
+        try:
+            self._fit(X, y, initial_masks, resume=False)
+        except BaseException:
+            if getattr(self, "_checkpoint", None) is None:
+                self._clear_fitted()
+            raise
+        return self
+
+    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_train_data", "_mask_cb", "_generator", "_seeds",
+                          "_round_start", "_iters_per_epoch")
+
+    def _clear_fitted(self):
+        for key in list(vars(self)):
+            if (key.endswith("_") and not key.startswith("_")) or key in self._PRIVATE_FIT_ATTRS:
+                delattr(self, key)
+
+    def _fit(self, X, y, initial_masks, resume):
         X, y = self._validate_X(X, y, reset=not resume)
         check_classification_targets(y)
+        if X.shape[0] < 2:
+            raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
         if resume:
             if not np.all(np.isin(y, self.classes_)) or len(np.unique(y)) != len(self.classes_):
                 raise ValueError(
@@ -451,26 +532,60 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                 )
             y_enc = np.searchsorted(self.classes_, y)
         else:
-            self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "Classifier can't train when only one class is present; got class "
-                f"{self.classes_[0]!r}."
-            )
-        if X.shape[0] < 2:
-            raise ValueError(f"Need at least 2 samples to train, got {X.shape[0]}.")
+            classes, y_enc = np.unique(y, return_inverse=True)
+            if len(classes) < 2:
+                raise ValueError(
+                    "Classifier can't train when only one class is present; got class "
+                    f"{classes[0]!r}."
+                )
+            self.classes_ = classes
 
         device = torch.device(self.device)
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             if resume:
-                self._restore_rng(self._checkpoint["rng"])
+                self._rebuild_net()
+                self._restore_checkpoint()  # weights, masks and RNG of the last round
                 data = self._prepare_data(X, y_enc, self._seeds["split"])
                 self._set_data(data)
             else:
                 self._initialize(X, y_enc, initial_masks)
             self._imp_loop()
-        return self
+
+    def _rebuild_net(self):
+        """Fresh skorch net from the current parameters (warm-start resume).
+
+        Training settings and user callbacks may change between fits; the
+        network itself may not (the stored weights, masks and θ0 belong to it).
+        """
+        old = self.net_
+        n_classes = len(self.classes_)
+        cls, kwargs = self._module_kwargs(self.n_features_in_, n_classes)
+        old_kwargs = old.get_params_for("module")
+        changed = []
+        for key in sorted(set(kwargs) | set(old_kwargs)):
+            a, b = kwargs.get(key, "<unset>"), old_kwargs.get(key, "<unset>")
+            try:
+                same = bool(a == b)
+            except Exception:  # e.g. arrays in module_params
+                same = a is b
+            if not same:
+                changed.append(f"{key}: {b!r} -> {a!r}")
+        if cls is not old.module:
+            changed.append(f"module: {old.module.__name__} -> {cls.__name__}")
+        if torch.device(self.device) != torch.device(old.device):
+            changed.append(f"device: {old.device!r} -> {self.device!r}")
+        if changed:
+            raise ValueError(
+                "warm_start=True cannot change the network of a fitted estimator ("
+                + "; ".join(changed) + "). Set warm_start=False to fit a new one."
+            )
+        self._mask_cb = MaskCallback(lr_warmup=int(self.lr_warmup),
+                                     base_lr=float(self.learning_rate_init))
+        net = self._build_net(self.n_features_in_, n_classes, None, self._generator,
+                              self._mask_cb)
+        net.initialize()  # throwaway init: the caller restores the RNG and the weights
+        self.net_ = net
 
     def _prepare_data(self, X, y_enc, split_seed):
         vf = self.validation_fraction or 0.0
@@ -548,9 +663,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         # dense round
         self.rewind_params_ = self.init_params_
         self._round_start = self.init_params_
-        outcome = self._train_round(0, int(self.max_epochs), capture_at=k if k > 0 else None)
-        if outcome != "ok":
-            raise RuntimeError(self._stop_message(0, outcome) + " No round completed.")
+        outcome, detail = self._train_round(0, int(self.max_epochs),
+                                            capture_at=k if k > 0 else None)
+        if outcome == "interrupted":
+            raise KeyboardInterrupt("Interrupted in the dense round 0; no round completed.")
+        if outcome == "diverged":
+            error = FloatingPointError if self.error_on_divergence else RuntimeError
+            raise error(self._stop_message(0, outcome, detail))
         if k > 0:
             self.rewind_params_ = self._mask_cb.captured_
 
@@ -625,6 +744,35 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                 break
 
     def _run_round(self, r, rates, pooled):
+        """Prune, reset and train round ``r``; on failure restore the last round.
+
+        Returns True when the round completed. A ``KeyboardInterrupt`` (other
+        than skorch's ``EarlyStopping``) or a divergence stops pruning with a
+        warning (or ``FloatingPointError``); any other exception restores the
+        last completed round and propagates.
+        """
+        try:
+            outcome, detail = self._prune_and_train(r, rates, pooled)
+        except KeyboardInterrupt:
+            outcome, detail = "interrupted", None
+        except BaseException:
+            self._restore_checkpoint()
+            raise
+        if outcome == "ok":
+            return True
+        self._restore_checkpoint()
+        self.stop_reason_ = outcome
+        message = self._stop_message(r, outcome, detail)
+        if outcome == "diverged" and self.error_on_divergence:
+            raise FloatingPointError(message)
+        warnings.warn(
+            message,
+            DivergenceWarning if outcome == "diverged" else PruningInterruptedWarning,
+            stacklevel=6,  # _run_round < _imp_loop < _fit < fit < _fit_context < caller
+        )
+        return False
+
+    def _prune_and_train(self, r, rates, pooled):
         ckpt = self._checkpoint
         trained = ckpt["state"]
         prunable = list(self.masks_)
@@ -651,36 +799,53 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         if strategy == "scratch_b":
             frac = fraction_remaining(self.masks_)["total"]
             epochs = scratch_b_epochs(epochs, frac, self.scratch_b_max_factor)
-        outcome = self._train_round(r, epochs)
-        if outcome == "ok":
-            return True
-        self._restore_checkpoint()
-        message = self._stop_message(r, outcome)
-        if outcome == "diverged" and self.error_on_divergence:
-            raise FloatingPointError(message)
-        warnings.warn(
-            message,
-            DivergenceWarning if outcome == "diverged" else PruningInterruptedWarning,
-        )
-        self.stop_reason_ = outcome
-        return False
+        return self._train_round(r, epochs)
 
-    def _stop_message(self, r, outcome):
+    def _stop_message(self, r, outcome, detail=None):
+        n = len(self.rounds_)
         if outcome == "diverged":
-            return (
-                f"Training diverged (loss NaN/inf) in round {r} with learning_rate_init="
-                f"{self.learning_rate_init}; kept the {len(self.rounds_)} completed rounds "
-                "and restored the last good network. Lower learning_rate_init or add "
-                "lr_warmup."
-            )
+            what = f"Training diverged in round {r} with learning_rate_init=" \
+                   f"{self.learning_rate_init}" + (f" ({detail})" if detail else "")
+            advice = "Lower learning_rate_init, add lr_warmup or scale the features"
+            if r == 0 or n == 0:
+                return (f"{what}; no round completed, so there is no network to keep. "
+                        f"{advice} (e.g. with sklearn.preprocessing.StandardScaler).")
+            return (f"{what}; kept the {n} completed rounds and restored the network of "
+                    f"round {self.rounds_[-1]['round']}. {advice}, then fit again with "
+                    "warm_start=True to continue.")
         return (
-            f"Pruning interrupted in round {r}; kept the {len(self.rounds_)} completed "
-            "rounds and restored the last completed network. Fit again with "
+            f"Pruning interrupted in round {r}; kept the {n} completed rounds and restored "
+            f"the network of round {self.rounds_[-1]['round']}. Fit again with "
             "warm_start=True to continue."
         )
 
+    def _early_stopped(self):
+        """Whether skorch's EarlyStopping raised the KeyboardInterrupt that ended training."""
+        return any(
+            isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+            for _, cb in self.net_.callbacks_
+        )
+
+    def _check_finite(self):
+        """Raise Diverged when a weight or the last validation loss is NaN/inf.
+
+        The per-batch loss check cannot see the last optimizer step of a round.
+        """
+        for name, t in self.net_.module_.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise Diverged(f"{name} has non-finite values at the end of training")
+        hist = self.net_.history
+        if len(hist) and "valid_loss" in hist[-1]:
+            vl = float(hist[-1, "valid_loss"])
+            if not np.isfinite(vl):
+                raise Diverged(f"validation loss became {vl}")
+
     def _train_round(self, r, epochs, capture_at=None):
-        """Train the current module with the current masks; record and checkpoint."""
+        """Train the current module with the current masks; record and checkpoint.
+
+        Returns ``(outcome, detail)`` with outcome ``'ok'``, ``'diverged'`` or
+        ``'interrupted'``.
+        """
         net = self.net_
         Xt, yt = self._train_data
         self._mask_cb.masks = self.masks_
@@ -688,34 +853,33 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         net.initialize_history()
         net.initialize_optimizer()
         t0 = time.perf_counter()
-        outcome = "ok"
-        net.notify("on_train_begin", X=Xt, y=yt)
         try:
-            net.fit_loop(Xt, yt, epochs=epochs)
-        except Diverged:
-            outcome = "diverged"
-        except KeyboardInterrupt:
-            early = any(
-                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
-                for _, cb in net.callbacks_
-            )
-            outcome = "ok" if early else "interrupted"
-        if outcome == "ok":
+            net.notify("on_train_begin", X=Xt, y=yt)
+            try:
+                net.fit_loop(Xt, yt, epochs=epochs)
+            except KeyboardInterrupt:
+                if not self._early_stopped():
+                    raise
             net.notify("on_train_end", X=Xt, y=yt)
+            self._check_finite()
+        except Diverged as exc:
+            return "diverged", str(exc)
+        except KeyboardInterrupt:
+            return "interrupted", None
         seconds = time.perf_counter() - t0
-        if outcome != "ok":
-            return outcome
-        self._record(r, seconds)
-        self._checkpoint = {
+        checkpoint = {
             "round": r,
             "state": _clone_state(net.module_.state_dict()),
             "masks": {n: m.clone() for n, m in self.masks_.items()},
             "start": self._round_start,
             "rng": self._rng_state(),
         }
-        return "ok"
+        rec = self._make_record(r, seconds)
+        self._checkpoint = checkpoint
+        self._commit_record(rec)
+        return "ok", None
 
-    def _record(self, r, seconds):
+    def _make_record(self, r, seconds):
         hist = self.net_.history
         epochs = len(hist)
         frac = fraction_remaining(self.masks_)
@@ -746,6 +910,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                 valid_acc_at_early_stop=float(va[best]),
                 early_stop_iteration=(best + 1) * self._iters_per_epoch,
             )
+        return rec
+
+    def _commit_record(self, rec):
+        r, seconds, epochs = rec["round"], rec["seconds"], rec["epochs"]
         self.rounds_.append(rec)
         self.sparsity_ = 1.0 - rec["weights_remaining"] / 100.0
         self.n_iter_ = epochs
