@@ -291,7 +291,9 @@ def build_parser():
                    help="held-out test fraction per trial (default 0.25)")
     c.add_argument("--max-samples", type=int, default=None,
                    help="random subset of each data set (default: all)")
-    c.add_argument("--n-jobs", type=int, default=None, help="parallel runs (joblib)")
+    c.add_argument("--n-jobs", type=int, default=-1,
+                   help="parallel runs with joblib, torch threads capped per run so the "
+                        "CPUs are not oversubscribed (default -1: one run per CPU)")
     c.add_argument("--device", default="cpu", help="torch device (default cpu)")
     c.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     c.add_argument("--out", default="sklottery_compare",

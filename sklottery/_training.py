@@ -157,6 +157,30 @@ class MaskCallback(Callback):
             self._capture(net)
 
 
+class ValidAccuracy(Callback):
+    """Validation accuracy from the predictions skorch already computed.
+
+    Replaces skorch's default ``valid_acc`` scoring, which predicts the
+    validation set a second way and calls scikit-learn's validated
+    ``accuracy_score`` every epoch (most of an epoch's cost on small data).
+    Records the same history key, ``'valid_acc'``.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.correct_, self.total_ = 0, 0
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or y_pred is None or batch is None or batch[1] is None:
+            return
+        y = batch[1]
+        self.correct_ += int((y_pred.argmax(1) == y.to(y_pred.device)).sum())
+        self.total_ += len(y)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.total_:
+            net.history.record("valid_acc", self.correct_ / self.total_)
+
+
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
 
 
@@ -172,10 +196,17 @@ class LotteryNet(NeuralNetClassifier):
       (``module.train()`` walks all submodules); here the switch only happens
       when the mode actually changes;
     * the three per-batch hooks are dispatched only to the callbacks that
-      implement them (the list is rebuilt whenever ``callbacks_`` changes).
+      implement them (the list is rebuilt whenever ``callbacks_`` changes);
+    * validation accuracy is counted from the validation predictions skorch
+      already makes (:class:`ValidAccuracy`) instead of a second scoring pass.
 
     Everything else is plain skorch: same hooks, same order, same history.
     """
+
+    @property
+    def _default_callbacks(self):
+        return [(name, ValidAccuracy() if name == "valid_acc" else cb)
+                for name, cb in super()._default_callbacks]
 
     def notify(self, method_name, **cb_kwargs):
         if method_name not in _BATCH_HOOKS:
