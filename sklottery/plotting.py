@@ -550,7 +550,12 @@ class ConditionsMapDisplay:
             _, ax = plt.subplots()
         values = np.asarray(self.values, dtype=float)
         finite = values[np.isfinite(values)]
-        unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+        # A signed quantity (e.g. a ticket-minus-control difference) gets a
+        # diverging scale centred on 0 even when all its values happen to lie
+        # in [0, 1], which is the usual case when the ticket wins.
+        signed = "diff" in str(self.value_name).lower()
+        unit = (not signed and finite.size > 0 and finite.min() >= 0
+                and finite.max() <= 1)
         if cmap is None:
             cmap = "Greens" if unit else "RdBu"
         if vmin is None and vmax is None:
@@ -582,9 +587,12 @@ class ConditionsMapDisplay:
             for i in range(values.shape[0]):
                 for j in range(values.shape[1]):
                     if np.isfinite(values[i, j]):
+                        rgba = self.im_.cmap(self.im_.norm(values[i, j]))
+                        luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
                         self.texts_.append(
                             ax.text(j, i, f"{values[i, j]:.2g}", ha="center",
-                                    va="center", fontsize=7)
+                                    va="center", fontsize=7,
+                                    color="white" if luminance < 0.5 else "black")
                         )
 
         self.colorbar_ = None

@@ -234,3 +234,18 @@ def test_conditions_map_difference_and_two_conditions():
     assert disp2.ax_.get_xlabel() == "Width"
     with pytest.raises(ValueError, match="missing"):
         ConditionsMapDisplay.from_frame(df, y="momentum")
+
+
+def test_conditions_map_signed_difference_uses_diverging_scale():
+    import pandas as pd
+
+    from sklottery.plotting import ConditionsMapDisplay
+
+    # all differences happen to be positive: still a signed quantity
+    df = pd.DataFrame({"lr": [0.01, 0.01, 0.1, 0.1], "weights_remaining": [50.0, 25.0] * 2,
+                       "diff": [0.02, 0.05, 0.0, 0.01]})
+    disp = ConditionsMapDisplay.from_frame(df, y="lr", value="diff", exists=None,
+                                           annotate=True)
+    assert disp.im_.get_cmap().name == "RdBu"
+    lo, hi = disp.im_.get_clim()
+    assert lo == pytest.approx(-hi)
