@@ -550,7 +550,16 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
                 self._set_data(data)
             else:
                 self._initialize(X, y_enc, initial_masks)
-            self._imp_loop()
+            try:
+                self._imp_loop()
+            finally:
+                self._release_data()
+
+    def _release_data(self):
+        """Drop the training tensors so the fitted estimator (and its pickle) holds no data."""
+        self.__dict__.pop("_train_data", None)
+        if hasattr(self, "net_"):
+            self.net_.set_params(train_split=None)
 
     def _rebuild_net(self):
         """Fresh skorch net from the current parameters (warm-start resume).

@@ -401,3 +401,14 @@ def test_initial_masks_train_a_given_ticket_from_new_init(digits):
         small().fit(X, y, initial_masks=bad)
     with pytest.raises(ValueError, match="missing"):
         small().fit(X, y, initial_masks={})
+
+
+def test_fitted_estimator_does_not_keep_the_training_data():
+    rng = np.random.RandomState(0)
+    X = rng.rand(4000, 64).astype(np.float32)  # 1 MB of data
+    y = rng.randint(0, 3, 4000)
+    clf = small(n_rounds=1, max_epochs=1, hidden_layer_sizes=(8,)).fit(X, y)
+    size = len(pickle.dumps(clf))
+    # the network, theta0 and one checkpoint are a few KB; the data would be 1 MB
+    assert size < X.nbytes / 10, size
+    assert clf.net_.train_split is None
