@@ -14,7 +14,9 @@ One call of either loop is one epoch over the same data, timed with
 two loops alternate epoch by epoch, after one warm-up epoch each, and the
 medians are compared, so background load affects both alike; the ratio of the
 fastest epochs and the median of the per-pair ratios are printed too (more
-robust on a busy machine).
+robust on a busy machine). The loops and the timing are those of
+``benchmarks/bench_training.py`` (:class:`HandLoop`, :class:`EstimatorLoop`,
+:func:`compare`), imported from it.
 
 Conv-2 costs about 60 times more per image than LeNet-300-100 on a CPU, so it
 runs on a subset of the training images by default (``--n-conv2``); the subset
@@ -33,15 +35,16 @@ Run:  python benchmarks/bench_images.py [--epochs 5] [--conv2-epochs 3]
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import os
+import sys
 
 import numpy as np
 import torch
 
-from sklottery import LotteryTicketClassifier
 from sklottery.datasets import fetch_fashion_mnist
-from sklottery.modules import get_module_class, layer_kinds
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_training import compare  # noqa: E402
 
 BATCH_SIZE = 60
 LR = 1.2e-3
@@ -80,94 +83,6 @@ def load_data(force_random=False):
     return X, y, "random data (60000 x 784)"
 
 
-def random_masks(module, keep=0.5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    params = dict(module.named_parameters())
-    return {n: torch.rand(params[n].shape, generator=g) < keep for n in layer_kinds(module)}
-
-
-class HandLoop:
-    """The same training written directly in torch: one call = one epoch."""
-
-    def __init__(self, X, y, module_cls, module_kwargs, masks):
-        torch.manual_seed(0)
-        self.model = module_cls(**module_kwargs)
-        params = dict(self.model.named_parameters())
-        self.pairs = [(params[n], m.to(torch.float32)) for n, m in masks.items()]
-        with torch.no_grad():
-            for p, keep in self.pairs:
-                p.mul_(keep)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
-        self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.X = torch.as_tensor(X, dtype=torch.float32)
-        self.y = torch.as_tensor(y, dtype=torch.int64)
-        self.g = torch.Generator().manual_seed(0)
-
-    def epoch(self):
-        t0 = time.perf_counter()
-        self.model.train()
-        perm = torch.randperm(len(self.X), generator=self.g)
-        Xp, yp = self.X[perm], self.y[perm]
-        for start in range(0, len(Xp), BATCH_SIZE):
-            xb, yb = Xp[start:start + BATCH_SIZE], yp[start:start + BATCH_SIZE]
-            self.opt.zero_grad()
-            loss = self.loss_fn(self.model(xb), yb)
-            loss.backward()
-            for p, keep in self.pairs:
-                p.grad.mul_(keep)
-            self.opt.step()
-            with torch.no_grad():
-                for p, keep in self.pairs:
-                    p.mul_(keep)
-            loss.item()
-        return time.perf_counter() - t0
-
-
-class EstimatorLoop:
-    """LotteryTicketClassifier's skorch net: one call = one epoch of its fit loop.
-
-    The ``fit`` (one epoch, masks given by ``initial_masks``) is the warm-up.
-    """
-
-    def __init__(self, X, y, estimator_kwargs, masks):
-        self.clf = LotteryTicketClassifier(
-            **estimator_kwargs, max_epochs=1, batch_size=BATCH_SIZE, learning_rate_init=LR,
-            n_rounds=0, validation_fraction=0, random_state=0,
-        ).fit(X, y, initial_masks=masks)
-        self.X, self.y = self.clf._train_data
-
-    def epoch(self):
-        t0 = time.perf_counter()
-        self.clf.net_.fit_loop(self.X, self.y, epochs=1)
-        return time.perf_counter() - t0
-
-
-def compare(name, X, y, n_epochs):
-    estimator_kwargs, module_kwargs = NETWORKS[name]
-    module_cls = get_module_class(estimator_kwargs["module"])
-    n_classes = len(np.unique(y))
-    module_kwargs = dict(module_kwargs, n_features=X.shape[1], n_classes=n_classes)
-    masks = random_masks(module_cls(**module_kwargs))
-    ours = EstimatorLoop(X, y, estimator_kwargs, masks)
-    assert type(ours.clf.net_.module_) is module_cls
-    hand = HandLoop(X, y, module_cls, module_kwargs, masks)
-    hand.epoch()  # warm-up (the estimator's fit was its own)
-    t_ours, t_hand = [], []
-    for _ in range(n_epochs):  # alternate, so background load hits both alike
-        t_ours.append(ours.epoch())
-        t_hand.append(hand.epoch())
-    o, h = statistics.median(t_ours), statistics.median(t_hand)
-    paired = statistics.median(a / b for a, b in zip(t_ours, t_hand))
-    n_iter = -(-len(X) // BATCH_SIZE)
-    print(f"{name:<14} {len(X):>6} images ({n_iter:>4} batches/epoch)  median: "
-          f"sklottery {o:8.3f} s/epoch  hand loop {h:8.3f} s/epoch  ratio {o / h:5.3f}  "
-          f"({1e3 * o / n_iter:.2f} vs {1e3 * h / n_iter:.2f} ms/batch)", flush=True)
-    print(f"{'':<14} min ratio {min(t_ours) / min(t_hand):5.3f}, median of paired ratios "
-          f"{paired:5.3f}; epochs (s): sklottery {' '.join(f'{t:.2f}' for t in t_ours)} | "
-          f"hand {' '.join(f'{t:.2f}' for t in t_hand)}", flush=True)
-    return o / h
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5,
@@ -196,7 +111,10 @@ def main(argv=None):
         if args.only and name != args.only:
             continue
         idx = rng.permutation(len(X))[:min(n, len(X))]
-        compare(name, X[idx], y[idx], epochs)
+        estimator_kwargs, module_kwargs = NETWORKS[name]
+        compare(name, X[idx], y[idx], epochs, batch_size=BATCH_SIZE, lr=LR,
+                estimator_kwargs=estimator_kwargs, module_kwargs=module_kwargs,
+                wall_clock=True, details=True)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,15 @@ shape ``(1, 28, 28)`` instead of CIFAR-10:
   and the survivors are reset to their *original* initial values θ0
   (``reinit='rewind'``);
 * **random reinitialisation** (the control): the ticket's mask of each round,
-  trained from a *fresh* random initialisation. This is a new
-  :class:`~sklottery.LotteryTicketClassifier` with another ``random_state``,
-  ``n_rounds=0`` and ``fit(X, y, initial_masks=ticket_masks)``.
+  trained from a *fresh* random initialisation (another seed, ``n_rounds=0``,
+  ``fit(X, y, initial_masks=ticket_masks)``).
 
-Both are evaluated on the Fashion-MNIST test split after every round. The
-ticket's per-round masks and test predictions are captured *during* its single
-IMP fit by a small skorch callback (``on_train_begin`` copies the masks the
-estimator applies, ``on_train_end`` predicts the test set), so no round is
-trained twice.
+:func:`sklottery.analysis.ticket_curve` runs both (strategies ``'rewind'``
+and ``'random'``) and evaluates every network on the Fashion-MNIST test split
+after every epoch; the ticket's per-round masks and test accuracies are
+captured *during* its single IMP fit, so no round is trained twice.
+:func:`sklottery.stats.summarize_curve` averages the trials and
+:func:`sklottery.plotting.plot_ticket_figures` draws the two figures.
 
 Conv-2 costs about 60 times more per image than LeNet-300-100 (the second
 convolution alone is 29M multiply-adds per 28x28 image), so the default
@@ -57,14 +57,16 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from skorch.callbacks import Callback  # noqa: E402
 
-from sklottery import LotteryTicketClassifier  # noqa: E402
+from sklottery import LotteryTicketClassifier, stats  # noqa: E402
+from sklottery.analysis import n_runs, ticket_curve  # noqa: E402
 from sklottery.datasets import fetch_fashion_mnist  # noqa: E402
-from sklottery.modules import layer_kinds  # noqa: E402
+from sklottery.modules import Conv2, layer_kinds  # noqa: E402
+from sklottery.plotting import plot_ticket_figures  # noqa: E402
+from sklottery.pruning import remaining_schedule  # noqa: E402
 
 PROTOCOLS = {
     # n_train includes the validation images (held out by the estimator).
@@ -95,6 +97,8 @@ parser.add_argument("--conv-pruning-rate", type=float, default=0.1,
                     help="convolution rate per round")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+parser.add_argument("--n-jobs", type=int, default=1,
+                    help="parallel fits (joblib; default 1, -1: all cores)")
 parser.add_argument("--threads", type=int,
                     help="torch.set_num_threads (default: torch's); use 1 on a busy "
                          "machine, where competing threads slow small networks down")
@@ -112,8 +116,8 @@ if args.threads:
 print("protocol:", "full" if args.full else "reduced",
       ", ".join(f"{k}={v}" for k, v in settings.items()),
       f"batch_size={args.batch_size} pruning_rate={args.pruning_rate} "
-      f"conv_pruning_rate={args.conv_pruning_rate} "
-      f"device={args.device} threads={torch.get_num_threads()}")
+      f"conv_pruning_rate={args.conv_pruning_rate} device={args.device} "
+      f"n_jobs={args.n_jobs} threads={torch.get_num_threads()}")
 t_start = time.perf_counter()
 
 # %%
@@ -132,165 +136,89 @@ idx = rng.permutation(len(X_all))[:n_train]
 X, y = X_all[idx], y_all[idx]
 test_idx = np.sort(rng.permutation(len(X_test))[:min(settings["n_test"], len(X_test))])
 X_test, y_test = X_test[test_idx], y_test[test_idx]
-validation_fraction = settings["n_val"] / n_train
 print(f"train {n_train - settings['n_val']} + validation {settings['n_val']} images, "
       f"test {len(X_test)} images")
 
-
 # %%
-# Capturing every round of one IMP fit
+# Tickets and random reinitialisations
 # ------------------------------------
-# The estimator calls ``on_train_begin`` after it has applied the round's masks
-# (its own ``'sklottery_masks'`` callback runs first) and ``on_train_end``
-# after the round's last epoch. Passing the callback as a ``(name, callback)``
-# tuple keeps the very object we hold, and reading it back from
-# ``net_.callbacks_`` is safe either way. Predicting inside the callback
-# consumes no random numbers, so the ticket is the same with or without it.
-class RoundRecorder(Callback):
-    """Per round: the masks the estimator trains with and the test predictions."""
-
-    def __init__(self, X_test):
-        self.X_test = X_test
-
-    def initialize(self):
-        self.masks, self.test_pred = [], []
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        masks = dict(net.callbacks_)["sklottery_masks"].masks
-        self.masks.append({n: m.detach().cpu().clone() for n, m in masks.items()})
-
-    def on_train_end(self, net, **kwargs):
-        X = torch.as_tensor(self.X_test, dtype=torch.float32, device=net.device)
-        self.test_pred.append(np.asarray(net.predict_proba(X)).argmax(axis=1))
-
-
-common = dict(
+# With ``X_test`` given, every trial trains on all of ``X`` and is tested on
+# the Fashion-MNIST test split; trials differ by their θ0 and seeds.
+# ``test_acc`` is the accuracy at the end of a round's training,
+# ``early_stop_iteration`` the iteration of minimum validation loss.
+estimator = LotteryTicketClassifier(
     module="conv2",
     input_shape=(1, 28, 28),
+    n_rounds=settings["rounds"],
     max_epochs=settings["epochs"],
     batch_size=args.batch_size,
     learning_rate_init=settings["lr"],
     pruning_rate=args.pruning_rate,
     conv_pruning_rate=args.conv_pruning_rate,
     output_pruning_rate="half",
-    validation_fraction=validation_fraction,
+    validation_fraction=settings["n_val"] / n_train,
     device=args.device,
 )
-
-# %%
-# Tickets and random reinitialisations
-# ------------------------------------
-n_rounds, n_trials = settings["rounds"], settings["trials"]
-shape = (n_trials, n_rounds + 1)
-ticket_acc, reinit_acc = np.full(shape, np.nan), np.full(shape, np.nan)
-ticket_es, reinit_es = np.full(shape, np.nan), np.full(shape, np.nan)
-remaining = np.full(shape, np.nan)
-conv_remaining, fc_remaining = np.full(shape, np.nan), np.full(shape, np.nan)
-
-for trial in range(n_trials):
-    t0 = time.perf_counter()
-    recorder = RoundRecorder(X_test)
-    ticket = LotteryTicketClassifier(
-        n_rounds=n_rounds, reinit="rewind", random_state=args.seed + trial,
-        callbacks=[("round_recorder", recorder)], **common,
-    ).fit(X, y)
-    recorder = dict(ticket.net_.callbacks_)["round_recorder"]
-    n_done = len(ticket.rounds_)  # a divergence would stop early
-    kinds = layer_kinds(ticket.net_.module_)
-    for r, rec in enumerate(ticket.rounds_):
-        remaining[trial, r] = rec["weights_remaining"]
-        masks = recorder.masks[r]
-        for target, kind in ((conv_remaining, ("conv",)), (fc_remaining, ("fc", "output"))):
-            kept = sum(int(masks[n].sum()) for n, k in kinds.items() if k in kind)
-            total = sum(masks[n].numel() for n, k in kinds.items() if k in kind)
-            target[trial, r] = 100.0 * kept / total
-        ticket_es[trial, r] = rec["early_stop_iteration"]
-        pred = ticket.classes_[recorder.test_pred[r]]
-        ticket_acc[trial, r] = np.mean(pred == y_test)
-    t1 = time.perf_counter()
-    for r in range(1, n_done):
-        control = LotteryTicketClassifier(
-            n_rounds=0, random_state=10_000 * (trial + 1) + args.seed * 100 + r, **common,
-        ).fit(X, y, initial_masks=recorder.masks[r])
-        reinit_acc[trial, r] = control.score(X_test, y_test)
-        reinit_es[trial, r] = control.rounds_[0]["early_stop_iteration"]
-    print(f"trial {trial + 1}/{n_trials}: ticket ({n_done} trainings) "
-          f"{t1 - t0:.1f} s, random reinit ({n_done - 1} trainings) "
-          f"{time.perf_counter() - t1:.1f} s", flush=True)
-
+strategies = ["rewind", "random"]
+n_fits = n_runs(estimator, strategies, settings["trials"])
+print(f"fits done (of {n_fits}, one IMP chain or one control each):", end="", flush=True)
+fits_done = iter(range(1, n_fits + 1))
+results = ticket_curve(estimator, X, y, strategies=strategies, n_trials=settings["trials"],
+                       X_test=X_test, y_test=y_test, random_state=args.seed,
+                       n_jobs=args.n_jobs,
+                       progress=lambda: print(f" {next(fits_done)}", end="", flush=True))
+print(f" ({time.perf_counter() - t_start:.0f} s)")
+seconds = results.groupby("strategy", sort=False)["seconds"].agg(["count", "sum"])
+print("training time:", ", ".join(f"{s} {int(r['count'])} trainings {r['sum']:.1f} s"
+                                  for s, r in seconds.iterrows()))
 
 # %%
 # Results
 # -------
-# Mean ± standard deviation over the trials (``ddof=1``). Round 0 is the dense
-# network; the random reinitialisation control starts at round 1.
-def mean_std(a):
-    """Column-wise mean and std (ddof=1) ignoring NaN; NaN where a column is empty."""
-    mean, std = np.full(a.shape[1], np.nan), np.full(a.shape[1], np.nan)
-    for j, col in enumerate(a.T):
-        col = col[~np.isnan(col)]
-        if len(col):
-            mean[j] = col.mean()
-            std[j] = col.std(ddof=1) if len(col) > 1 else 0.0
-    return mean, std
+# Mean ± standard deviation over the trials (``ddof=1``) per round. Round 0
+# is the dense network; the random reinitialisation control starts at round 1.
+# The percent of convolution and fully connected weights left follows from the
+# rates alone (layer-wise pruning removes a fixed count per layer and round):
+# :func:`~sklottery.pruning.remaining_schedule` of Conv-2's layer sizes.
+by = ["strategy", "round", "weights_remaining"]
+acc = stats.summarize_curve(results, metric="test_acc", by=by).set_index(by)
+es = stats.summarize_curve(results, metric="early_stop_iteration", by=by).set_index(by)
 
 
-def fmt(m, s, pct=True, width=15):
-    if np.isnan(m):
-        return f"{'-':>{width}}"
-    text = f"{100 * m:.2f} ± {100 * s:.2f}" if pct else f"{m:.0f} ± {s:.0f}"
-    return f"{text:>{width}}"
+def mean_std(summary, strategy, scale=100.0, fmt="{:.2f}"):
+    """'mean ± std' strings of one strategy's rows of a summary (std 0 for one trial)."""
+    rows = summary.loc[strategy]
+    return ((scale * rows["mean"]).map(fmt.format) + " ± "
+            + (scale * rows["std"].fillna(0.0)).map(fmt.format))
 
 
-rem = mean_std(remaining)[0]
-rem_conv, rem_fc = mean_std(conv_remaining)[0], mean_std(fc_remaining)[0]
-ta, ta_s = mean_std(ticket_acc)
-ra, ra_s = mean_std(reinit_acc)
-te, te_s = mean_std(ticket_es)
-re_, re_s = mean_std(reinit_es)
-print()
-print(f"Conv-2 on Fashion-MNIST, test accuracy (%) at the end of each round, "
-      f"{n_trials} trial(s)")
-print(f"{'round':>5} {'% remaining':>11} {'% conv':>7} {'% fc':>6} {'ticket acc':>15} "
-      f"{'reinit acc':>15} {'ticket ES it':>15} {'reinit ES it':>15}")
-for r in range(n_rounds + 1):
-    if np.isnan(rem[r]):
-        continue
-    print(f"{r:>5d} {rem[r]:>11.2f} {rem_conv[r]:>7.2f} {rem_fc[r]:>6.2f} "
-          f"{fmt(ta[r], ta_s[r])} {fmt(ra[r], ra_s[r])} "
-          f"{fmt(te[r], te_s[r], pct=False)} {fmt(re_[r], re_s[r], pct=False)}")
+table = pd.DataFrame({
+    "ticket acc": mean_std(acc, "rewind"), "reinit acc": mean_std(acc, "random"),
+    "ticket ES it": mean_std(es, "rewind", 1, "{:.0f}"),
+    "reinit ES it": mean_std(es, "random", 1, "{:.0f}"),
+}).fillna("-").reset_index().rename(columns={"weights_remaining": "% remaining"})
+module = Conv2(n_features=X.shape[1], n_classes=len(np.unique(y)), input_shape=(1, 28, 28))
+kinds = layer_kinds(module)
+sizes = {n: p.numel() for n, p in module.named_parameters() if n in kinds}
+rates = {"conv": args.conv_pruning_rate, "fc": args.pruning_rate,
+         "output": args.pruning_rate / 2}  # output_pruning_rate="half"
+for position, (label, group) in enumerate([("% conv", {"conv"}), ("% fc", {"fc", "output"})]):
+    part = {n: size for n, size in sizes.items() if kinds[n] in group}
+    left = remaining_schedule(part, {n: rates[kinds[n]] for n in part}, settings["rounds"])
+    table.insert(2 + position, label, [100 * left[r] for r in table["round"]])
+print(f"\nConv-2 on Fashion-MNIST, test accuracy (%) at the end of each round, "
+      f"{settings['trials']} trial(s)")
+print(table.to_string(index=False, float_format="{:.2f}".format))
 
 # %%
 # Accuracy vs. weights remaining
 # ------------------------------
 # As in the paper, the x axis is logarithmic and reversed: sparser networks
-# are further right.
+# are further right. The dashed line and grey band are the dense network.
 os.makedirs(args.out, exist_ok=True)
-ok = ~np.isnan(rem)
-fig, (ax_acc, ax_es) = plt.subplots(1, 2, figsize=(11, 4))
-ax_acc.errorbar(rem[ok], 100 * ta[ok], yerr=100 * ta_s[ok], marker="o", capsize=3,
-                label="winning ticket (rewind to θ0)")
-ok_r = ok & ~np.isnan(ra)
-ax_acc.errorbar(rem[ok_r], 100 * ra[ok_r], yerr=100 * ra_s[ok_r], marker="s", capsize=3,
-                linestyle="--", label="random reinitialisation")
-ax_acc.set_ylabel("Test accuracy (%)")
-ax_es.errorbar(rem[ok], te[ok], yerr=te_s[ok], marker="o", capsize=3, label="winning ticket")
-ax_es.errorbar(rem[ok_r], re_[ok_r], yerr=re_s[ok_r], marker="s", capsize=3, linestyle="--",
-               label="random reinitialisation")
-ax_es.set_ylabel("Early-stop iteration (min. validation loss)")
-for ax in (ax_acc, ax_es):
-    ax.set_xscale("log")
-    ax.set_xticks(rem[ok])
-    ax.set_xticklabels([f"{v:.3g}" for v in rem[ok]], rotation=45)
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("Weights remaining (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+fig = plot_ticket_figures(results)
 fig.suptitle(f"Conv-2, Fashion-MNIST ({'full' if args.full else 'reduced'} protocol, "
-             f"{n_trials} trial(s), mean ± std)")
-fig.tight_layout()
+             f"{settings['trials']} trial(s), mean ± std)")
 path = os.path.join(args.out, "fashion_mnist_conv2.png")
 fig.savefig(path, dpi=100)
 print(f"\nfigure saved to {path}")

@@ -9,7 +9,6 @@ is skipped when its files are not installed.
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
@@ -17,8 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sklottery import LotteryTicketClassifier
+from sklottery.analysis import EvaluationCallback, ticket_curve
 from sklottery.modules import MLP, Conv2, LeNet5, layer_kinds
 from sklottery.pruning import n_to_prune
+from sklottery.stats import summarize_curve
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -194,52 +195,60 @@ def test_dropout_reaches_module(module, side, module_cls, digits8, digits16):
 
 
 # --------------------------------------------------------------------------
-# the per-round capture used by the Fashion-MNIST examples
+# the per-round capture and the control used by the Fashion-MNIST examples
 # --------------------------------------------------------------------------
 
-class RoundRecorder(Callback):
-    """Masks applied in each round (on_train_begin) and test predictions (on_train_end)."""
-
-    def __init__(self, X_test):
-        self.X_test = X_test
-
-    def initialize(self):
-        self.masks, self.test_pred = [], []
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        masks = dict(net.callbacks_)["sklottery_masks"].masks
-        self.masks.append({n: m.detach().cpu().clone() for n, m in masks.items()})
-
-    def on_train_end(self, net, **kwargs):
-        X = torch.as_tensor(self.X_test, dtype=torch.float32, device=net.device)
-        self.test_pred.append(np.asarray(net.predict_proba(X)).argmax(axis=1))
-
-
-def test_round_recorder_captures_rounds_without_changing_the_ticket(digits8):
+def test_evaluation_callback_captures_rounds_without_changing_the_ticket(digits8):
+    """ticket_curve's EvaluationCallback records every round of one IMP fit."""
     X, y = digits8
-    X_fit, y_fit, X_test = X[:200], y[:200], X[200:]
-    plain = cnn(n_rounds=2, max_epochs=1).fit(X_fit, y_fit)
-    rec_ticket = cnn(n_rounds=2, max_epochs=1,
-                     callbacks=[("recorder", RoundRecorder(X_test))]).fit(X_fit, y_fit)
-    rec = dict(rec_ticket.net_.callbacks_)["recorder"]
-    assert len(rec.masks) == len(rec.test_pred) == 3
+    X_fit, y_fit, X_test, y_test = X[:200], y[:200], X[200:], y[200:]
+    flat = [torch.as_tensor(a.reshape(len(a), -1)) for a in (X_test, X_fit)]
+    callback = EvaluationCallback(flat[0], torch.as_tensor(y_test), flat[1],
+                                  torch.as_tensor(y_fit))
+    plain = cnn(n_rounds=2, max_epochs=2).fit(X_fit, y_fit)
+    rec_ticket = cnn(n_rounds=2, max_epochs=2,
+                     callbacks=[("evaluation", callback)]).fit(X_fit, y_fit)
+    rec = dict(rec_ticket.net_.callbacks_)["evaluation"].rounds_
+    assert len(rec) == 3
+    assert all(len(r["test_acc_by_epoch"]) == 2 for r in rec)
     for ra, rb in zip(plain.rounds_, rec_ticket.rounds_):
         assert ra["train_loss"] == rb["train_loss"]
         assert ra["valid_loss"] == rb["valid_loss"]
     # the last round's capture is the final network
     for name, mask in plain.masks_.items():
-        assert torch.equal(rec.masks[-1][name], mask)
-    np.testing.assert_array_equal(rec_ticket.classes_[rec.test_pred[-1]],
-                                  plain.predict(X_test))
-    assert all(m.all() for m in rec.masks[0].values())  # round 0 is dense
+        assert torch.equal(rec[-1]["masks"][name], mask)
+    one = 1.0 / len(X_test)  # at most one prediction may flip (other batch sizes)
+    assert rec[-1]["test_acc_by_epoch"][-1] == pytest.approx(plain.score(X_test, y_test),
+                                                             abs=one)
+    assert rec[-1]["train_acc"] == pytest.approx(plain.score(X_fit, y_fit), abs=1 / 200)
+    assert all(m.all() for m in rec[0]["masks"].values())  # round 0 is dense
     # random-reinit control: the round-1 mask from another initialisation
     control = cnn(n_rounds=0, max_epochs=1, random_state=123).fit(
-        X_fit, y_fit, initial_masks=rec.masks[1])
+        X_fit, y_fit, initial_masks=rec[1]["masks"])
     assert control.rounds_[0]["remaining_by_layer"] == pytest.approx(
         rec_ticket.rounds_[1]["remaining_by_layer"])
     w0 = control.init_params_["features.0.weight"]
     assert not torch.equal(w0, rec_ticket.init_params_["features.0.weight"])
+
+
+def test_ticket_curve_random_reinit_control_on_images(digits8):
+    """The examples' table: ticket and random reinit per round on a fixed test set."""
+    X, y = digits8
+    X_flat = X.reshape(len(X), -1)
+    df = ticket_curve(cnn(n_rounds=2, max_epochs=1), X_flat[:200], y[:200],
+                      strategies=["rewind", "random"], n_trials=2, X_test=X_flat[200:],
+                      y_test=y[200:], random_state=0)
+    ticket, control = df[df["strategy"] == "rewind"], df[df["strategy"] == "random"]
+    assert sorted(ticket["round"]) == [0, 0, 1, 1, 2, 2]
+    assert sorted(control["round"]) == [1, 1, 2, 2]  # the control starts at round 1
+    # the control trains the ticket's mask: same level at every round
+    levels = ticket.set_index(["trial", "round"])["weights_remaining"]
+    for _, row in control.iterrows():
+        assert row["weights_remaining"] == pytest.approx(levels[(row["trial"], row["round"])])
+    assert df["test_acc"].between(0, 1).all() and df["test_acc"].notna().all()
+    assert (df["early_stop_iteration"] >= 1).all()
+    summary = summarize_curve(df, metric="test_acc", by=["strategy", "round"])
+    assert summary["n"].tolist() == [2, 2, 2, 2, 2]
 
 
 # --------------------------------------------------------------------------
