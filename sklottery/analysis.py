@@ -105,10 +105,11 @@ class EvaluationCallback(Callback):
         with torch.no_grad():
             net.module_.eval()
             correct = 0
-            for start in range(0, len(X), 4096):
-                xb = X[start:start + 4096].to(net.device)
+            chunk = 1024  # bounds the activation memory of conv networks
+            for start in range(0, len(X), chunk):
+                xb = X[start:start + chunk].to(net.device)
                 pred = net.module_(xb).argmax(1).cpu()
-                correct += int((pred == y[start:start + 4096]).sum())
+                correct += int((pred == y[start:start + chunk]).sum())
             net.module_.train()
         return correct / len(X)
 
@@ -432,13 +433,19 @@ def ticket_curve(
 
 
 def n_runs(estimator, strategies, n_trials):
-    """How many fits :func:`ticket_curve` makes (for progress bars)."""
+    """How many fits :func:`ticket_curve` makes (for progress bars).
+
+    ``None`` when the estimator sets ``target_sparsity`` (the number of rounds
+    is only known once the network is built).
+    """
     strategies = list(dict.fromkeys(strategies))
     chain = [s for s in strategies if s in CHAIN_STRATEGIES]
     controls = [s for s in strategies if s in MASK_STRATEGIES]
     if controls and "rewind" not in chain:
         chain.append("rewind")
     ltc, _ = _final_step(estimator)
+    if ltc.target_sparsity is not None:
+        return None
     return n_trials * (len(chain) + len(controls) * int(ltc.n_rounds))
 
 

@@ -126,6 +126,8 @@ def test_parallel_equals_sequential_and_pipeline(digits):
     cols = [col for col in RESULT_COLUMNS if col != "seconds"]
     pd.testing.assert_frame_equal(seq[cols], par[cols])
     assert n_runs(est[-1], ["rewind", "random"], 2) == 2 * (1 + 1)
+    assert n_runs(est, ["random", "continue"], 3) == 3 * (2 + 1)  # rewind added
+    assert n_runs(tiny(target_sparsity=0.5), ["rewind"], 2) is None
 
 
 def test_bad_arguments(digits):
