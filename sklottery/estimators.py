@@ -399,6 +399,15 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"input_shape must be (C, H, W) with positive ints, got {self.input_shape!r}."
             )
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available in this torch build or "
+                "on this machine; use device='cpu'."
+            )
 
     # ------------------------------------------------------------- building
     def _module_kwargs(self, n_features, n_classes):

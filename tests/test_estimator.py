@@ -412,3 +412,37 @@ def test_fitted_estimator_does_not_keep_the_training_data():
     # the network, theta0 and one checkpoint are a few KB; the data would be 1 MB
     assert size < X.nbytes / 10, size
     assert clf.net_.train_split is None
+
+
+def test_lr_warmup_is_linear_and_restarts_every_round(digits):
+    X, y = digits
+
+    class LrLog(Callback):
+        def initialize(self):
+            self.lrs = []
+            return self
+
+        def on_train_begin(self, net, **kw):
+            self.lrs.append([])
+
+        def on_batch_begin(self, net, training=False, **kw):
+            if training:
+                self.lrs[-1].append(net.optimizer_.param_groups[0]["lr"])
+
+    clf = small(lr_warmup=10, n_rounds=1, learning_rate_init=1e-2,
+                callbacks=[LrLog()]).fit(X, y)
+    per_round = dict(clf.net_.callbacks_)["user_0"].lrs
+    assert len(per_round) == 2
+    expected = [1e-2 * (i + 1) / 10 for i in range(10)]
+    for lrs in per_round:
+        assert lrs[:10] == pytest.approx(expected)
+        assert lrs[10:] == pytest.approx([1e-2] * (len(lrs) - 10))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_device_without_cuda_is_a_clear_error(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        small(device="cuda").fit(X, y)
+    with pytest.raises(ValueError, match="not a torch device"):
+        small(device="gpu0").fit(X, y)
