@@ -26,8 +26,8 @@ from .pruning import (
     PRUNING_CRITERIA,
     compute_scores,
     fraction_remaining,
+    one_shot_rates,
     prune_masks,
-    remaining_schedule,
     rounds_for_sparsity,
 )
 from .strategies import REINIT_STRATEGIES, next_round_state, scratch_b_epochs
@@ -706,9 +706,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             )
         out = {}
         for name, ref in self.masks_.items():
-            m = torch.as_tensor(np.asarray(initial_masks[name].cpu()
-                                           if torch.is_tensor(initial_masks[name])
-                                           else initial_masks[name]))
+            m = initial_masks[name]
+            m = m.detach().cpu() if torch.is_tensor(m) else torch.as_tensor(np.asarray(m))
             if tuple(m.shape) != tuple(ref.shape):
                 raise ValueError(
                     f"initial_masks[{name!r}] has shape {tuple(m.shape)}, expected "
@@ -735,20 +734,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             if total == 0:
                 return
             sizes = {n: m.numel() for n, m in self.masks_.items()}
-            remaining = {n: sizes[n] for n in sizes}
-            from .pruning import n_to_prune
-
-            if self.pruning_scope == "global":
-                pooled_sizes = sum(sizes[n] for n in pooled)
-                pooled_left = pooled_sizes
-            for _ in range(total):
-                if self.pruning_scope == "global":
-                    pooled_left -= n_to_prune(pooled_left, rates[pooled[0]])
-                remaining = {n: r - n_to_prune(r, rates[n]) for n, r in remaining.items()}
-            rates = {n: 1 - remaining[n] / sizes[n] for n in sizes}
-            if self.pruning_scope == "global":
-                for n in pooled:
-                    rates[n] = 1 - pooled_left / pooled_sizes
+            rates = one_shot_rates(sizes, rates, total,
+                                   pooled if self.pruning_scope == "global" else None)
             plan = [1]
         else:
             if start > total and self.warm_start and start > 1:

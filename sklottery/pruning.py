@@ -37,6 +37,7 @@ __all__ = [
     "fraction_remaining",
     "remaining_schedule",
     "rounds_for_sparsity",
+    "one_shot_rates",
     "apply_masks_",
 ]
 
@@ -181,34 +182,56 @@ def fraction_remaining(masks: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
+def _pruning_units(layer_sizes, rates, pooled=None):
+    """Weight counts and rates per pruning unit: each layer, or the pooled layers as one.
+
+    Returns ``(sizes, unit_rates, pooled)``; the pooled layers (global scope)
+    are one unit under the key ``_POOLED``.
+    """
+    pooled = [n for n in (pooled or ()) if n in layer_sizes]
+    sizes = {n: int(s) for n, s in layer_sizes.items() if n not in pooled}
+    unit_rates = {n: float(rates[n]) for n in sizes}
+    if pooled:
+        sizes[_POOLED] = sum(int(layer_sizes[n]) for n in pooled)
+        unit_rates[_POOLED] = float(rates[pooled[0]])
+    return sizes, unit_rates, pooled
+
+
+def _prune_step(remaining, unit_rates):
+    """Counts left after one round (the rounding rule of :func:`n_to_prune`)."""
+    return {n: r - n_to_prune(r, unit_rates[n]) for n, r in remaining.items()}
+
+
+_POOLED = "__pooled__"
+
+
 def remaining_schedule(layer_sizes: Mapping[str, int], rates: Mapping[str, float],
-                       n_rounds: int) -> list:
+                       n_rounds: int, pooled=None) -> list:
     """Total fraction of weights remaining after each of ``n_rounds`` rounds.
 
-    Uses the same rounding rule as :func:`prune_masks` in layer scope (and the
-    same counts in global scope, where only the pooled total matters).
-    Element 0 is 1.0 (dense).
+    Uses the same rounding rule as :func:`prune_masks`; ``pooled`` names the
+    layers ranked together in global scope. Element 0 is 1.0 (dense).
     """
-    remaining = {n: int(s) for n, s in layer_sizes.items()}
+    remaining, unit_rates, _ = _pruning_units(layer_sizes, rates, pooled)
     total = sum(remaining.values())
     out = [1.0]
     for _ in range(int(n_rounds)):
-        remaining = {n: r - n_to_prune(r, float(rates[n])) for n, r in remaining.items()}
+        remaining = _prune_step(remaining, unit_rates)
         out.append(sum(remaining.values()) / total)
     return out
 
 
-def rounds_for_sparsity(layer_sizes, rates, target_sparsity, max_rounds=1000) -> int:
+def rounds_for_sparsity(layer_sizes, rates, target_sparsity, max_rounds=1000,
+                        pooled=None) -> int:
     """Fewest rounds after which at most ``1 - target_sparsity`` of the weights remain."""
     if not 0 <= target_sparsity < 1:
         raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity!r}.")
-    remaining = {n: int(s) for n, s in layer_sizes.items()}
-    total = sum(remaining.values())
-    goal = (1.0 - target_sparsity) * total
+    remaining, unit_rates, _ = _pruning_units(layer_sizes, rates, pooled)
+    goal = (1.0 - target_sparsity) * sum(remaining.values())
     for r in range(max_rounds + 1):
         if sum(remaining.values()) <= goal + 1e-9:
             return r
-        new = {n: v - n_to_prune(v, float(rates[n])) for n, v in remaining.items()}
+        new = _prune_step(remaining, unit_rates)
         if new == remaining:
             break
         remaining = new
@@ -216,6 +239,22 @@ def rounds_for_sparsity(layer_sizes, rates, target_sparsity, max_rounds=1000) ->
         f"target_sparsity={target_sparsity} cannot be reached with these pruning rates "
         "(every layer keeps at least one weight)."
     )
+
+
+def one_shot_rates(layer_sizes, rates, n_rounds, pooled=None) -> dict:
+    """Per-layer rates that reach the level of ``n_rounds`` iterative rounds in one prune.
+
+    Each layer (or the pooled group, in global scope) keeps exactly as many
+    weights as ``n_rounds`` rounds at ``rates`` would leave it.
+    """
+    sizes, unit_rates, pooled = _pruning_units(layer_sizes, rates, pooled)
+    remaining = dict(sizes)
+    for _ in range(int(n_rounds)):
+        remaining = _prune_step(remaining, unit_rates)
+    out = {n: 1 - remaining[n] / sizes[n] for n in sizes if n != _POOLED}
+    for n in pooled:
+        out[n] = 1 - remaining[_POOLED] / sizes[_POOLED]
+    return {n: out[n] for n in layer_sizes}
 
 
 @torch.no_grad()

@@ -146,3 +146,26 @@ def test_rounds_for_sparsity():
     with pytest.raises(ValueError, match="cannot be reached"):
         rounds_for_sparsity({"a": 3}, {"a": 0.1}, 0.5)
     assert math.isclose(remaining_schedule(sizes, rates, 0)[0], 1.0)
+
+
+def test_one_shot_rates_reach_the_iterative_level():
+    from sklottery.pruning import one_shot_rates
+
+    sizes = {"a": 1000, "b": 300, "out": 50}
+    rates = {"a": 0.2, "b": 0.2, "out": 0.1}
+    layer = one_shot_rates(sizes, rates, 3)
+    # one prune at these rates leaves each layer what 3 rounds would
+    left = {n: s for n, s in sizes.items()}
+    for _ in range(3):
+        left = {n: v - n_to_prune(v, rates[n]) for n, v in left.items()}
+    for n in sizes:
+        assert sizes[n] - n_to_prune(sizes[n], layer[n]) == left[n]
+    # global: the pooled layers share one rate from the pooled count
+    glob = one_shot_rates(sizes, rates, 3, pooled=["a", "b"])
+    pooled = 1300
+    for _ in range(3):
+        pooled -= n_to_prune(pooled, 0.2)
+    assert glob["a"] == glob["b"] == pytest.approx(1 - pooled / 1300)
+    assert glob["out"] == layer["out"]
+    assert remaining_schedule(sizes, rates, 3, pooled=["a", "b"])[-1] == pytest.approx(
+        (pooled + left["out"]) / 1350)
