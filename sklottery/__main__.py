@@ -177,9 +177,7 @@ def compare(args):
         sections.append((name, desc, verdict, shown, png, len(X), epochs, seconds))
     results = pd.concat(frames, ignore_index=True)
     results.to_csv(os.path.join(args.out, "results.csv"), index=False)
-    curves = pd.concat(
-        [stats.summarize_curve(results, by=("dataset", "strategy", "weights_remaining"))],
-        ignore_index=True)
+    curves = stats.summarize_curve(results, by=("dataset", "strategy", "weights_remaining"))
     curves.to_csv(os.path.join(args.out, "summary.csv"), index=False)
     tests = stats.compare_to_ticket(results)
     tests.to_csv(os.path.join(args.out, "tests.csv"), index=False)
