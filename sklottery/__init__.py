@@ -4,6 +4,7 @@ from .estimators import (
     DivergenceWarning,
     LotteryTicketClassifier,
     PruningInterruptedWarning,
+    TrainingDivergedError,
 )
 
 __version__ = "0.1.0"
@@ -12,5 +13,6 @@ __all__ = [
     "LotteryTicketClassifier",
     "DivergenceWarning",
     "PruningInterruptedWarning",
+    "TrainingDivergedError",
     "__version__",
 ]

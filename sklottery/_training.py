@@ -16,7 +16,12 @@ import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
-__all__ = ["TensorBatchIterator", "MaskCallback", "Diverged", "LotteryNet"]
+__all__ = ["TensorBatchIterator", "MaskCallback", "EvalGrid", "Diverged", "LotteryNet",
+           "resolve_eval_every"]
+
+#: ``eval_every='auto'`` evaluates about this often (Frankle & Carbin evaluate
+#: every 100 iterations), and at least once per epoch.
+AUTO_EVAL_ITERATIONS = 100
 
 
 class Diverged(RuntimeError):
@@ -181,6 +186,116 @@ class ValidAccuracy(Callback):
             net.history.record("valid_acc", self.correct_ / self.total_)
 
 
+def resolve_eval_every(eval_every, iters_per_epoch):
+    """Iterations between two evaluations for ``eval_every`` ('auto' or an int).
+
+    ``'auto'`` is ``min(100, iters_per_epoch)``: every 100 iterations as
+    Frankle & Carbin, but never less often than once per epoch.
+    """
+    if eval_every == "auto":
+        return max(1, min(AUTO_EVAL_ITERATIONS, int(iters_per_epoch)))
+    return int(eval_every)
+
+
+class EvalGrid(Callback):
+    """Validation loss and accuracy on a grid of training iterations.
+
+    Evaluates the network every ``every`` training iterations of a round and
+    once more at the end of the round (unless the last iteration was already a
+    grid point), so that the early-stop iteration (minimum validation loss,
+    Frankle & Carbin) is resolved to ``every`` iterations rather than to
+    epochs. At every grid point other callbacks that define
+    ``on_evaluation(net, iteration=...)`` are notified (e.g. to measure test
+    accuracy on the same grid), also when there is no validation set.
+
+    The evaluation runs in eval mode without gradients and draws no random
+    numbers, so it does not change training.
+
+    Parameters
+    ----------
+    every : int, default=1
+        Iterations between evaluations.
+    valid : tuple of (X, y) tensors or None
+        Validation data; None evaluates nothing but still notifies.
+    chunk : int, default=1024
+        Samples per forward pass (bounds activation memory).
+    """
+
+    def __init__(self, every=1, valid=None, chunk=1024):
+        self.every = every
+        self.valid = valid
+        self.chunk = chunk
+
+    def initialize(self):
+        self._reset()
+        return self
+
+    def _reset(self):
+        self.iteration_ = 0
+        self.iterations_ = []
+        self.valid_loss_ = []
+        self.valid_acc_ = []
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["valid"] = None  # the estimator never keeps data after fit
+        return state
+
+    def on_train_begin(self, net, **kwargs):
+        self._reset()
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        self.iteration_ += 1
+        if self.iteration_ % int(self.every) == 0:
+            self._evaluate(net)
+
+    def on_train_end(self, net, **kwargs):
+        if not self.iterations_ or self.iterations_[-1] != self.iteration_:
+            self._evaluate(net)
+
+    def _evaluate(self, net):
+        it = self.iteration_
+        if self.valid is not None:
+            loss, acc = self._loss_acc(net, *self.valid)
+        else:
+            loss = acc = float("nan")
+        self.iterations_.append(it)
+        self.valid_loss_.append(loss)
+        self.valid_acc_.append(acc)
+        net.notify("on_evaluation", iteration=it)
+
+    def _loss_acc(self, net, X, y):
+        module = net.module_
+        was_training = module.training
+        module.eval()
+        total_loss, correct = 0.0, 0
+        try:
+            with torch.no_grad():
+                for start in range(0, len(X), self.chunk):
+                    xb, yb = X[start:start + self.chunk], y[start:start + self.chunk]
+                    out = module(xb)
+                    total_loss += float(torch.nn.functional.cross_entropy(
+                        out, yb, reduction="sum"))
+                    correct += int((out.argmax(1) == yb).sum())
+        finally:
+            module.train(was_training)
+        return total_loss / len(X), correct / len(X)
+
+    def early_stop(self):
+        """``(iteration, valid_loss, valid_acc)`` at the minimum validation loss.
+
+        The first grid point wins ties. ``None`` without validation data or
+        when every loss is NaN.
+        """
+        vl = np.asarray(self.valid_loss_, dtype=float)
+        if not vl.size or not np.isfinite(vl).any():
+            return None
+        best = int(np.nanargmin(np.where(np.isfinite(vl), vl, np.nan)))
+        return self.iterations_[best], float(vl[best]), float(self.valid_acc_[best])
+
+
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
 
 
@@ -209,6 +324,13 @@ class LotteryNet(NeuralNetClassifier):
                 for name, cb in super()._default_callbacks]
 
     def notify(self, method_name, **cb_kwargs):
+        if method_name == "on_evaluation":
+            # sklottery's own hook (EvalGrid): only callbacks that define it
+            for _, cb in self.callbacks_:
+                hook = getattr(cb, "on_evaluation", None)
+                if hook is not None:
+                    hook(self, **cb_kwargs)
+            return None
         if method_name not in _BATCH_HOOKS:
             return super().notify(method_name, **cb_kwargs)
         callbacks = self.callbacks_

@@ -54,6 +54,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
+from .estimators import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
 from .strategies import scratch_b_epochs
 
 __all__ = [
@@ -74,16 +75,24 @@ STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
 #: Columns of the table returned by :func:`ticket_curve`, in order.
 RESULT_COLUMNS = [
     "strategy", "trial", "round", "weights_remaining", "test_acc", "test_acc_early_stop",
-    "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs", "n_iter",
-    "seconds",
+    "test_acc_init", "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs",
+    "n_iter", "n_test", "stop_reason", "seconds",
 ]
+
+#: Warnings that mean a run was cut short (its completed rounds are kept).
+_CUT_SHORT = (DivergenceWarning, PruningInterruptedWarning)
 
 
 class EvaluationCallback(Callback):
-    """Record test accuracy after every epoch, and train accuracy and masks per round.
+    """Record test accuracy on the estimator's evaluation grid, and more per round.
 
-    Used by :func:`ticket_curve`; the estimator deep-copies user callbacks,
-    so read the results from ``dict(est.net_.callbacks_)[name]``.
+    Per round: the test accuracy of the masked start weights before any
+    training (``test_acc_init``, Zhou et al.'s supermask effect), the test
+    accuracy at every point of the estimator's evaluation grid
+    (``eval_every``, through the ``on_evaluation`` hook), the train accuracy
+    at the end, and the masks. Used by :func:`ticket_curve`; the estimator
+    deep-copies user callbacks, so read the results from
+    ``dict(est.net_.callbacks_)[name]``.
     """
 
     def __init__(self, X_test, y_test, X_train, y_train, keep_states=False):
@@ -95,7 +104,7 @@ class EvaluationCallback(Callback):
 
     def initialize(self):
         self.rounds_ = []
-        self._epoch_acc = []
+        self._acc_at = {}
         return self
 
     @staticmethod
@@ -114,19 +123,22 @@ class EvaluationCallback(Callback):
         return correct / len(X)
 
     def on_train_begin(self, net, **kwargs):
-        self._epoch_acc = []
+        self._acc_at = {}
         masks = dict(net.callbacks_)["sklottery_masks"].masks
         self._masks = {n: m.detach().to("cpu", copy=True) for n, m in masks.items()}
+        # the mask callback runs first, so the module already holds the masked start
+        self._init_acc = self._accuracy(net, self.X_test, self.y_test)
         if self.keep_states:
             self._start = {n: v.detach().to("cpu", copy=True)
                            for n, v in net.module_.state_dict().items() if n in masks}
 
-    def on_epoch_end(self, net, **kwargs):
-        self._epoch_acc.append(self._accuracy(net, self.X_test, self.y_test))
+    def on_evaluation(self, net, iteration=None, **kwargs):
+        self._acc_at[int(iteration)] = self._accuracy(net, self.X_test, self.y_test)
 
     def on_train_end(self, net, **kwargs):
         rec = {
-            "test_acc_by_epoch": list(self._epoch_acc),
+            "test_acc_by_iteration": dict(self._acc_at),
+            "test_acc_init": self._init_acc,
             "train_acc": self._accuracy(net, self.X_train, self.y_train),
             "masks": self._masks,
         }
@@ -164,7 +176,13 @@ def _set(estimator, **params):
 
 def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None,
                     keep_states=False, n_threads=None):
-    """Fit ``estimator`` with an evaluation callback; return (rows, per-round records, fitted)."""
+    """Fit ``estimator`` with an evaluation callback.
+
+    Returns ``(rows, per-round records, fitted estimator, cut_short)``, where
+    ``cut_short`` is None or ``(reason, message)`` when the fit stopped early
+    (divergence or interruption; the completed rounds are kept). A fit that
+    diverges before any round completes gives no rows and no estimator.
+    """
     if n_threads:
         torch.set_num_threads(n_threads)
     classes = np.unique(y_train)
@@ -182,34 +200,48 @@ def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None
     user_callbacks = list(final.callbacks or [])
     _set(est, callbacks=user_callbacks + [cb], verbose=0)
     fit_kwargs = {prefix + k: v for k, v in (fit_kwargs or {}).items()}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        # Routine UserWarnings of the many fits are silenced; the warnings of a
+        # run cut short are recorded and surfaced once by ticket_curve.
         warnings.simplefilter("ignore", UserWarning)
-        est.fit(X_train, y_train, **fit_kwargs)
+        for category in _CUT_SHORT:
+            warnings.simplefilter("always", category)
+        try:
+            est.fit(X_train, y_train, **fit_kwargs)
+        except TrainingDivergedError as exc:
+            return [], [], None, ("diverged", str(exc))
+    cut_short = None
+    for w in caught:
+        if issubclass(w.category, _CUT_SHORT):
+            reason = "diverged" if issubclass(w.category, DivergenceWarning) else "interrupted"
+            cut_short = (reason, str(w.message))
     final, _ = _final_step(est)
     evals = dict(final.net_.callbacks_)[f"user_{len(user_callbacks)}"].rounds_
     rows = []
     for rec, ev in zip(final.rounds_, evals):
-        accs = ev["test_acc_by_epoch"]
+        accs = ev["test_acc_by_iteration"]
+        last = accs[max(accs)] if accs else np.nan
         es = rec["early_stop_iteration"]
-        if es is not None and accs:
-            es_epoch = min(len(accs), max(1, es // max(1, rec["n_iter"] // rec["epochs"])))
-            acc_es = accs[es_epoch - 1]
-        else:
-            acc_es = accs[-1] if accs else np.nan
         rows.append({
             "round": rec["round"],
             "weights_remaining": rec["weights_remaining"],
-            "test_acc": accs[-1] if accs else np.nan,
-            "test_acc_early_stop": acc_es,
+            "test_acc": last,
+            "test_acc_early_stop": last if es is None else accs.get(int(es), np.nan),
+            "test_acc_init": ev["test_acc_init"],
             "early_stop_iteration": np.nan if es is None else es,
             "train_acc": ev["train_acc"],
             "valid_acc": rec["valid_acc"],
             "valid_loss": rec["valid_loss"],
             "epochs": rec["epochs"],
             "n_iter": rec["n_iter"],
+            "n_test": len(X_test),
+            "stop_reason": "",
             "seconds": rec["seconds"],
         })
-    return rows, evals, final
+    if cut_short is not None:
+        for row in rows:
+            row["stop_reason"] = cut_short[0]
+    return rows, evals, final, cut_short
 
 
 def _chain_params(strategy, estimator, rewind_iteration):
@@ -226,21 +258,30 @@ def _chain_params(strategy, estimator, rewind_iteration):
     raise ValueError(strategy)
 
 
+def _failed_row(r, level, n_test, reason):
+    """Row of a run that diverged before completing its first round."""
+    row = {c: np.nan for c in RESULT_COLUMNS}
+    row.update(round=r, weights_remaining=level, n_test=n_test, stop_reason=reason)
+    return row
+
+
 def _run_chain(task):
     (strategy, trial, estimator, params, data, n_threads, keep_states) = task
     X_train, y_train, X_test, y_test = data
     est = _set(clone(estimator), **params)
-    rows, evals, fitted = _fit_and_record(est, X_train, y_train, X_test, y_test,
-                                          keep_states=keep_states, n_threads=n_threads)
+    rows, evals, fitted, cut_short = _fit_and_record(
+        est, X_train, y_train, X_test, y_test, keep_states=keep_states, n_threads=n_threads)
+    if fitted is None:
+        rows = [_failed_row(0, 100.0, len(X_test), cut_short[0])]
     for row in rows:
         row.update(strategy=strategy, trial=trial)
     masks = [ev["masks"] for ev in evals]
     extras = None
-    if keep_states:
+    if keep_states and fitted is not None:
         extras = {"masks": masks, "start": [ev["start"] for ev in evals],
                   "final": [ev["final"] for ev in evals],
                   "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
-    return strategy, trial, rows, masks, extras
+    return strategy, trial, rows, masks, extras, cut_short
 
 
 def _run_mask_control(task):
@@ -250,19 +291,24 @@ def _run_mask_control(task):
     ltc, _ = _final_step(estimator)
     if strategy == "one_shot":
         _set(est, one_shot=True, n_rounds=r, target_sparsity=None)
-        rows, _, _ = _fit_and_record(est, X_train, y_train, X_test, y_test,
-                                     n_threads=n_threads)
+        rows, _, fitted, cut_short = _fit_and_record(est, X_train, y_train, X_test, y_test,
+                                                     n_threads=n_threads)
+        if fitted is not None and len(rows) < 2:
+            rows = []  # the one-shot round itself did not complete
         rows = rows[-1:]
     else:
         epochs = int(ltc.max_epochs)
         if strategy == "scratch_b":
             epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
         _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
-        rows, _, _ = _fit_and_record(est, X_train, y_train, X_test, y_test,
-                                     fit_kwargs={"initial_masks": masks}, n_threads=n_threads)
+        rows, _, fitted, cut_short = _fit_and_record(
+            est, X_train, y_train, X_test, y_test, fit_kwargs={"initial_masks": masks},
+            n_threads=n_threads)
+    if not rows:
+        rows = [_failed_row(r, level, len(X_test), cut_short[0] if cut_short else "diverged")]
     for row in rows:
         row.update(strategy=strategy, trial=trial, round=r)
-    return rows
+    return rows, cut_short
 
 
 def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs):
@@ -352,9 +398,21 @@ def ticket_curve(
     results : pandas.DataFrame
         One row per strategy x trial x round with :data:`RESULT_COLUMNS`:
         ``weights_remaining`` in %, ``test_acc`` at the end of training,
-        ``test_acc_early_stop`` at the epoch of minimum validation loss,
-        ``early_stop_iteration``, ``train_acc`` (end of training),
+        ``test_acc_early_stop`` at the early-stop iteration (the point of
+        the estimator's evaluation grid, ``eval_every``, with the minimum
+        validation loss: Frankle & Carbin's headline number),
+        ``test_acc_init`` of the masked start weights before any training
+        (Zhou et al.'s supermask effect), ``early_stop_iteration``,
+        ``train_acc`` (end of training), ``n_test`` (test samples of the
+        trial), ``stop_reason`` (``''``, or ``'diverged'`` /
+        ``'interrupted'`` for every row of a run that was cut short) and
         ``seconds`` of training.
+
+    Warns
+    -----
+    DivergenceWarning or PruningInterruptedWarning
+        Once, listing every run that was cut short (the completed rounds of
+        such a run are kept in the table).
     runs : dict
         Only with ``return_runs=True``.
     """
@@ -404,9 +462,11 @@ def ticket_curve(
 
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     chain_out = [_done(r) for r in parallel(delayed(_run_chain)(task) for task in tasks)]
-    rows, runs, ticket_masks = [], {}, {}
-    for strategy, trial, r_rows, masks, extras in chain_out:
+    rows, runs, ticket_masks, cut_short = [], {}, {}, []
+    for strategy, trial, r_rows, masks, extras, stopped in chain_out:
         rows.extend(r_rows)
+        if stopped is not None:
+            cut_short.append((strategy, trial, None, *stopped))
         if strategy == "rewind":
             ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows])
         if return_runs:
@@ -419,9 +479,13 @@ def ticket_curve(
                 seed = control_seeds[(s, t)] + r
                 control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
                                       n_threads))
-    for r_rows in parallel(delayed(_run_mask_control)(task) for task in control_tasks):
+    outputs = parallel(delayed(_run_mask_control)(task) for task in control_tasks)
+    for task, (r_rows, stopped) in zip(control_tasks, outputs):
         _done(None)
         rows.extend(r_rows)
+        if stopped is not None:
+            cut_short.append((task[0], task[1], task[2], *stopped))
+    _warn_cut_short(cut_short, len(tasks) + len(control_tasks))
     df = pd.DataFrame(rows)
     if "rewind" not in strategies:
         df = df[df["strategy"] != "rewind"]
@@ -430,6 +494,24 @@ def ticket_curve(
     df = (df.assign(_o=df["strategy"].map(order))
             .sort_values(["_o", "trial", "round"]).drop(columns="_o").reset_index(drop=True))
     return (df, runs) if return_runs else df
+
+
+def _warn_cut_short(cut_short, n_total):
+    """One warning listing every run that diverged or was interrupted."""
+    if not cut_short:
+        return
+    lines = []
+    for strategy, trial, r, reason, message in cut_short:
+        where = f"{strategy} trial {trial}" + ("" if r is None else f" (round {r})")
+        lines.append(f"  {where}: {reason}: {message}")
+    diverged = any(c[3] == "diverged" for c in cut_short)
+    warnings.warn(
+        f"{len(cut_short)} of {n_total} runs were cut short; their completed rounds are "
+        "in the results (column 'stop_reason'), a run that diverged before completing a "
+        "round has one row of NaN metrics:\n" + "\n".join(lines),
+        DivergenceWarning if diverged else PruningInterruptedWarning,
+        stacklevel=3,
+    )
 
 
 def n_runs(estimator, strategies, n_trials):
@@ -546,9 +628,12 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
     """Where do winning tickets exist? One row per condition x pruning level.
 
     A ticket *exists* at a level when its mean ``metric`` matches dense
-    (mean >= dense mean - dense std, Frankle et al.'s definition) **and** it
-    beats ``control`` significantly (Welch's t-test, p < ``alpha``, ticket
-    better).
+    (mean >= dense mean - dense std, Frankle & Carbin's definition) **and** it
+    beats ``control`` significantly: Welch's t-test in the ticket's favour,
+    Holm-corrected over the pruned levels of that condition (the family of
+    one condition: ``control`` at every pruned level). Each condition also
+    gets the three-way verdict of :func:`sklottery.stats.matching_summary`
+    with ``control`` as the only control.
 
     Parameters
     ----------
@@ -556,13 +641,20 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
         From :func:`conditions_sweep`.
     conditions : list of str
         Condition columns.
+    ticket, control : str, default='rewind', 'random'
+        Ticket strategy and the control it must beat.
+    metric : str, default='test_acc'
+    alpha : float, default=0.05
+        Family-wise significance level per condition.
 
     Returns
     -------
     table : pandas.DataFrame
         Columns: conditions, ``weights_remaining``, ``ticket_mean``,
-        ``control_mean``, ``diff`` (ticket - control), ``p_value``,
-        ``matches_dense``, ``ticket_exists``.
+        ``control_mean``, ``diff`` (ticket - control), ``ci_low``,
+        ``ci_high`` (95 % Welch interval of the difference), ``hedges_g``,
+        ``p_value``, ``p_holm``, ``matches_dense``, ``ticket_exists`` and
+        ``verdict`` (the condition's verdict, repeated on its rows).
     """
     from . import stats
 
@@ -570,17 +662,20 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
     rows = []
     for key, sub in results.groupby(conditions, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        dense = stats.dense_baseline(sub, ticket=ticket, metric=metric)
-        cmp = stats.compare_to_ticket(sub[sub["strategy"].isin([ticket, control])],
-                                      ticket=ticket, metric=metric)
-        threshold = dense["mean"] - (0.0 if np.isnan(dense["std"]) else dense["std"])
-        for _, c in cmp.iterrows():
-            matches = bool(c["mean_ticket"] >= threshold)
-            p = c["p_value"]
-            beats = bool(c["diff"] > 0 and np.isfinite(p) and p < alpha)
+        sub = sub[sub["strategy"].isin([ticket, control])].drop(columns=conditions)
+        summary = stats.matching_summary(sub, ticket=ticket, metric=metric, alpha=alpha,
+                                         controls=[control])
+        ticket_curve_ = stats.summarize_curve(sub[sub["strategy"] == ticket], metric=metric)
+        ticket_means = dict(zip(ticket_curve_["weights_remaining"], ticket_curve_["mean"]))
+        for c in summary["tests"].itertuples():
+            matches = stats._matches(ticket_means[c.weights_remaining], summary["threshold"],
+                                     summary["greater_is_better"])
             rows.append({**dict(zip(conditions, key)),
-                         "weights_remaining": c["weights_remaining"],
-                         "ticket_mean": c["mean_ticket"], "control_mean": c["mean_control"],
-                         "diff": c["diff"], "p_value": p, "matches_dense": matches,
-                         "ticket_exists": matches and beats})
+                         "weights_remaining": c.weights_remaining,
+                         "ticket_mean": c.mean_ticket, "control_mean": c.mean_control,
+                         "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                         "hedges_g": c.hedges_g, "p_value": c.p_value, "p_holm": c.p_holm,
+                         "matches_dense": bool(matches),
+                         "ticket_exists": bool(matches and c.ticket_beats),
+                         "verdict": summary["verdict"]})
     return pd.DataFrame(rows)

@@ -20,7 +20,14 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from ._training import Diverged, LotteryNet, MaskCallback, TensorBatchIterator
+from ._training import (
+    Diverged,
+    EvalGrid,
+    LotteryNet,
+    MaskCallback,
+    TensorBatchIterator,
+    resolve_eval_every,
+)
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -32,7 +39,8 @@ from .pruning import (
 )
 from .strategies import REINIT_STRATEGIES, next_round_state, scratch_b_epochs
 
-__all__ = ["LotteryTicketClassifier", "PruningInterruptedWarning", "DivergenceWarning"]
+__all__ = ["LotteryTicketClassifier", "PruningInterruptedWarning", "DivergenceWarning",
+           "TrainingDivergedError"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -43,6 +51,10 @@ class PruningInterruptedWarning(UserWarning):
 
 class DivergenceWarning(ConvergenceWarning):
     """The training loss became NaN/inf; the last good round was restored."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training diverged before any round completed: there is no network to keep."""
 
 
 # Features beyond sqrt(float32 max) make squared gradients (Adam's second
@@ -99,6 +111,14 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         validation loss after every epoch; its minimum gives the early-stop
         iteration (Frankle & Carbin). Training always runs ``max_epochs``.
         ``0`` disables validation.
+    eval_every : 'auto' or int, default='auto'
+        Training iterations between two evaluations of the validation loss
+        and accuracy (and of the ``on_evaluation`` hook of callbacks, which
+        :func:`sklottery.analysis.ticket_curve` uses for test accuracy). The
+        early-stop iteration is the grid point of minimum validation loss.
+        ``'auto'`` evaluates every ``min(100, iterations per epoch)``
+        iterations: every 100 iterations like Frankle & Carbin, at least once
+        per epoch. The end of every round is always evaluated.
     lr_warmup : int, default=0
         Linear learning-rate warmup over this many iterations at the start of
         every round (needed to find tickets in deep networks).
@@ -156,7 +176,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         round) becomes NaN/inf in a pruning round, raise ``FloatingPointError``
         instead of warning (:class:`DivergenceWarning`). Either way the round
         is abandoned and the last completed round is restored. Divergence in
-        the dense round 0 always raises (``RuntimeError``, or
+        the dense round 0 always raises (:class:`TrainingDivergedError`, a
+        ``RuntimeError``, or
         ``FloatingPointError`` with this flag) and leaves the estimator
         unfitted.
     random_state : int, RandomState instance or None, default=None
@@ -236,6 +257,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "eval_every": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "lr_warmup": [Interval(Integral, 0, None, closed="left")],
         "device": [str, torch.device],
         "callbacks": [None, list],
@@ -271,6 +293,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         momentum=0.9,
         alpha=0.0,
         validation_fraction=0.1,
+        eval_every="auto",
         lr_warmup=0,
         device="cpu",
         callbacks=None,
@@ -303,6 +326,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         self.momentum = momentum
         self.alpha = alpha
         self.validation_fraction = validation_fraction
+        self.eval_every = eval_every
         self.lr_warmup = lr_warmup
         self.device = device
         self.callbacks = callbacks
@@ -424,12 +448,12 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         kwargs.update(self.module_params or {})
         return cls, kwargs
 
-    def _build_net(self, n_features, n_classes, valid_ds, generator, mask_cb):
+    def _build_net(self, n_features, n_classes, valid_ds, generator, mask_cb, eval_cb):
         cls, kwargs = self._module_kwargs(n_features, n_classes)
         optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
-        callbacks = [("sklottery_masks", mask_cb)]
+        callbacks = [("sklottery_masks", mask_cb), ("sklottery_eval", eval_cb)]
         for i, cb in enumerate(self.callbacks or []):
             callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
         net = LotteryNet(
@@ -520,8 +544,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             raise
         return self
 
-    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_train_data", "_mask_cb", "_generator", "_seeds",
-                          "_round_start", "_iters_per_epoch")
+    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_train_data", "_mask_cb", "_eval_cb", "_generator",
+                          "_seeds", "_round_start", "_iters_per_epoch")
 
     def _clear_fitted(self):
         for key in list(vars(self)):
@@ -567,6 +591,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
     def _release_data(self):
         """Drop the training tensors so the fitted estimator (and its pickle) holds no data."""
         self.__dict__.pop("_train_data", None)
+        if getattr(self, "_eval_cb", None) is not None:
+            self._eval_cb.valid = None
         if hasattr(self, "net_"):
             self.net_.set_params(train_split=None)
 
@@ -600,8 +626,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             )
         self._mask_cb = MaskCallback(lr_warmup=int(self.lr_warmup),
                                      base_lr=float(self.learning_rate_init))
+        self._eval_cb = EvalGrid()
         net = self._build_net(self.n_features_in_, n_classes, None, self._generator,
-                              self._mask_cb)
+                              self._mask_cb, self._eval_cb)
         net.initialize()  # throwaway init: the caller restores the RNG and the weights
         self.net_ = net
 
@@ -639,6 +666,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         self._train_data = (Xt, yt)
         self.net_.set_params(train_split=None if valid is None else predefined_split(valid))
         self._iters_per_epoch = -(-len(Xt) // min(int(self.batch_size), len(Xt)))
+        self._eval_cb.every = resolve_eval_every(self.eval_every, self._iters_per_epoch)
+        self._eval_cb.valid = None if valid is None else (valid.X, valid.y)
 
     def _initialize(self, X, y_enc, initial_masks=None):
         rs = check_random_state(self.random_state)
@@ -650,8 +679,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         Xt, yt, valid = self._prepare_data(X, y_enc, self._seeds["split"])
         self._mask_cb = MaskCallback(lr_warmup=int(self.lr_warmup),
                                      base_lr=float(self.learning_rate_init))
+        self._eval_cb = EvalGrid()
         self.net_ = self._build_net(X.shape[1], len(self.classes_), valid, self._generator,
-                                    self._mask_cb)
+                                    self._mask_cb, self._eval_cb)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seeds["init"])
             self.net_.initialize()
@@ -686,7 +716,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         if outcome == "interrupted":
             raise KeyboardInterrupt("Interrupted in the dense round 0; no round completed.")
         if outcome == "diverged":
-            error = FloatingPointError if self.error_on_divergence else RuntimeError
+            error = FloatingPointError if self.error_on_divergence else TrainingDivergedError
             raise error(self._stop_message(0, outcome, detail))
         if k > 0:
             self.rewind_params_ = self._mask_cb.captured_
@@ -900,21 +930,18 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
             "valid_acc_at_early_stop": np.nan,
             "early_stop_iteration": None,
             "epochs": epochs,
-            "n_iter": epochs * self._iters_per_epoch,
+            "n_iter": self._eval_cb.iteration_,
             "seconds": seconds,
             "reinit": self.reinit if r else ("dense" if total == 1 else "masked"),
         }
-        if "valid_loss" in hist[-1]:
-            vl = np.asarray(hist[:, "valid_loss"], dtype=float)
-            va = np.asarray(hist[:, "valid_acc"], dtype=float)
-            best = int(np.nanargmin(vl)) if np.isfinite(vl).any() else len(vl) - 1
-            rec.update(
-                valid_loss=float(vl[-1]),
-                valid_acc=float(va[-1]),
-                best_valid_loss=float(vl[best]),
-                valid_acc_at_early_stop=float(va[best]),
-                early_stop_iteration=(best + 1) * self._iters_per_epoch,
-            )
+        grid = self._eval_cb
+        if grid.valid is not None and grid.iterations_:
+            rec.update(valid_loss=float(grid.valid_loss_[-1]),
+                       valid_acc=float(grid.valid_acc_[-1]))
+            best = grid.early_stop()
+            if best is not None:
+                rec.update(early_stop_iteration=int(best[0]), best_valid_loss=best[1],
+                           valid_acc_at_early_stop=best[2])
         return rec
 
     def _commit_record(self, rec):

@@ -5,10 +5,17 @@ Each display stores its data in ``__init__`` and draws in ``plot``, which sets
 :class:`TicketCurveDisplay`, ``from_estimator``) build and plot in one call,
 like :class:`sklearn.model_selection.LearningCurveDisplay`.
 
+The ticket curves follow the figures of Frankle & Carbin (2019): percent of
+weights remaining on a reversed log axis (dense on the left), accuracies in
+percent, a shaded band whose meaning is stated in the legend, the dense
+network as a dashed line, and the legend outside the data.
+
 matplotlib is imported only when something is drawn.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -27,17 +34,37 @@ KINDS = {
     "accuracy": "test_acc",
     "early_stop": "early_stop_iteration",
     "early_stop_accuracy": "test_acc_early_stop",
+    "init_accuracy": "test_acc_init",
+}
+
+#: Panels drawn by :func:`plot_ticket_figures` by default, left to right.
+DEFAULT_PANELS = ("early_stop", "early_stop_accuracy", "accuracy")
+
+#: Panel titles of :func:`plot_ticket_figures`, per kind.
+_KIND_TITLES = {
+    "early_stop": "Early-stop iteration",
+    "early_stop_accuracy": "Test accuracy at early stop",
+    "accuracy": "Test accuracy at end of training",
+    "init_accuracy": "Test accuracy before training",
 }
 
 _METRIC_NAMES = {
     "test_acc": "Test accuracy",
     "test_acc_early_stop": "Test accuracy at early stop",
+    "test_acc_init": "Test accuracy before training",
     "early_stop_iteration": "Early-stop iteration",
+    "n_iter": "Iterations trained",
     "train_acc": "Train accuracy",
     "seconds": "Training time (s)",
     "weights_remaining": "Weights remaining (%)",
     "ticket_exists": "Winning ticket exists",
 }
+
+#: Fragments of metric names whose values cannot be negative.
+_NONNEGATIVE_HINTS = ("acc", "iter", "epoch", "seconds", "time", "loss")
+
+#: Bands of :meth:`TicketCurveDisplay.plot`.
+_BANDS = ("std", "ci")
 
 
 def _check_matplotlib(caller):
@@ -76,14 +103,129 @@ def _resolve_metric(metric, kind):
     return KINDS[kind]
 
 
+def _signed_name(metric):
+    name = str(metric).lower()
+    return "diff" in name or "delta" in name or "gap" in name
+
+
+def _is_accuracy(metric):
+    """Whether the column holds an accuracy (not a difference of accuracies)."""
+    return "acc" in str(metric).lower() and not _signed_name(metric)
+
+
+def _finite(*arrays):
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in arrays])
+    return values[np.isfinite(values)]
+
+
+def _dense_rows(df, ticket, pooled):
+    """Rows of the dense network, selected like :func:`~sklottery.stats.dense_baseline`."""
+    if "round" in df.columns:
+        is_dense = pd.to_numeric(df["round"]) == 0
+    else:
+        levels = pd.to_numeric(df["weights_remaining"]).astype(float).round(LEVEL_DECIMALS)
+        is_dense = levels == levels.max()
+    dense = df[is_dense]
+    if not pooled and "strategy" in dense.columns:
+        own = dense[dense["strategy"] == ticket]
+        if len(own):
+            return own
+    return dense
+
+
+def _n_trials_text(counts):
+    """'5 trials', '1 trial' or '3–5 trials' from the trial counts of the curves."""
+    counts = sorted({int(c) for c in counts})
+    if not counts:
+        return None
+    if len(counts) == 1:
+        return f"{counts[0]} trial" + ("" if counts[0] == 1 else "s")
+    return f"{counts[0]}\N{EN DASH}{counts[-1]} trials"
+
+
+def _legend_ncol(labels, width_pt, fontsize_pt):
+    """Columns of a legend of ``labels`` that fit in ``width_pt`` points,
+    balanced so that every row but the last is full."""
+    n = len(labels)
+    if n == 0:
+        return 1
+    longest = max(len(str(label)) for label in labels)
+    # text (about 0.55 em a character) + handle (2 em) + pads (~2.8 em)
+    column = fontsize_pt * (0.55 * longest + 4.8)
+    ncol = max(1, min(n, int(width_pt // column)))
+    rows = math.ceil(n / ncol)
+    return math.ceil(n / rows)
+
+
+def _font_pt(size):
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(size=size).get_size_in_points()
+
+
+def _below_axes_offset_pt(ax):
+    """Points from the bottom of ``ax`` to just below its x tick labels and
+    x label (an estimate made before drawing, from the current font sizes)."""
+    import matplotlib as mpl
+
+    ticklabels = ax.xaxis.get_ticklabels()
+    if ticklabels:
+        tick_size = ticklabels[0].get_size()
+    else:
+        tick_size = _font_pt(mpl.rcParams["xtick.labelsize"])
+    label_size = ax.xaxis.label.get_size()
+    return (
+        mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]
+        + 1.25 * tick_size + ax.xaxis.labelpad + 1.25 * label_size + 3.0
+    )
+
+
+def _legend_below(axes, handles, labels, **legend_kw):
+    """Legend centred under ``axes`` (one Axes or several side by side),
+    below their tick labels and x labels.
+
+    The anchor follows the first axes (also when a layout engine moves it)
+    and sits a fixed number of points under its bottom edge, so the legend
+    never covers the data; constrained layout makes room for it.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
+    ax = axes[0]
+    fig = ax.figure
+    boxes = [a.get_position() for a in axes]
+    ref = boxes[0]
+    left, right = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+    # centre of the axes' span, in the first axes' coordinates
+    x_anchor = ((left + right) / 2 - ref.x0) / ref.width if ref.width else 0.5
+    fontsize = _font_pt(legend_kw.get("fontsize", "small"))
+    width_pt = (right - left) * fig.get_figwidth() * 72
+    offset = ScaledTranslation(0, -_below_axes_offset_pt(ax) / 72, fig.dpi_scale_trans)
+    kw = {
+        "loc": "upper center",
+        "bbox_to_anchor": (x_anchor, 0.0),
+        "bbox_transform": ax.transAxes + offset,
+        "ncol": _legend_ncol(labels, width_pt, fontsize),
+        "frameon": False,
+        "fontsize": "small",
+    }
+    if "loc" in legend_kw or "bbox_to_anchor" in legend_kw:
+        for key in ("loc", "bbox_to_anchor", "bbox_transform"):
+            kw.pop(key)
+    kw.update(legend_kw)
+    return ax.legend(handles, labels, **kw)
+
+
 class TicketCurveDisplay:
     """Metric vs. percent of weights remaining, one curve per strategy.
 
     The figures of Frankle & Carbin (2019): test accuracy (or the early-stop
     iteration) against the percent of weights remaining on a reversed log
-    axis (dense on the left), with the mean of the trials as a line, a
-    +/- one standard deviation band, and the dense network as a dashed
-    horizontal line with its own band.
+    axis (dense on the left), with the mean of the trials as a line, a shaded
+    band (+/- one standard deviation over trials, or the 95 % confidence
+    interval of the mean) whose meaning the legend states, and the dense
+    network as a dashed horizontal line with its own band. Accuracies given
+    as fractions are drawn in percent.
 
     It is recommended to create it with :meth:`from_results` or
     :meth:`from_estimator`. All parameters are stored as attributes.
@@ -93,18 +235,29 @@ class TicketCurveDisplay:
     curve : pandas.DataFrame
         Output of :func:`sklottery.stats.summarize_curve` with
         ``by=('strategy', 'weights_remaining')``: at least the columns
-        ``strategy``, ``weights_remaining``, ``mean`` and ``std``.
+        ``strategy``, ``weights_remaining``, ``mean`` and ``std``;
+        ``ci_low`` and ``ci_high`` for ``band='ci'``; ``n`` (trials per
+        point) to state the number of trials in the legend.
     dense_mean : float, default=None
         Mean of the dense network; None draws no dense line.
     dense_std : float, default=None
-        Standard deviation of the dense network (band around the dense line);
-        None or NaN draws no band.
+        Standard deviation of the dense network (band around the dense line
+        with ``band='std'``); None or NaN draws no band.
     metric : str, default='test_acc'
-        Name of the plotted column, used for the y label.
+        Name of the plotted column, used for the y label and to decide the
+        units: an accuracy (name containing ``'acc'``) whose values lie in
+        [0, 1] is drawn in percent.
     ticket : str, default='rewind'
         Strategy drawn first and on top of the others.
     results : pandas.DataFrame, default=None
         The raw result table, kept for reference (set by the constructors).
+    dense_ci : tuple of (float, float), default=None
+        Confidence interval of the dense mean (band around the dense line
+        with ``band='ci'``); None draws no band then.
+    training_length : float, default=None
+        Iterations the ticket's dense round trained for; drawn as a dotted
+        horizontal line when the metric is ``'early_stop_iteration'``, so
+        that a reader sees how early the stop is. None draws no line.
 
     Attributes
     ----------
@@ -113,14 +266,25 @@ class TicketCurveDisplay:
     figure_ : matplotlib Figure
         Figure containing the axes.
     lines_ : dict of {str: matplotlib.lines.Line2D}
-        Mean curve of each strategy.
+        Mean curve of each strategy (in percent for accuracies in [0, 1]).
     fill_between_ : dict of {str: matplotlib.collections.PolyCollection}
-        Standard-deviation band of each strategy (empty when
-        ``std_display_style=None``).
+        Shaded band of each strategy (empty when ``std_display_style=None``).
     dense_line_ : matplotlib.lines.Line2D or None
         Dashed horizontal line at the dense mean.
     dense_fill_ : matplotlib Artist or None
-        Band of +/- one standard deviation around the dense mean.
+        Band around the dense mean (+/- one std, or its confidence interval).
+    training_length_line_ : matplotlib.lines.Line2D or None
+        Dotted horizontal line at ``training_length`` (early-stop metric only).
+    scale_ : float
+        Factor applied to the metric: 100 for an accuracy in [0, 1], else 1.
+    band_label_ : str or None
+        What the shaded bands are, as written in the legend (None without
+        bands).
+    legend_handles_, legend_labels_ : list
+        Entries of the legend, also when ``legend=False`` (used by
+        :func:`plot_ticket_figures` for a shared legend).
+    legend_ : matplotlib.legend.Legend or None
+        The legend, below the axes.
 
     Examples
     --------
@@ -143,6 +307,8 @@ class TicketCurveDisplay:
         metric="test_acc",
         ticket="rewind",
         results=None,
+        dense_ci=None,
+        training_length=None,
     ):
         self.curve = curve
         self.dense_mean = dense_mean
@@ -150,6 +316,8 @@ class TicketCurveDisplay:
         self.metric = metric
         self.ticket = ticket
         self.results = results
+        self.dense_ci = dense_ci
+        self.training_length = training_length
 
     def _strategies(self, strategies):
         present = list(pd.unique(self.curve["strategy"]))
@@ -164,32 +332,74 @@ class TicketCurveDisplay:
             strategies = [self.ticket] + [s for s in strategies if s != self.ticket]
         return strategies
 
+    def _units(self):
+        """(scale, lower bound, upper bound) of the drawn values."""
+        values = _finite(self.curve["mean"], [np.nan if self.dense_mean is None
+                                              else self.dense_mean])
+        percent = (_is_accuracy(self.metric) and values.size > 0
+                   and values.min() >= 0 and values.max() <= 1)
+        if percent:
+            return 100.0, 0.0, 100.0
+        name = str(self.metric).lower()
+        nonnegative = (
+            any(hint in name for hint in _NONNEGATIVE_HINTS)
+            and not _signed_name(self.metric)
+            and (values.size == 0 or values.min() >= 0)
+        )
+        return 1.0, (0.0 if nonnegative else -np.inf), np.inf
+
+    def _band_label(self, band, strategies):
+        n_text = None
+        if "n" in self.curve.columns:
+            part = self.curve[self.curve["strategy"].isin(strategies)]
+            counts = part.groupby("strategy", sort=False)["n"].max().dropna()
+            n_text = _n_trials_text(counts.to_numpy())
+        if band == "std":
+            return "shaded: \N{PLUS-MINUS SIGN}1 std" + (f" over {n_text}" if n_text else "")
+        return "shaded: 95 % CI of the mean" + (f" ({n_text})" if n_text else "")
+
     def plot(
         self,
         ax=None,
         *,
         strategies=None,
+        band="std",
         std_display_style="fill_between",
         show_dense=True,
+        show_training_length=True,
         max_ticks=10,
         line_kw=None,
         fill_between_kw=None,
         dense_line_kw=None,
         legend=True,
+        legend_kw=None,
     ):
         """Plot visualization.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes are created.
+            Axes to plot on. If None, a new figure (constrained layout, which
+            makes room for the legend below the axes) and axes are created.
         strategies : str or list of str, default=None
             Strategies to draw, default all in the data (ticket first).
+        band : {'std', 'ci'}, default='std'
+            What the shaded band around each mean curve (and the dense line)
+            shows: ``'std'``, +/- one standard deviation over trials;
+            ``'ci'``, the 95 % confidence interval of the mean (the
+            ``ci_low``/``ci_high`` columns of
+            :func:`~sklottery.stats.summarize_curve`). The legend states which,
+            with the number of trials (the largest count of each curve).
+            Bands are clipped to [0, 100] for percentages and at 0 for
+            metrics that cannot be negative (accuracies, iterations, times).
+            A missing spread (one trial) draws a zero-width band.
         std_display_style : {'fill_between'} or None, default='fill_between'
-            Draw a +/- one standard deviation band around each mean curve, or
-            nothing. Missing std (one trial) draws a zero-width band.
+            Draw the band as a shaded area, or draw no band.
         show_dense : bool, default=True
             Draw the dense baseline (requires ``dense_mean``).
+        show_training_length : bool, default=True
+            For the ``'early_stop_iteration'`` metric, draw a dotted line at
+            ``training_length`` (requires it).
         max_ticks : int or None, default=10
             At most this many levels get an x tick label (evenly spread,
             densest and sparsest always kept); None labels every level.
@@ -201,7 +411,10 @@ class TicketCurveDisplay:
         dense_line_kw : dict, default=None
             Extra keyword arguments of ``ax.axhline`` for the dense line.
         legend : bool, default=True
-            Draw a legend.
+            Draw a legend, centred below the axes (outside the data).
+        legend_kw : dict, default=None
+            Extra keyword arguments of ``ax.legend``; a ``loc`` or
+            ``bbox_to_anchor`` replaces the placement below the axes.
 
         Returns
         -------
@@ -210,6 +423,7 @@ class TicketCurveDisplay:
         """
         _check_matplotlib(f"{self.__class__.__name__}.plot")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
         from matplotlib.ticker import FixedLocator, NullLocator
 
         if std_display_style not in ("fill_between", None):
@@ -217,20 +431,32 @@ class TicketCurveDisplay:
                 "std_display_style must be 'fill_between' or None, got "
                 f"{std_display_style!r}."
             )
+        if band not in _BANDS:
+            raise ValueError(f"band must be one of {list(_BANDS)}, got {band!r}.")
+        if band == "ci" and std_display_style is not None:
+            missing = [c for c in ("ci_low", "ci_high") if c not in self.curve.columns]
+            if missing:
+                raise ValueError(f"band='ci' needs the column(s) {missing} in curve.")
         if ax is None:
-            _, ax = plt.subplots()
+            _, ax = plt.subplots(layout="constrained")
         line_kw = {} if line_kw is None else dict(line_kw)
         fill_kw = {"alpha": 0.2, "linewidth": 0, **(fill_between_kw or {})}
+        scale, lower, upper = self._units()
+        self.scale_ = scale
+        sticky = [v for v in (lower, upper) if np.isfinite(v)]
+
+        def clip(values):
+            return np.clip(values, lower, upper)
 
         self.lines_, self.fill_between_ = {}, {}
+        strategies = self._strategies(strategies)
         levels = set()
-        for strategy in self._strategies(strategies):
+        for strategy in strategies:
             part = self.curve[self.curve["strategy"] == strategy].sort_values(
                 "weights_remaining", ascending=False
             )
             x = part["weights_remaining"].to_numpy(dtype=float)
-            mean = part["mean"].to_numpy(dtype=float)
-            std = np.nan_to_num(part["std"].to_numpy(dtype=float))
+            mean = scale * part["mean"].to_numpy(dtype=float)
             levels.update(x.tolist())
             kw = {"marker": "o", "markersize": 3, **line_kw}
             if strategy == self.ticket:
@@ -238,22 +464,49 @@ class TicketCurveDisplay:
             (line,) = ax.plot(x, mean, label=strategy_label(strategy), **kw)
             self.lines_[strategy] = line
             if std_display_style == "fill_between":
-                self.fill_between_[strategy] = ax.fill_between(
-                    x, mean - std, mean + std, color=line.get_color(), **fill_kw
+                if band == "std":
+                    std = scale * np.nan_to_num(part["std"].to_numpy(dtype=float))
+                    low, high = mean - std, mean + std
+                else:
+                    low = scale * part["ci_low"].to_numpy(dtype=float)
+                    high = scale * part["ci_high"].to_numpy(dtype=float)
+                    low, high = np.where(np.isnan(low), mean, low), np.where(
+                        np.isnan(high), mean, high)
+                fill = ax.fill_between(
+                    x, clip(low), clip(high), color=line.get_color(), **fill_kw
                 )
+                fill.sticky_edges.y.extend(sticky)
+                self.fill_between_[strategy] = fill
 
         self.dense_line_ = self.dense_fill_ = None
         if show_dense and self.dense_mean is not None and not np.isnan(self.dense_mean):
             dkw = {"color": "black", "linestyle": "--", "linewidth": 1, **(dense_line_kw or {})}
-            self.dense_line_ = ax.axhline(self.dense_mean, label="dense", **dkw)
-            if self.dense_std is not None and not np.isnan(self.dense_std):
+            dense_mean = scale * self.dense_mean
+            self.dense_line_ = ax.axhline(dense_mean, label="dense", **dkw)
+            span = None
+            if std_display_style is not None:
+                if band == "std" and self.dense_std is not None and not np.isnan(self.dense_std):
+                    span = (dense_mean - scale * self.dense_std,
+                            dense_mean + scale * self.dense_std)
+                elif band == "ci" and self.dense_ci is not None and np.all(
+                        np.isfinite(self.dense_ci)):
+                    span = (scale * self.dense_ci[0], scale * self.dense_ci[1])
+            if span is not None:
+                lo, hi = clip(np.asarray(span, dtype=float))
                 self.dense_fill_ = ax.axhspan(
-                    self.dense_mean - self.dense_std,
-                    self.dense_mean + self.dense_std,
-                    color=dkw["color"],
-                    alpha=0.08,
-                    linewidth=0,
+                    lo, hi, color=dkw["color"], alpha=0.08, linewidth=0
                 )
+                self.dense_fill_.sticky_edges.y.extend(sticky)
+
+        self.training_length_line_ = None
+        if (show_training_length and self.metric == "early_stop_iteration"
+                and self.training_length is not None
+                and np.isfinite(self.training_length)):
+            length = scale * float(self.training_length)
+            self.training_length_line_ = ax.axhline(
+                length, color="0.35", linestyle=":", linewidth=1.2,
+                label=f"training length ({length:.0f} it.)",
+            )
 
         ax.set_xscale("log")
         ticks = sorted((v for v in levels if v > 0), reverse=True)
@@ -268,10 +521,19 @@ class TicketCurveDisplay:
         if not ax.xaxis_inverted():
             ax.invert_xaxis()
         ax.set_xlabel("Weights remaining (%)")
-        ax.set_ylabel(_readable(self.metric))
+        ax.set_ylabel(_readable(self.metric) + (" (%)" if scale == 100 else ""))
         ax.grid(True, which="major", alpha=0.3)
+
+        handles, labels = ax.get_legend_handles_labels()
+        self.band_label_ = None
+        if std_display_style is not None and (self.fill_between_ or self.dense_fill_):
+            self.band_label_ = self._band_label(band, strategies)
+            handles.append(Patch(facecolor="0.5", alpha=0.35, linewidth=0))
+            labels.append(self.band_label_)
+        self.legend_handles_, self.legend_labels_ = handles, labels
+        self.legend_ = None
         if legend:
-            ax.legend()
+            self.legend_ = _legend_below(ax, handles, labels, **(legend_kw or {}))
 
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -297,12 +559,16 @@ class TicketCurveDisplay:
         results : pandas.DataFrame
             Tidy table from :func:`sklottery.analysis.ticket_curve` (single
             dataset): columns ``strategy``, ``weights_remaining``, ``round``
-            and ``metric``.
+            and ``metric``; with the ``'early_stop_iteration'`` metric, an
+            ``n_iter`` column adds the training-length line (median
+            ``n_iter`` of the ticket's round-0 rows).
         metric : str, default='test_acc'
             Column to plot.
-        kind : {'accuracy', 'early_stop', 'early_stop_accuracy'}, default=None
+        kind : {'accuracy', 'early_stop', 'early_stop_accuracy', \
+'init_accuracy'}, default=None
             Shortcut overriding ``metric`` with ``'test_acc'``,
-            ``'early_stop_iteration'`` or ``'test_acc_early_stop'``.
+            ``'early_stop_iteration'``, ``'test_acc_early_stop'`` or
+            ``'test_acc_init'``.
         ticket : str, default='rewind'
             Winning-ticket strategy; its round-0 rows are the dense baseline.
         strategies : list of str, default=None
@@ -312,7 +578,8 @@ class TicketCurveDisplay:
         ax : matplotlib Axes, default=None
             Axes to plot on; None creates a figure.
         **plot_kwargs : dict
-            Passed to :meth:`plot`.
+            Passed to :meth:`plot` (``band``, ``std_display_style``,
+            ``legend``, ...).
 
         Returns
         -------
@@ -326,11 +593,24 @@ class TicketCurveDisplay:
                 "results[results['dataset'] == name]."
             )
         curve = summarize_curve(df, metric=metric)
+        dense_ci = None
         try:
             base = dense_baseline(df, ticket=ticket, metric=metric, pooled=pooled_dense)
             dense_mean, dense_std = base["mean"], base["std"]
         except ValueError:
             dense_mean = dense_std = None
+        else:
+            dense = _dense_rows(df, ticket, pooled_dense)
+            if len(dense):
+                row = summarize_curve(dense.assign(strategy="dense"), metric=metric,
+                                      by="strategy").iloc[0]
+                dense_ci = (float(row["ci_low"]), float(row["ci_high"]))
+        training_length = None
+        if metric == "early_stop_iteration" and "n_iter" in df.columns:
+            n_iter = pd.to_numeric(_dense_rows(df, ticket, pooled_dense)["n_iter"],
+                                   errors="coerce").dropna()
+            if len(n_iter):
+                training_length = float(n_iter.median())
         disp = cls(
             curve=curve,
             dense_mean=dense_mean,
@@ -338,6 +618,8 @@ class TicketCurveDisplay:
             metric=metric,
             ticket=ticket,
             results=df,
+            dense_ci=dense_ci,
+            training_length=training_length,
         )
         return disp.plot(ax=ax, strategies=strategies, **plot_kwargs)
 
@@ -354,6 +636,7 @@ class TicketCurveDisplay:
         kind=None,
         ticket="rewind",
         ax=None,
+        band="std",
         std_display_style="fill_between",
         line_kw=None,
         fill_between_kw=None,
@@ -376,12 +659,16 @@ class TicketCurveDisplay:
             Passed to ``ticket_curve``; None uses its default.
         metric : str, default='test_acc'
             Column to plot.
-        kind : {'accuracy', 'early_stop', 'early_stop_accuracy'}, default=None
+        kind : {'accuracy', 'early_stop', 'early_stop_accuracy', \
+'init_accuracy'}, default=None
             Shortcut overriding ``metric``.
         ticket : str, default='rewind'
             Winning-ticket strategy.
         ax : matplotlib Axes, default=None
             Axes to plot on.
+        band : {'std', 'ci'}, default='std'
+            Shaded band: +/- one standard deviation over trials, or the 95 %
+            confidence interval of the mean. See :meth:`plot`.
         std_display_style, line_kw, fill_between_kw, dense_line_kw
             See :meth:`plot`.
         **ticket_curve_kwargs : dict
@@ -406,6 +693,7 @@ class TicketCurveDisplay:
             kind=kind,
             ticket=ticket,
             ax=ax,
+            band=band,
             std_display_style=std_display_style,
             line_kw=line_kw,
             fill_between_kw=fill_between_kw,
@@ -413,47 +701,116 @@ class TicketCurveDisplay:
         )
 
 
-def plot_ticket_figures(results, *, ticket="rewind", strategies=None, axes=None, **plot_kwargs):
-    """Draw the two Frankle & Carbin panels side by side.
+def plot_ticket_figures(
+    results,
+    *,
+    kinds=DEFAULT_PANELS,
+    ticket="rewind",
+    strategies=None,
+    band="std",
+    axes=None,
+    figsize=(10, 3.6),
+    legend=True,
+    **plot_kwargs,
+):
+    """Draw Frankle & Carbin's panels side by side, with one shared legend.
 
-    Left: early-stop iteration vs. weights remaining; right: test accuracy
-    vs. weights remaining.
+    By default, left to right: the early-stop iteration, the test accuracy
+    at the early-stop iteration (F&C's headline figure) and the test
+    accuracy at the end of training, each against the percent of weights
+    remaining. The legend, below the panels, names the strategies, the dense
+    line, the training length and what the shaded band is.
 
     Parameters
     ----------
     results : pandas.DataFrame
         Tidy table from :func:`sklottery.analysis.ticket_curve`.
+    kinds : sequence of str, default=('early_stop', 'early_stop_accuracy', \
+'accuracy')
+        Panels, left to right, among ``'early_stop'``,
+        ``'early_stop_accuracy'``, ``'accuracy'`` and ``'init_accuracy'``
+        (test accuracy of the masked initial weights, ``test_acc_init``;
+        not drawn by default).
     ticket : str, default='rewind'
         Winning-ticket strategy.
     strategies : list of str, default=None
         Strategies to draw, default all.
-    axes : sequence of two matplotlib Axes, default=None
-        Axes to draw on; None creates a 1 x 2 figure.
+    band : {'std', 'ci'}, default='std'
+        Shaded band: +/- one standard deviation over trials, or the 95 %
+        confidence interval of the mean. See :meth:`TicketCurveDisplay.plot`.
+    axes : sequence of matplotlib Axes, default=None
+        Axes to draw on, one per kind; None creates a 1 x ``len(kinds)``
+        figure of size ``figsize`` with constrained layout.
+    figsize : tuple of (float, float), default=(10, 3.6)
+        Size in inches of the figure created when ``axes`` is None (about
+        1100 x 400 pixels at 110 dpi, a page width).
+    legend : bool, default=True
+        Draw one legend for all panels, below them: a figure legend when the
+        figure uses constrained layout (which makes room for it), else a
+        legend of the first panel anchored under the span of ``axes`` (leave
+        room for it, e.g. ``fig.subplots_adjust(bottom=...)``).
     **plot_kwargs : dict
-        Passed to :meth:`TicketCurveDisplay.plot`.
+        Passed to :meth:`TicketCurveDisplay.plot` (``max_ticks`` defaults
+        to 7 here, for narrow panels).
 
     Returns
     -------
     figure : matplotlib Figure
-        The figure; ``figure.axes[:2]`` are the early-stop and accuracy axes.
+        The figure; ``figure.axes[:len(kinds)]`` are the panels, in the
+        order of ``kinds`` when the function created the figure.
     """
     _check_matplotlib("plot_ticket_figures")
     import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    if not kinds:
+        raise ValueError("kinds must name at least one panel.")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"kinds must be among {sorted(KINDS)}, got {unknown}.")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    ax_es, ax_acc = axes
-    TicketCurveDisplay.from_results(
-        results, kind="early_stop", ticket=ticket, strategies=strategies, ax=ax_es,
-        legend=False, **plot_kwargs,
-    )
-    TicketCurveDisplay.from_results(
-        results, kind="accuracy", ticket=ticket, strategies=strategies, ax=ax_acc,
-        **plot_kwargs,
-    )
-    ax_es.set_title("Early-stop iteration")
-    ax_acc.set_title("Test accuracy at end of training")
-    return ax_acc.figure
+        fig, axes = plt.subplots(1, len(kinds), figsize=figsize, layout="constrained",
+                                 squeeze=False)
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(axes) != len(kinds):
+        raise ValueError(
+            f"axes must hold one Axes per kind: got {len(axes)} axes for "
+            f"{len(kinds)} kinds {kinds}."
+        )
+    fig = axes[0].figure
+    plot_kwargs.setdefault("max_ticks", 7)
+
+    handles, labels = [], []
+    for kind, ax in zip(kinds, axes):
+        disp = TicketCurveDisplay.from_results(
+            results, kind=kind, ticket=ticket, strategies=strategies, band=band, ax=ax,
+            legend=False, **plot_kwargs,
+        )
+        ax.set_title(_KIND_TITLES[kind])
+        if kind == "early_stop":
+            ax.set_ylabel("Iteration")
+        elif disp.scale_ == 100:
+            ax.set_ylabel("Test accuracy (%)")
+        else:
+            ax.set_ylabel("Test accuracy")
+        for handle, label in zip(disp.legend_handles_, disp.legend_labels_):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+
+    if legend and handles:
+        # In order of first appearance: strategies, dense, training length, band.
+        if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+            fontsize = _font_pt("small")
+            fig.legend(
+                handles, labels, loc="outside lower center", frameon=False,
+                fontsize="small",
+                ncol=_legend_ncol(labels, 0.95 * fig.get_figwidth() * 72, fontsize),
+            )
+        else:
+            _legend_below(axes, handles, labels)
+    return fig
 
 
 class ConditionsMapDisplay:

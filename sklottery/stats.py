@@ -35,6 +35,13 @@ __all__ = [
     "compare_to_ticket",
     "matching_summary",
     "verdict",
+    "summary_row",
+    "holm",
+    "format_level",
+    "format_value",
+    "VERDICTS",
+    "VERDICT_CONTROLS",
+    "REINIT_CONTROLS",
     "layer_sparsity",
     "mask_jaccard",
     "pairwise_mask_overlap",
@@ -208,7 +215,8 @@ def _bootstrap(a, b, confidence, n_bootstrap, rng):
 # curve statistics
 # --------------------------------------------------------------------------
 def summarize_curve(
-    results, metric="test_acc", by=("strategy", "weights_remaining"), confidence=0.95
+    results, metric="test_acc", by=("strategy", "weights_remaining"), confidence=0.95,
+    ci_method="auto", n_bootstrap=10000, random_state=0,
 ):
     """Mean, spread and confidence interval of a metric per strategy and level.
 
@@ -225,7 +233,20 @@ def summarize_curve(
         :data:`LEVEL_DECIMALS` decimals before grouping. Add ``'dataset'``
         when the table holds several datasets (a warning is raised otherwise).
     confidence : float, default=0.95
-        Coverage of the Student t confidence interval of the mean.
+        Coverage of the confidence interval of the mean.
+    ci_method : {'auto', 't', 'bootstrap'}, default='auto'
+        ``'t'``: Student t interval ``mean +/- t_{(1+confidence)/2, n-1} *
+        sem``. ``'bootstrap'``: percentile bootstrap of the mean over the
+        trials (``n_bootstrap`` resamples), which always stays inside the
+        range of the observed values. ``'auto'`` uses the bootstrap for
+        proportions (a metric whose name contains ``acc`` with every value
+        in [0, 1]), so that accuracy intervals stay inside [0, 100] %, and
+        the t interval otherwise.
+    n_bootstrap : int, default=10000
+        Bootstrap resamples.
+    random_state : int, numpy Generator or RandomState, default=0
+        Seed of the bootstrap (fixed by default: the same table always gives
+        the same intervals).
 
     Returns
     -------
@@ -233,9 +254,10 @@ def summarize_curve(
         Columns ``*by, 'mean', 'std', 'n', 'sem', 'ci_low', 'ci_high'``, one
         row per group, sorted by the ``by`` columns in order, ascending except
         ``weights_remaining`` which is descending (dense first). ``std`` uses
-        ``ddof=1``; ``n`` counts non-missing values; ``sem = std / sqrt(n)``;
-        the interval is ``mean +/- t_{(1+confidence)/2, n-1} * sem``. With
-        ``n == 1`` the std, sem and interval are NaN.
+        ``ddof=1``; ``n`` counts non-missing values; ``sem = std / sqrt(n)``.
+        With ``n == 1`` the std, sem and interval are NaN. ``summary.attrs
+        ['ci_method']`` says which interval was used (``'t'`` or
+        ``'bootstrap'``).
 
     Examples
     --------
@@ -249,6 +271,8 @@ def summarize_curve(
     if not by:
         raise ValueError("by must name at least one column.")
     _check_confidence(confidence)
+    if ci_method not in ("auto", "t", "bootstrap"):
+        raise ValueError(f"ci_method must be 'auto', 't' or 'bootstrap', got {ci_method!r}.")
     df = _as_frame(results, [metric, *by])
     if "dataset" in df.columns and "dataset" not in by and df["dataset"].nunique() > 1:
         warnings.warn(
@@ -271,11 +295,32 @@ def summarize_curve(
     out["std"] = np.where(n >= 2, std, np.nan)
     out["n"] = out["n"].astype(int)
     out["sem"] = sem
-    out["ci_low"] = out["mean"] - tcrit * sem
-    out["ci_high"] = out["mean"] + tcrit * sem
+    if ci_method == "auto":
+        values = df[metric].dropna()
+        proportion = ("acc" in metric.lower() and len(values)
+                      and values.min() >= 0 and values.max() <= 1)
+        ci_method = "bootstrap" if proportion else "t"
+    if ci_method == "t":
+        out["ci_low"] = out["mean"] - tcrit * sem
+        out["ci_high"] = out["mean"] + tcrit * sem
+    else:
+        rng = _rng(random_state)
+        alpha = 1 - confidence
+        bounds = []
+        for _, values in grouped:
+            v = values.dropna().to_numpy()
+            if len(v) < 2:
+                bounds.append((np.nan, np.nan))
+                continue
+            means = v[rng.integers(0, len(v), size=(n_bootstrap, len(v)))].mean(axis=1)
+            bounds.append(tuple(np.quantile(means, [alpha / 2, 1 - alpha / 2])))
+        out["ci_low"] = [b[0] for b in bounds]
+        out["ci_high"] = [b[1] for b in bounds]
     ascending = [c != "weights_remaining" for c in by]
     out = out.sort_values(by, ascending=ascending, kind="mergesort").reset_index(drop=True)
-    return out[[*by, "mean", "std", "n", "sem", "ci_low", "ci_high"]]
+    out = out[[*by, "mean", "std", "n", "sem", "ci_low", "ci_high"]]
+    out.attrs["ci_method"] = ci_method
+    return out
 
 
 def _dense_rows(df, ticket, pooled):
@@ -389,7 +434,8 @@ def compare_to_ticket(
     Returns
     -------
     comparison : pandas.DataFrame
-        One row per (control strategy, level present for both), columns
+        One row per (control strategy, pruned level present for both; the
+        dense round, ``round == 0``, is not compared), columns
         ``['dataset',] 'strategy', 'weights_remaining', 'mean_ticket',
         'mean_control', 'diff', 'ci_low', 'ci_high', 'statistic', 'p_value',
         'hedges_g', 'n_ticket', 'n_control', 'method'``. ``strategy`` is the
@@ -416,6 +462,12 @@ def compare_to_ticket(
     df["weights_remaining"] = _levels(df["weights_remaining"])
     df[metric] = _numeric(df[metric], metric)
     df = df.dropna(subset=[metric])
+    # The dense round is not a comparison: every chain strategy starts from
+    # the same network there (same split, same θ0).
+    if "round" in df.columns:
+        df = df[pd.to_numeric(df["round"]) != 0]
+    else:
+        df = df[df["weights_remaining"] < df["weights_remaining"].max()]
     rng = _rng(random_state) if method == "bootstrap" else None
     extra = ["dataset"] if "dataset" in df.columns else []
     rows = []
@@ -458,6 +510,40 @@ def compare_to_ticket(
     return out.reset_index(drop=True)
 
 
+def holm(p_values):
+    """Holm–Bonferroni adjusted p-values (step-down, family-wise error rate).
+
+    Parameters
+    ----------
+    p_values : array-like of float
+        Raw p-values of one family of tests. NaN entries (tests that could
+        not be computed) are left NaN and do not count towards the family
+        size.
+
+    Returns
+    -------
+    adjusted : ndarray of float
+        ``p_(i) * (m - i + 1)`` for the i-th smallest of the ``m`` finite
+        p-values, made monotone (cumulative maximum) and capped at 1, in the
+        input order.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    if m == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="mergesort")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
+
+
 def _matches(mean, threshold, greater_is_better):
     if np.isnan(mean):
         return False
@@ -479,74 +565,153 @@ def _contiguous_match(curve, dense_level, threshold, greater_is_better):
     return matching, falls_off
 
 
+#: Strategies that test whether the ticket's *initialisation* (or its mask)
+#: matters; a winning ticket must beat every one of them that was run.
+VERDICT_CONTROLS = ("random", "scratch_e", "scratch_b", "random_mask")
+#: Controls that re-initialise the ticket's mask (at least one is required
+#: for a verdict).
+REINIT_CONTROLS = ("random", "scratch_e", "scratch_b")
+#: The three outcomes of :func:`matching_summary` (column ``verdict``).
+VERDICTS = ("winning_ticket", "no_ticket_effect", "no_ticket")
+
+_VERDICT_TITLES = {
+    "winning_ticket": "Winning ticket",
+    "no_ticket_effect": "No ticket effect",
+    "no_ticket": "No ticket",
+}
+
+
+def _evidence_warnings(n_trials, n_test, percent):
+    notes = []
+    if n_trials < 3:
+        notes.append(
+            f"Weak evidence: only {n_trials} trial{'s' if n_trials != 1 else ''} per "
+            "strategy; with fewer than 3 the tests have almost no power (use 5 or more)."
+        )
+    if percent and n_test and 100.0 / n_test > 1.0:
+        notes.append(
+            f"Small test set: {n_test} test samples per trial, so one sample is "
+            f"{100.0 / n_test:.1f} points of accuracy; differences of a few points are "
+            "within test-set noise."
+        )
+    return notes
+
+
 def matching_summary(
     results,
     ticket="rewind",
     metric="test_acc",
     alpha=0.05,
     *,
+    controls=None,
     greater_is_better=None,
     pooled_dense=False,
+    confidence=0.95,
 ):
-    """Where does the winning ticket match the dense network, and do controls?
+    """Does the ticket match dense, and does it beat the controls? A verdict.
 
-    Following Frankle & Carbin (2019), a pruned network *matches* the dense
-    one at a level when its mean metric is within one standard deviation of
-    the dense mean: ``mean >= dense_mean - dense_std`` (or
+    **Matching** (Frankle & Carbin, 2019): a pruned network *matches* the
+    dense one at a level when its mean metric is within one standard
+    deviation of the dense mean: ``mean >= dense_mean - dense_std`` (or
     ``mean <= dense_mean + dense_std`` when lower is better, e.g. the
     early-stop iteration). A single dense trial has no spread; its std is then
-    taken as 0.
+    taken as 0. Levels are visited from dense downward; the ticket's
+    *matching levels* are the unbroken run of matching levels below dense
+    (an isolated match after a failure does not extend it; every matching
+    level is listed in ``ticket_matching_levels``).
 
-    Levels are visited from dense downward. The ticket's *matching level* is
-    the sparsest level of the unbroken run of matching levels below dense
-    (a conservative reading of "winning tickets found down to X%": an isolated
-    match after a failure does not extend it; every matching level is listed
-    in ``ticket_matching_levels``). A control *falls off* at the first level
-    below dense where it does not match.
+    **Beating a control**: Welch's t-test of ticket vs. control at a level
+    (two-sided, so the one-sided level is ``alpha / 2``), the difference in
+    the ticket's favour, and the p-value Holm-corrected over the *family* of
+    every control in ``controls`` at every pruned level where both were run
+    (``n_tests`` tests; the dense level is not tested: there the
+    strategies share their initial network).
+
+    **Verdict**, one of :data:`VERDICTS`:
+
+    * ``'winning_ticket'``: at some matching level the ticket beats every
+      control that was run there (at least one random re-initialisation);
+      the verdict names the sparsest such level;
+    * ``'no_ticket_effect'``: the ticket matches dense but at no matching
+      level does it beat the controls (they match dense too, or are not
+      significantly worse): the initialisation does not matter here;
+    * ``'no_ticket'``: the ticket already falls short of dense at the first
+      pruned level, before any control is beaten.
+
+    Without any random re-initialisation control in ``results`` the verdict is
+    ``None`` (matching alone does not make a winning ticket).
 
     Parameters
     ----------
     results : pandas.DataFrame
         Tidy table from :func:`sklottery.analysis.ticket_curve`, for a single
-        dataset.
+        dataset. An ``n_test`` column (test samples per trial) enables the
+        small-test-set warning.
     ticket : str, default='rewind'
         Strategy treated as the winning ticket.
     metric : str, default='test_acc'
         Numeric column.
     alpha : float, default=0.05
-        Significance level of the Welch test of ticket vs. each control at the
-        ticket's matching level.
+        Family-wise significance level (after Holm's correction).
+    controls : sequence of str, default=None
+        Strategies the ticket must beat. None: those of
+        :data:`VERDICT_CONTROLS` present in ``results`` (random reinit,
+        scratch-E, scratch-B, random mask). Other strategies (e.g.
+        ``'continue'``, ``'same_sign'``) are still summarised in
+        ``controls`` but do not enter the verdict.
     greater_is_better : bool, default=None
         Direction of the metric. None infers False for metrics whose name
         contains ``iteration``, ``loss``, ``seconds`` or ``error``, else True.
     pooled_dense : bool, default=False
         Use the round-0 rows of all strategies as the dense baseline instead
         of those of ``ticket`` (see :func:`dense_baseline`).
+    confidence : float, default=0.95
+        Coverage of the confidence interval of each difference.
 
     Returns
     -------
     summary : dict
-        ``metric``, ``ticket``, ``alpha``, ``greater_is_better``,
-        ``percent`` (True when the metric is an accuracy in [0, 1], shown as
-        percent by :func:`verdict`), ``dense_mean``, ``dense_std``,
-        ``dense_n``, ``dense_level``, ``threshold`` (the matching bound),
-        ``levels`` (ticket levels, descending), ``ticket_matching_level``
-        (NaN if none), ``ticket_matching_levels`` (list), ``ticket_falls_off_at``,
-        ``ticket_mean``/``ticket_std`` (at the matching level, NaN if none),
-        ``sparsest_level`` and ``ticket_mean_sparsest``, and ``controls``: a
-        DataFrame with columns ``'strategy', 'label', 'falls_off_at',
-        'matching_level', 'mean_control', 'diff', 'p_value', 'hedges_g',
-        'n_control', 'ticket_beats'``, where the last six refer to the
-        ticket's matching level (NaN / False when the ticket has none or the
-        control lacks that level) and ``ticket_beats`` is
-        ``p_value < alpha`` with the difference in the ticket's favour.
+        ``verdict`` (see above), ``verdict_level`` (the level the verdict
+        speaks of: the sparsest winning level, the sparsest matching level,
+        or the first level that falls short), ``verdict_controls`` (the
+        strategies the verdict tests), ``n_tests`` and ``family`` (the Holm
+        family, in words), ``tests`` (a DataFrame of every test of the
+        family with ``p_holm``), ``n_trials`` (fewest trials of any strategy
+        and level), ``n_test`` (test samples per trial, None if unknown),
+        ``notes`` (warnings about weak evidence, also in the sentence of
+        :func:`verdict`); and ``metric``, ``ticket``, ``alpha``,
+        ``confidence``, ``greater_is_better``, ``percent`` (True for an
+        accuracy in [0, 1], shown in percent), ``dense_mean``,
+        ``dense_std``, ``dense_n``, ``dense_level``, ``threshold`` (the
+        matching bound), ``levels`` (ticket levels, descending),
+        ``ticket_matching_level`` (sparsest of the unbroken matching run, NaN
+        if none), ``ticket_matching_levels``, ``ticket_winning_levels``,
+        ``ticket_falls_off_at``, ``ticket_mean``/``ticket_std`` (at the
+        verdict level), ``sparsest_level``, ``ticket_mean_sparsest``, and
+        ``controls``: one row per other strategy with columns
+        ``'strategy', 'label', 'in_verdict', 'falls_off_at',
+        'matching_level', 'mean_control', 'matches_dense', 'diff', 'ci_low',
+        'ci_high', 'hedges_g', 'p_value', 'p_holm', 'n_control',
+        'ticket_beats'``, the test columns at ``verdict_level`` (NaN when
+        the control lacks it; ``p_holm`` only for verdict controls;
+        ``ticket_beats`` means corrected ``p_holm < alpha`` in the ticket's
+        favour).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
+    _check_confidence(confidence)
     df = _as_frame(results, ["strategy", "weights_remaining", metric])
     _single_dataset(df, "matching_summary")
     if not (df["strategy"] == ticket).any():
         raise ValueError(f"ticket strategy {ticket!r} is not in results.")
+    present = [s for s in pd.unique(df["strategy"]) if s != ticket]
+    if controls is None:
+        verdict_controls = [c for c in VERDICT_CONTROLS if c in present]
+    else:
+        verdict_controls = [controls] if isinstance(controls, str) else list(controls)
+        missing = [c for c in verdict_controls if c not in present]
+        if missing:
+            raise ValueError(f"controls {missing} are not in results; it has {present}.")
     if greater_is_better is None:
         greater_is_better = _infer_greater_is_better(metric)
     base = dense_baseline(df, ticket=ticket, metric=metric, pooled=pooled_dense)
@@ -559,76 +724,127 @@ def matching_summary(
     curve = summarize_curve(df, metric=metric, by=("strategy", "weights_remaining"))
     tcurve = curve[curve["strategy"] == ticket]
     levels = [float(v) for v in tcurve["weights_remaining"]]
-    match_level, tick_off = _contiguous_match(
-        tcurve, dense_level, threshold, greater_is_better
-    )
+    match_level, tick_off = _contiguous_match(tcurve, dense_level, threshold, greater_is_better)
+    # the unbroken run of matching levels below dense
+    run = [] if np.isnan(match_level) else [
+        lvl for lvl in levels if match_level <= lvl < dense_level]
     all_matching = [
         float(lvl)
         for lvl, m in zip(tcurve["weights_remaining"], tcurve["mean"])
         if lvl < dense_level and _matches(m, threshold, greater_is_better)
     ]
-    at_level = tcurve[tcurve["weights_remaining"] == match_level]
-    pruned = tcurve[tcurve["weights_remaining"] < dense_level]
-    sparsest = pruned.iloc[-1] if len(pruned) else None
 
-    comparison = compare_to_ticket(df, ticket=ticket, metric=metric, method="welch")
+    # every test: ticket vs each other strategy at each pruned level
+    comparison = compare_to_ticket(df, ticket=ticket, metric=metric, method="welch",
+                                   confidence=confidence)
+    comparison = comparison[comparison["weights_remaining"] < dense_level]
+    family = comparison[comparison["strategy"].isin(verdict_controls)].copy()
+    for col in ("diff", "ci_low", "ci_high", "p_value", "hedges_g"):
+        family[col] = family[col].astype(float)
+    family["p_holm"] = holm(family["p_value"].to_numpy())
+    favourable = family["diff"] > 0 if greater_is_better else family["diff"] < 0
+    family["ticket_beats"] = favourable & (family["p_holm"] < alpha)
+    n_tests = int(np.isfinite(family["p_value"]).sum())
+    n_levels = family["weights_remaining"].nunique()
+    family_text = (
+        f"{n_tests} Welch tests ({len(verdict_controls)} control"
+        f"{'s' if len(verdict_controls) != 1 else ''} x {n_levels} pruned level"
+        f"{'s' if n_levels != 1 else ''}), Holm-corrected, alpha = {alpha:g}"
+    )
+
+    winning = []
+    for lvl in run:
+        at = family[family["weights_remaining"] == lvl]
+        reinit_run = at["strategy"].isin(REINIT_CONTROLS).any()
+        if reinit_run and len(at) and bool(at["ticket_beats"].all()):
+            winning.append(lvl)
+    has_reinit = any(c in REINIT_CONTROLS for c in verdict_controls)
+    if winning:
+        outcome, verdict_level = "winning_ticket", min(winning)
+    elif run:
+        outcome, verdict_level = "no_ticket_effect", min(run)
+    else:
+        outcome = "no_ticket"
+        pruned = [lvl for lvl in levels if lvl < dense_level]
+        verdict_level = tick_off if not np.isnan(tick_off) else (
+            pruned[0] if pruned else np.nan)
+    if not has_reinit:
+        outcome = None
+
     rows = []
-    for strategy in sorted(s for s in df["strategy"].unique() if s != ticket):
+    for strategy in sorted(present):
         ccurve = curve[curve["strategy"] == strategy]
-        c_match, c_off = _contiguous_match(
-            ccurve, dense_level, threshold, greater_is_better
-        )
-        row = dict(
-            strategy=strategy,
-            label=strategy_label(strategy),
-            falls_off_at=c_off,
-            matching_level=c_match,
-            mean_control=np.nan,
-            diff=np.nan,
-            p_value=np.nan,
-            hedges_g=np.nan,
-            n_control=0,
-            ticket_beats=False,
-        )
-        hit = comparison[
-            (comparison["strategy"] == strategy)
-            & (comparison["weights_remaining"] == match_level)
-        ]
+        c_match, c_off = _contiguous_match(ccurve, dense_level, threshold, greater_is_better)
+        row = dict(strategy=strategy, label=strategy_label(strategy),
+                   in_verdict=strategy in verdict_controls, falls_off_at=c_off,
+                   matching_level=c_match, mean_control=np.nan, matches_dense=False,
+                   diff=np.nan, ci_low=np.nan, ci_high=np.nan, hedges_g=np.nan,
+                   p_value=np.nan, p_holm=np.nan, n_control=0, ticket_beats=False)
+        src = family if strategy in verdict_controls else comparison
+        hit = src[(src["strategy"] == strategy) & (src["weights_remaining"] == verdict_level)]
         if len(hit):
             h = hit.iloc[0]
-            favourable = h["diff"] > 0 if greater_is_better else h["diff"] < 0
+            fav = h["diff"] > 0 if greater_is_better else h["diff"] < 0
             row.update(
                 mean_control=h["mean_control"],
-                diff=h["diff"],
-                p_value=h["p_value"],
-                hedges_g=h["hedges_g"],
+                matches_dense=_matches(h["mean_control"], threshold, greater_is_better),
+                diff=h["diff"], ci_low=h["ci_low"], ci_high=h["ci_high"],
+                hedges_g=h["hedges_g"], p_value=h["p_value"],
                 n_control=int(h["n_control"]),
-                ticket_beats=bool(h["p_value"] < alpha and favourable),
             )
+            if strategy in verdict_controls:
+                row.update(p_holm=h["p_holm"], ticket_beats=bool(h["ticket_beats"]))
+            else:
+                row["ticket_beats"] = bool(fav and h["p_value"] < alpha)
         rows.append(row)
-    controls = pd.DataFrame(
-        rows,
-        columns=[
-            "strategy",
-            "label",
-            "falls_off_at",
-            "matching_level",
-            "mean_control",
-            "diff",
-            "p_value",
-            "hedges_g",
-            "n_control",
-            "ticket_beats",
-        ],
-    )
+    control_table = pd.DataFrame(rows, columns=_CONTROL_COLUMNS).astype(
+        {c: float for c in ("falls_off_at", "matching_level", "mean_control", "diff",
+                            "ci_low", "ci_high", "hedges_g", "p_value", "p_holm")}
+    ).astype({"in_verdict": bool, "matches_dense": bool, "ticket_beats": bool})
+    at_level = tcurve[tcurve["weights_remaining"] == verdict_level]
+    pruned = tcurve[tcurve["weights_remaining"] < dense_level]
+    sparsest = pruned.iloc[-1] if len(pruned) else None
     values = _numeric(df[metric], metric).dropna()
     percent = bool(
         "acc" in metric.lower() and len(values) and values.min() >= 0 and values.max() <= 1
     )
+    counts = df.dropna(subset=[metric]).assign(
+        weights_remaining=_levels(df["weights_remaining"])
+    ).groupby(["strategy", "weights_remaining"]).size()
+    n_trials = int(counts.min()) if len(counts) else 0
+    n_test = None
+    if "n_test" in df.columns:
+        nt = pd.to_numeric(df["n_test"], errors="coerce").dropna()
+        n_test = int(nt.min()) if len(nt) else None
+    notes = _evidence_warnings(n_trials, n_test, percent)
+    if not has_reinit:
+        notes.append(
+            "No random re-initialisation control ('random', 'scratch_e' or 'scratch_b') "
+            "was run, so matching dense cannot be attributed to the initialisation."
+        )
+    elif outcome == "no_ticket_effect":
+        weak = control_table[control_table["in_verdict"] & ~control_table["ticket_beats"]
+                             & ~control_table["matches_dense"]]
+        if len(weak):
+            notes.append(
+                f"{_join(list(weak['label']))} fall{'s' if len(weak) == 1 else ''} short "
+                "of dense but not significantly below the ticket: more trials may "
+                "separate them."
+            )
     return dict(
+        verdict=outcome,
+        verdict_level=float(verdict_level),
+        verdict_controls=verdict_controls,
+        n_tests=n_tests,
+        family=family_text,
+        tests=family.reset_index(drop=True),
+        n_trials=n_trials,
+        n_test=n_test,
+        notes=notes,
         metric=metric,
         ticket=ticket,
         alpha=alpha,
+        confidence=confidence,
         greater_is_better=bool(greater_is_better),
         percent=percent,
         dense_mean=base["mean"],
@@ -639,41 +855,76 @@ def matching_summary(
         levels=levels,
         ticket_matching_level=match_level,
         ticket_matching_levels=all_matching,
+        ticket_winning_levels=sorted(winning, reverse=True),
         ticket_falls_off_at=tick_off,
         ticket_mean=float(at_level["mean"].iloc[0]) if len(at_level) else np.nan,
         ticket_std=float(at_level["std"].iloc[0]) if len(at_level) else np.nan,
         sparsest_level=float(sparsest["weights_remaining"]) if sparsest is not None else np.nan,
         ticket_mean_sparsest=float(sparsest["mean"]) if sparsest is not None else np.nan,
-        controls=controls,
+        controls=control_table,
     )
 
 
-def _fmt_level(level):
-    return f"{level:.1f}%" if level >= 1 else f"{level:.2g}%"
+_CONTROL_COLUMNS = [
+    "strategy", "label", "in_verdict", "falls_off_at", "matching_level", "mean_control",
+    "matches_dense", "diff", "ci_low", "ci_high", "hedges_g", "p_value", "p_holm",
+    "n_control", "ticket_beats",
+]
 
 
-def _fmt_value(mean, std, percent):
+def format_level(level):
+    """A level of weights remaining in percent, as printed everywhere: '6.9 %'.
+
+    One decimal from 1 % up, two significant digits below (e.g. '0.47 %').
+    """
+    if level is None or not np.isfinite(level):
+        return "n/a"
+    return f"{level:.1f} %" if level >= 1 else f"{level:.2g} %"
+
+
+def format_value(mean, std=np.nan, percent=True):
+    """A mean (± std) as printed everywhere: '97.1 ± 0.3 %' or '0.812 ± 0.01'."""
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
     if percent:
-        spread = "" if np.isnan(std) else f"±{100 * std:.1f}"
-        return f"{100 * mean:.1f}{spread}%"
-    spread = "" if np.isnan(std) else f"±{std:.3g}"
+        spread = "" if std is None or not np.isfinite(std) else f" ± {100 * std:.1f}"
+        return f"{100 * mean:.1f}{spread} %"
+    spread = "" if std is None or not np.isfinite(std) else f" ± {std:.3g}"
     return f"{mean:.4g}{spread}"
 
 
+def _fmt_diff(row, percent):
+    """'+3.1 points (95 % CI +1.0 to +5.2)' or the same in metric units."""
+    scale, unit = (100.0, " points") if percent else (1.0, "")
+    d, lo, hi = row.diff * scale, row.ci_low * scale, row.ci_high * scale
+    digits = 1 if percent else 3
+    ci = "" if not np.isfinite(lo) else f" (CI {lo:+.{digits}f} to {hi:+.{digits}f})"
+    return f"{d:+.{digits}f}{unit}{ci}"
+
+
 def _fmt_p(p):
-    if np.isnan(p):
-        return "p=n/a"
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+    if p is None or not np.isfinite(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _fmt_test(row, percent, corrected=True):
+    g = "n/a" if not np.isfinite(row.hedges_g) else f"{row.hedges_g:.2f}"
+    p = row.p_holm if corrected else row.p_value
+    name = "Holm " if corrected else ""
+    return (f"{row.label} by {_fmt_diff(row, percent)}, Hedges' g {g}, "
+            f"{name}{_fmt_p(p)}")
 
 
 def _join(items):
+    items = list(items)
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def verdict(summary):
-    """One plain-language sentence from :func:`matching_summary`.
+    """The verdict of :func:`matching_summary` as a sentence with its evidence.
 
     Parameters
     ----------
@@ -683,42 +934,105 @@ def verdict(summary):
     Returns
     -------
     sentence : str
-        E.g. ``"Winning tickets found down to 21.0% weights: matches dense
-        (97.1±0.3%) and beats random reinit (p=0.003)."`` or
-        ``"No winning ticket: winning ticket (rewind) already falls short of
-        dense (97.1±0.3%) at 80.0% weights."``.
+        Starts with the outcome (``"Winning ticket: "``, ``"No ticket
+        effect: "``, ``"No ticket: "``), names the level, the ticket's and
+        dense's values, and for every control the difference (ticket -
+        control) with its confidence interval, Hedges' g and the
+        Holm-corrected p-value; then the test family, the number of trials and
+        test samples, and any warning about weak evidence. The differences are
+        in percentage points for accuracies.
     """
-    dense = _fmt_value(summary["dense_mean"], summary["dense_std"], summary["percent"])
+    percent = summary["percent"]
     name = strategy_label(summary["ticket"])
-    level = summary["ticket_matching_level"]
-    if np.isnan(level):
-        if np.isnan(summary["sparsest_level"]):
-            return f"No winning ticket: the results hold no pruned level for {name}."
-        first = summary["ticket_falls_off_at"]
-        return (
-            f"No winning ticket: {name} already falls short of dense ({dense}) "
-            f"at {_fmt_level(first)} weights."
-        )
-    sentence = f"Winning tickets found down to {_fmt_level(level)} weights: matches dense ({dense})"
+    dense = format_value(summary["dense_mean"], summary["dense_std"], percent)
+    level = format_level(summary["verdict_level"])
+    ticket_value = format_value(summary["ticket_mean"], summary["ticket_std"], percent)
     controls = summary["controls"]
-    beaten = [
-        f"{r.label} ({_fmt_p(r.p_value)})" for r in controls.itertuples() if r.ticket_beats
-    ]
-    not_sig = [
-        f"{r.label} ({_fmt_p(r.p_value)})"
-        for r in controls.itertuples()
-        if not r.ticket_beats and not np.isnan(r.p_value)
-    ]
-    missing = [r.label for r in controls.itertuples() if np.isnan(r.p_value)]
-    if beaten:
-        sentence += f" and beats {_join(beaten)}"
-    if not_sig:
-        sentence += (", but" if beaten else " but") + (
-            f" does not significantly beat {_join(not_sig)}"
-        )
-    if missing:
-        sentence += f"; not tested against {_join(missing)} at that level"
-    return sentence + "."
+    judged = controls[controls["in_verdict"] & np.isfinite(controls["diff"])]
+    conf = f"{100 * summary['confidence']:g} %"
+    outcome = summary["verdict"]
+    if outcome is None:
+        sentence = ("Cannot tell whether this is a winning ticket: no random "
+                    "re-initialisation control was run. ")
+        if np.isnan(summary["ticket_matching_level"]):
+            sentence += f"The {name} falls short of dense ({dense}) at {level} weights."
+        else:
+            sentence += (f"The {name} matches dense ({dense}) down to "
+                         f"{format_level(summary['ticket_matching_level'])} weights.")
+    elif outcome == "no_ticket":
+        sentence = (f"No ticket: the {name} already falls short of dense at {level} weights "
+                    f"({ticket_value} vs dense {dense}), before any control is beaten.")
+    elif outcome == "winning_ticket":
+        tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
+        sentence = (f"Winning ticket: at {level} weights the {name} matches dense "
+                    f"({ticket_value} vs {dense}) and beats every control: {tests} "
+                    f"({conf} CIs of the difference, ticket - control).")
+    else:
+        both = judged[judged["matches_dense"]]
+        parts = []
+        if len(both):
+            parts.append(f"{_join(list(both['label']))} match dense there too")
+        not_sig = judged[~judged["ticket_beats"]]
+        tests = "; ".join(_fmt_test(r, percent) for r in not_sig.itertuples())
+        sentence = (f"No ticket effect: the {name} matches dense down to {level} weights "
+                    f"({ticket_value} vs {dense}), but "
+                    + (parts[0] + ", and " if parts else "")
+                    + "the ticket does not significantly beat "
+                    + ("them" if len(not_sig) == len(judged) else "every control")
+                    + f" at any matching level. At {level}: {tests} "
+                    f"({conf} CIs of the difference, ticket - control).")
+    n_test = summary.get("n_test")
+    sentence += (f" Family: {summary['family']}. {summary['n_trials']} trial"
+                 f"{'s' if summary['n_trials'] != 1 else ''}"
+                 + (f", {n_test} test samples per trial." if n_test else "."))
+    for note in summary.get("notes", []):
+        sentence += " " + note
+    return sentence
+
+
+def summary_row(summary, control="random"):
+    """One flat row of a verdict for a table (``verdicts.csv`` of ``compare``).
+
+    Parameters
+    ----------
+    summary : dict
+        Output of :func:`matching_summary`.
+    control : str, default='random'
+        Control whose difference to the ticket is reported at the verdict
+        level (random re-initialisation, Frankle & Carbin's control).
+
+    Returns
+    -------
+    row : dict
+        ``verdict``, ``level`` (the verdict level, % weights),
+        ``winning_level`` (sparsest winning level, NaN unless
+        ``'winning_ticket'``), ``ticket_mean``, ``dense_mean``,
+        ``dense_std``, ``control``, ``diff``, ``ci_low``, ``ci_high``,
+        ``hedges_g``, ``p_holm`` (ticket - control at the verdict level),
+        ``n_tests``, ``n_trials``, ``n_test``, ``notes`` and ``sentence``.
+    """
+    c = summary["controls"].set_index("strategy")
+    get = (lambda k: c.loc[control, k]) if control in c.index else (lambda k: np.nan)
+    winning = summary["ticket_winning_levels"]
+    return dict(
+        verdict=summary["verdict"],
+        level=summary["verdict_level"],
+        winning_level=min(winning) if winning else np.nan,
+        ticket_mean=summary["ticket_mean"],
+        dense_mean=summary["dense_mean"],
+        dense_std=summary["dense_std"],
+        control=control,
+        diff=get("diff"),
+        ci_low=get("ci_low"),
+        ci_high=get("ci_high"),
+        hedges_g=get("hedges_g"),
+        p_holm=get("p_holm"),
+        n_tests=summary["n_tests"],
+        n_trials=summary["n_trials"],
+        n_test=summary["n_test"],
+        notes=" ".join(summary["notes"]),
+        sentence=verdict(summary),
+    )
 
 
 # --------------------------------------------------------------------------

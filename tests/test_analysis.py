@@ -10,7 +10,9 @@ from sklearn.datasets import load_digits
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklottery import LotteryTicketClassifier
+from skorch.callbacks import Callback
+
+from sklottery import DivergenceWarning, LotteryTicketClassifier, PruningInterruptedWarning
 from sklottery.__main__ import main
 from sklottery.analysis import (
     RESULT_COLUMNS,
@@ -161,8 +163,11 @@ def test_conditions_sweep_and_tickets_exist(digits):
         table.columns)
     assert len(table) == 2  # one pruned level per learning rate
     for _, row in table.iterrows():
+        # one pruned level per condition: Holm over a family of one test
+        assert row["p_holm"] == row["p_value"]
         assert row["ticket_exists"] == (row["matches_dense"] and row["diff"] > 0
-                                        and row["p_value"] < 0.05)
+                                        and row["p_holm"] < 0.05)
+        assert row["verdict"] in ("winning_ticket", "no_ticket_effect", "no_ticket")
     with pytest.raises(ValueError, match="Unknown estimator parameters"):
         conditions_sweep(tiny(), X, y, {"bogus": [1]})
 
@@ -181,6 +186,8 @@ def test_tickets_exist_on_constructed_table():
     table = tickets_exist(pd.DataFrame(rows), ["lr"]).set_index("lr")
     assert bool(table.loc[0.001, "ticket_exists"]) is True
     assert bool(table.loc[0.1, "ticket_exists"]) is False
+    assert table.loc[0.001, "verdict"] == "winning_ticket"
+    assert table.loc[0.1, "verdict"] == "no_ticket_effect"
     assert table.loc[0.001, "diff"] == pytest.approx(0.1, abs=0.005)
 
 
@@ -229,8 +236,88 @@ def test_evaluation_callback_does_not_change_training(digits):
     from sklottery.analysis import _fit_and_record
 
     est = tiny(n_rounds=1, random_state=0)
-    _, _, fitted = _fit_and_record(est, X, y, X[:50], y[:50])
+    _, _, fitted, _ = _fit_and_record(est, X, y, X[:50], y[:50])
     plain = tiny(n_rounds=1, random_state=0).fit(X, y)
     for k, v in plain.net_.module_.state_dict().items():
         assert torch.equal(v, fitted.net_.module_.state_dict()[k])
     assert os.environ.get("NEVER_SET_BY_SKLOTTERY") is None
+
+
+class _InterruptSecondRound(Callback):
+    """Raises KeyboardInterrupt when the second round (round 1) starts."""
+
+    def initialize(self):
+        self.rounds_seen_ = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.rounds_seen_ += 1
+        if self.rounds_seen_ == 2:
+            raise KeyboardInterrupt
+
+
+def test_ticket_curve_surfaces_interrupted_runs_once(digits):
+    X, y = digits
+    est = tiny(n_rounds=2, callbacks=[_InterruptSecondRound()])
+    with pytest.warns(PruningInterruptedWarning) as record:
+        df = ticket_curve(est, X, y, strategies=["rewind", "random"], n_trials=2,
+                          random_state=0)
+    cut = [w for w in record if issubclass(w.category, PruningInterruptedWarning)]
+    assert len(cut) == 1  # surfaced once, listing both trials
+    message = str(cut[0].message)
+    assert "2 of 2 runs were cut short" in message
+    assert "rewind trial 0: interrupted" in message and "rewind trial 1" in message
+    rewind = df[df.strategy == "rewind"]
+    assert list(rewind["round"]) == [0, 0] and (rewind["stop_reason"] == "interrupted").all()
+    assert (df.loc[df.strategy == "random", "stop_reason"] == "").all()
+
+
+def test_ticket_curve_keeps_a_run_that_diverged_in_its_first_round(digits):
+    X, y = digits
+    with pytest.warns(DivergenceWarning, match="1 of 1 runs were cut short"):
+        df = ticket_curve(tiny(n_rounds=1, learning_rate_init=1e30), X * 1e3, y,
+                          strategies=["rewind"], n_trials=1, random_state=0)
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["stop_reason"] == "diverged" and row["round"] == 0
+    assert np.isnan(row["test_acc"]) and row["n_test"] == 125
+
+
+def test_eval_grid_and_supermask_column(digits):
+    X, y = digits
+    # 500 * 0.75 train, 10 % validation -> 338 samples, batch 10 -> 34 iterations/epoch
+    est = tiny(n_rounds=1, batch_size=10, eval_every=5)
+    df = ticket_curve(est, X, y, strategies=["rewind"], n_trials=1, random_state=0)
+    assert df["n_iter"].eq(68).all()
+    es = df["early_stop_iteration"].to_numpy()
+    assert np.all((es % 5 == 0) | (es == 68))
+    assert df["test_acc_init"].between(0, 1).all() and (df["n_test"] == 125).all()
+    # the column is the accuracy of the masked start weights: check it by hand
+    cb_est = tiny(n_rounds=1, random_state=0)
+    X_te, y_te = torch.as_tensor(X[:100], dtype=torch.float32), torch.as_tensor(y[:100])
+    from sklottery.analysis import EvaluationCallback
+    cb = EvaluationCallback(X_te, y_te, X_te, y_te)
+    cb_est.set_params(callbacks=[("ev", cb)]).fit(X[100:], y[100:])
+    rec = dict(cb_est.net_.callbacks_)["ev"].rounds_
+    module = cb_est.net_.module_
+    state = {k: v.clone() for k, v in cb_est.init_params_.items()}
+    for name, mask in rec[1]["masks"].items():
+        state[name] = state[name] * mask
+    module.load_state_dict(state)
+    with torch.no_grad():
+        by_hand = (module(X_te).argmax(1) == y_te).float().mean().item()
+    assert rec[1]["test_acc_init"] == pytest.approx(by_hand)
+
+
+def test_evaluation_grid_does_not_change_training(digits):
+    X, y = digits
+    a = tiny(n_rounds=1, batch_size=10, eval_every=3, random_state=0).fit(X, y)
+    b = tiny(n_rounds=1, batch_size=10, eval_every=1000, random_state=0).fit(X, y)
+    for name in a.masks_:
+        assert torch.equal(a.masks_[name], b.masks_[name])
+    for k, v in a.net_.module_.state_dict().items():
+        assert torch.equal(v, b.net_.module_.state_dict()[k])
+    # a finer grid resolves the early stop more finely (or equally)
+    assert all(r["early_stop_iteration"] % 3 == 0 or r["early_stop_iteration"] == r["n_iter"]
+               for r in a.rounds_)
+    assert all(r["early_stop_iteration"] == r["n_iter"] for r in b.rounds_)

@@ -48,6 +48,42 @@ def _close_figures():
     plt.close("all")
 
 
+def _yspan(patch):
+    """(low, high) in data units of a horizontal span (axhspan), whichever
+    patch class the installed matplotlib returns."""
+    y = patch.get_patch_transform().transform(patch.get_path().vertices)[:, 1]
+    return [y.min(), y.max()]
+
+
+def _band_y(fill):
+    """Lower and upper edge of a fill_between band, per x, dense first."""
+    verts = fill.get_paths()[0].vertices
+    return verts[:, 1]
+
+
+def _wide_results(levels=(100.0, 50.0, 25.0), n_trials=4, n_iter=300):
+    """Accuracies near 1 and early-stop iterations near 0 with a large spread,
+    so that +/- std bands cross 100 % and 0; n_iter per strategy and round."""
+    rows = []
+    skew = [0.01, 0.01, 0.01, -0.02]  # dense accuracies 1, 1, 1, 0.97
+    stops = [0, 0, 0, 40]  # dense early stops: mean 10, std 20
+    for s in ("rewind", "random", "scratch_b"):
+        for t in range(n_trials):
+            for r, lvl in enumerate(levels):
+                rows.append(dict(
+                    strategy=s, trial=t, round=r, weights_remaining=lvl,
+                    test_acc=0.99 - 0.01 * r + skew[t],
+                    test_acc_early_stop=0.99 - 0.01 * r + skew[t],
+                    early_stop_iteration=stops[t] + 5 * r,
+                    # the ticket's dense round trains 300 iterations (one
+                    # trial stopped at 280: the median is still 300);
+                    # pruned rounds and scratch_b train longer.
+                    n_iter=(n_iter - 20 if (r == 0 and t == 0) else n_iter)
+                    if (s != "scratch_b" and r == 0) else 2 * n_iter,
+                ))
+    return pd.DataFrame(rows)
+
+
 def test_ticket_curve_artists():
     disp = TicketCurveDisplay.from_results(_results())
     ax = disp.ax_
@@ -66,28 +102,33 @@ def test_ticket_curve_artists():
     np.testing.assert_allclose(ax.get_xticks(), [100, 80, 64, 51.2])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "80", "64", "51.2"]
     assert ax.get_xlabel() == "Weights remaining (%)"
-    assert ax.get_ylabel() == "Test accuracy"
+    assert ax.get_ylabel() == "Test accuracy (%)"
 
 
 def test_ticket_curve_data_and_dense_line():
     disp = TicketCurveDisplay.from_results(_results())
     x, y = disp.lines_["random"].get_data()
     np.testing.assert_allclose(x, LEVELS)
-    # Means by construction: 0.97 - 0.02 * round (float sums, 1e-12 slack).
-    np.testing.assert_allclose(y, [0.97, 0.95, 0.93, 0.91], atol=1e-12)
-    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 0.97, atol=1e-12)
-    # Band = mean +/- sample std of (-0.001, 0, 0.001) = 0.001.
+    # Means by construction: 0.97 - 0.02 * round, drawn in percent
+    # (float sums, 1e-10 slack).
+    assert disp.scale_ == 100
+    np.testing.assert_allclose(y, [97, 95, 93, 91], atol=1e-10)
+    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 97, atol=1e-10)
+    # Band = mean +/- sample std of (-0.001, 0, 0.001) = 0.001 -> 0.1 point.
     verts = disp.fill_between_["random"].get_paths()[0].vertices
-    assert verts[:, 1].max() == pytest.approx(0.971, abs=1e-9)
-    assert verts[:, 1].min() == pytest.approx(0.909, abs=1e-9)
-    # Dense baseline: dashed horizontal line at the rewind round-0 mean.
+    assert verts[:, 1].max() == pytest.approx(97.1, abs=1e-7)
+    assert verts[:, 1].min() == pytest.approx(90.9, abs=1e-7)
+    # Dense baseline: dashed horizontal line at the rewind round-0 mean, in
+    # percent, with its +/- std band in percent too.
     dense = disp.dense_line_
     assert isinstance(dense, Line2D) and dense.get_linestyle() == "--"
-    np.testing.assert_allclose(dense.get_ydata(), [0.97, 0.97], atol=1e-12)
+    np.testing.assert_allclose(dense.get_ydata(), [97, 97], atol=1e-10)
     assert disp.dense_fill_ is not None
+    np.testing.assert_allclose(_yspan(disp.dense_fill_), [96.9, 97.1], atol=1e-7)
     assert disp.dense_mean == pytest.approx(0.97) and disp.dense_std == pytest.approx(0.001)
     legend = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
-    assert legend == ["winning ticket (rewind)", "random reinit", "random mask", "dense"]
+    assert legend == ["winning ticket (rewind)", "random reinit", "random mask", "dense",
+                      "shaded: \u00b11 std over 3 trials"]
 
 
 def test_ticket_curve_kind_early_stop():
@@ -98,7 +139,7 @@ def test_ticket_curve_kind_early_stop():
     np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), [1010, 910, 810, 710])
     np.testing.assert_allclose(disp.dense_line_.get_ydata(), 1010)
     by_metric = TicketCurveDisplay.from_results(_results(), metric="test_acc_early_stop")
-    assert by_metric.ax_.get_ylabel() == "Test accuracy at early stop"
+    assert by_metric.ax_.get_ylabel() == "Test accuracy at early stop (%)"
     with pytest.raises(ValueError, match="kind"):
         TicketCurveDisplay.from_results(_results(), kind="nope")
 
@@ -137,21 +178,36 @@ def test_single_trial_has_zero_width_band():
     disp = TicketCurveDisplay.from_results(_results(n_trials=1))
     verts = disp.fill_between_["rewind"].get_paths()[0].vertices
     # The only trial has offset -0.001: every band vertex sits on the mean.
-    np.testing.assert_allclose(verts[:, 1], 0.969, atol=1e-12)
-    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 0.969, atol=1e-12)
+    np.testing.assert_allclose(verts[:, 1], 96.9, atol=1e-10)
+    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 96.9, atol=1e-10)
     assert disp.dense_fill_ is None  # no dense std with one trial
+    assert disp.band_label_ == "shaded: \u00b11 std over 1 trial"
 
 
 def test_plot_ticket_figures():
     fig = plot_ticket_figures(_results())
-    ax_es, ax_acc = fig.axes[:2]
-    assert ax_es.get_ylabel() == "Early-stop iteration"
-    assert ax_acc.get_ylabel() == "Test accuracy"
-    for ax in (ax_es, ax_acc):
-        # 3 strategy lines + the dense line.
+    # Three panels by default: early stop, accuracy at early stop, at the end.
+    assert len(fig.axes) == 3
+    ax_es, ax_es_acc, ax_acc = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Early-stop iteration", "Test accuracy at early stop",
+        "Test accuracy at end of training"]
+    assert ax_es.get_ylabel() == "Iteration"
+    assert ax_es_acc.get_ylabel() == ax_acc.get_ylabel() == "Test accuracy (%)"
+    np.testing.assert_allclose(ax_es_acc.get_lines()[0].get_ydata(), 96.5, atol=1e-10)
+    np.testing.assert_allclose(ax_acc.get_lines()[0].get_ydata(), 97, atol=1e-10)
+    np.testing.assert_allclose(ax_es.get_lines()[0].get_ydata(), [1010, 910, 810, 710])
+    for ax in fig.axes:
+        # 3 strategy lines + the dense line (no n_iter: no training length).
         assert len(ax.lines) == 4
         assert ax.get_xscale() == "log" and ax.xaxis_inverted()
-    assert ax_es.get_legend() is None and ax_acc.get_legend() is not None
+        assert ax.get_xlabel() == "Weights remaining (%)"
+        # One shared legend for the figure, none inside the panels.
+        assert ax.get_legend() is None
+    assert len(fig.legends) == 1
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["winning ticket (rewind)", "random reinit", "random mask", "dense",
+                      "shaded: \u00b11 std over 3 trials"]
 
 
 def test_from_estimator_uses_ticket_curve(monkeypatch):
@@ -166,13 +222,216 @@ def test_from_estimator_uses_ticket_curve(monkeypatch):
     est, X, y = object(), np.zeros((4, 2)), np.zeros(4)
     disp = TicketCurveDisplay.from_estimator(
         est, X, y, strategies=["rewind", "random"], n_trials=3, random_state=0,
-        kind="early_stop",
+        kind="early_stop", band="ci",
     )
     assert calls["estimator"] is est and calls["X"] is X
+    assert disp.band_label_.startswith("shaded: 95 % CI of the mean")
     assert calls["kwargs"] == dict(strategies=["rewind", "random"], n_trials=3, random_state=0)
     assert disp.metric == "early_stop_iteration"
     assert len(disp.lines_) == 3
     pd.testing.assert_frame_equal(disp.results, _results())
+
+
+def test_accuracy_percent_only_for_fractions():
+    # Accuracies already in percent (values > 1) are drawn as given.
+    pct = _results().assign(test_acc=lambda d: 100 * d["test_acc"])
+    disp = TicketCurveDisplay.from_results(pct)
+    assert disp.scale_ == 1 and disp.ax_.get_ylabel() == "Test accuracy"
+    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 97, atol=1e-10)
+    # A metric that is not an accuracy is never rescaled, even in [0, 1].
+    disp = TicketCurveDisplay.from_results(_results(), metric="seconds")
+    assert disp.scale_ == 1 and disp.ax_.get_ylabel() == "Training time (s)"
+    np.testing.assert_allclose(disp.lines_["rewind"].get_ydata(), 0.1)
+    # train_acc is an accuracy: percent.
+    disp = TicketCurveDisplay.from_results(_results(), metric="train_acc")
+    assert disp.ax_.get_ylabel() == "Train accuracy (%)"
+    np.testing.assert_allclose(disp.dense_line_.get_ydata(), 100)
+
+
+def test_band_ci_uses_summarize_curve_interval():
+    from sklottery.stats import summarize_curve
+
+    results = _results()
+    disp = TicketCurveDisplay.from_results(results, band="ci")
+    curve = summarize_curve(results, metric="test_acc")
+    part = curve[curve["strategy"] == "random"]
+    band = _band_y(disp.fill_between_["random"])
+    # Every interval bound (in percent) is a vertex of the band; the vertex
+    # order of fill_between's path depends on the matplotlib version.
+    low, high = 100 * part["ci_low"].to_numpy(), 100 * part["ci_high"].to_numpy()
+    low, high = np.clip(low, 0, 100), np.clip(high, 0, 100)
+    assert len(part) == 4
+    assert band.min() == pytest.approx(low.min()) and band.max() == pytest.approx(high.max())
+    for value in np.concatenate([low, high]):
+        assert np.isclose(band, value, atol=1e-9).any()
+    # The ci band is wider than the std band here (t_{0.975, 2} * sem > std).
+    std_disp = TicketCurveDisplay.from_results(results)
+    assert np.ptp(_band_y(disp.fill_between_["rewind"])) > np.ptp(
+        _band_y(std_disp.fill_between_["rewind"]))
+    # Dense band: the confidence interval of the ticket's round-0 mean.
+    dense = summarize_curve(results[(results["round"] == 0) & (results["strategy"] == "rewind")],
+                            metric="test_acc", by="strategy").iloc[0]
+    np.testing.assert_allclose(_yspan(disp.dense_fill_),
+                               np.clip([100 * dense["ci_low"], 100 * dense["ci_high"]], 0, 100))
+    assert disp.band_label_ == "shaded: 95 % CI of the mean (3 trials)"
+    labels = [t.get_text() for t in disp.legend_.get_texts()]
+    assert labels[-1] == "shaded: 95 % CI of the mean (3 trials)"
+    with pytest.raises(ValueError, match="band"):
+        TicketCurveDisplay.from_results(results, band="sem")
+
+
+def test_band_label_counts_trials_and_none_without_band():
+    # rewind has 5 trials, random 3: the label gives the range of the
+    # largest count of each curve.
+    results = pd.concat([_results(strategies=["rewind"], n_trials=5),
+                         _results(strategies=["random"], n_trials=3)])
+    disp = TicketCurveDisplay.from_results(results)
+    assert disp.band_label_ == "shaded: \u00b11 std over 3\u20135 trials"
+    only = TicketCurveDisplay.from_results(results, strategies=["rewind"])
+    assert only.band_label_ == "shaded: \u00b11 std over 5 trials"
+    # No band drawn: nothing shaded and no band entry in the legend.
+    none = TicketCurveDisplay.from_results(results, std_display_style=None, band="ci")
+    assert none.band_label_ is None and none.fill_between_ == {} and none.dense_fill_ is None
+    labels = [t.get_text() for t in none.legend_.get_texts()]
+    assert labels == ["winning ticket (rewind)", "random reinit", "dense"]
+
+
+def test_bands_clipped_to_valid_range():
+    results = _wide_results()
+    disp = TicketCurveDisplay.from_results(results)
+    # Dense rewind accuracies (1, 1, 1, 0.97): 99.25 +/- 1.5 crosses 100 %.
+    mean = disp.lines_["rewind"].get_ydata()
+    assert mean[0] == pytest.approx(99.25)
+    band = _band_y(disp.fill_between_["rewind"])
+    assert band.max() == pytest.approx(100.0) and band.min() >= 0
+    lo, hi = _yspan(disp.dense_fill_)
+    assert hi == pytest.approx(100.0) and lo == pytest.approx(97.75)
+    # The axis does not run past 100 % (the clipped band is sticky there).
+    assert disp.ax_.get_ylim()[1] <= 100.0
+    # Early-stop iterations: 10 +/- 20 at the dense level, clipped at 0.
+    es = TicketCurveDisplay.from_results(results, kind="early_stop")
+    assert (results["early_stop_iteration"] >= 0).all()
+    band = _band_y(es.fill_between_["rewind"])
+    # (upper edge: mean + 20, largest at the sparsest level, 20 + 20)
+    assert band.min() == 0.0 and band.max() == pytest.approx(40.0)
+    assert _yspan(es.dense_fill_)[0] == 0.0
+    assert es.ax_.get_ylim()[0] >= 0.0
+    # A signed metric (a difference) is not clipped.
+    diff = results.assign(acc_diff=lambda d: d["test_acc"] - 0.995)
+    disp = TicketCurveDisplay.from_results(diff, metric="acc_diff")
+    assert disp.scale_ == 1 and _band_y(disp.fill_between_["rewind"]).min() < 0
+
+
+def test_early_stop_training_length_line():
+    disp = TicketCurveDisplay.from_results(_wide_results(), kind="early_stop")
+    line = disp.training_length_line_
+    # Median n_iter of the ticket's round-0 rows (280, 300, 300, 300) = 300,
+    # not the longer pruned rounds or scratch_b.
+    assert disp.training_length == 300
+    assert isinstance(line, Line2D) and line.get_linestyle() == ":"
+    np.testing.assert_allclose(line.get_ydata(), [300, 300])
+    labels = [t.get_text() for t in disp.legend_.get_texts()]
+    assert "training length (300 it.)" in labels
+    # Not on accuracy panels, not without n_iter, and can be switched off.
+    acc = TicketCurveDisplay.from_results(_wide_results())
+    assert acc.training_length_line_ is None and acc.training_length is None
+    assert TicketCurveDisplay.from_results(
+        _results(), kind="early_stop").training_length_line_ is None
+    off = TicketCurveDisplay.from_results(_wide_results(), kind="early_stop",
+                                          show_training_length=False)
+    assert off.training_length_line_ is None and len(off.ax_.lines) == 4
+
+
+def _overlaps(a, b):
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_legend_outside_the_axes():
+    disp = TicketCurveDisplay.from_results(_wide_results(), kind="early_stop")
+    fig, ax = disp.figure_, disp.ax_
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = disp.legend_
+    assert legend is ax.get_legend()
+    box = legend.get_window_extent(renderer)
+    # Below the axes, not over the data, the tick labels or the x label,
+    # and inside the figure.
+    assert not _overlaps(box, ax.get_window_extent(renderer))
+    assert not _overlaps(box, ax.xaxis.label.get_window_extent(renderer))
+    for label in ax.get_xticklabels():
+        assert not _overlaps(box, label.get_window_extent(renderer))
+    assert box.y1 < ax.get_window_extent(renderer).y0
+    fig_box = fig.bbox
+    assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1 and fig_box.y0 <= box.y0
+    # legend_kw can put it elsewhere.
+    inside = TicketCurveDisplay.from_results(_results(), legend_kw={"loc": "lower left"})
+    assert inside.legend_._loc == 3
+    assert TicketCurveDisplay.from_results(_results(), legend=False).ax_.get_legend() is None
+
+
+def test_plot_ticket_figures_layout_and_shared_legend():
+    results = _wide_results().assign(test_acc_init=0.1)
+    fig = plot_ticket_figures(results)
+    # test_acc_init is present but not a panel by default.
+    assert len(fig.axes) == 3
+    assert "Test accuracy before training" not in [ax.get_title() for ax in fig.axes]
+    # Page width at 110 dpi, constrained layout.
+    width, height = fig.get_size_inches() * 110
+    assert 1000 <= width <= 1100 and height < 450
+    assert fig.get_layout_engine() is not None
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0]
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not _overlaps(box, ax.get_window_extent(renderer))
+        assert not _overlaps(box, ax.xaxis.label.get_window_extent(renderer))
+        assert box.y1 < ax.get_window_extent(renderer).y0
+    assert fig.bbox.y0 <= box.y0 and fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    # Panels side by side, not overlapping each other.
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    assert boxes[0].x1 < boxes[1].x0 and boxes[1].x1 < boxes[2].x0
+    # Several columns: a short band under the panels, not a tall column.
+    assert legend._ncols >= 3 and box.height < 0.25 * fig.bbox.height
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["winning ticket (rewind)", "random reinit",
+                      "scratch-B (reinit, same budget)", "dense",
+                      "training length (300 it.)", "shaded: \u00b11 std over 4 trials"]
+
+
+def test_plot_ticket_figures_kinds_axes_and_band():
+    results = _wide_results().assign(test_acc_init=lambda d: 0.1 + 0 * d["round"])
+    fig = plot_ticket_figures(results, kinds=("accuracy", "init_accuracy"), band="ci")
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Test accuracy at end of training", "Test accuracy before training"]
+    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), 10)
+    assert fig.legends[0].get_texts()[-1].get_text() == "shaded: 95 % CI of the mean (4 trials)"
+    fig = plot_ticket_figures(results, kinds="early_stop", figsize=(4, 3))
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "Early-stop iteration"
+    # Given axes, one per kind, in a figure without a layout engine: the
+    # legend is anchored below the panels.
+    fig2, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig2.subplots_adjust(bottom=0.35)
+    out = plot_ticket_figures(results, kinds=("early_stop", "accuracy"), axes=axes)
+    assert out is fig2 and axes[0].get_title() == "Early-stop iteration"
+    assert len(axes[1].lines) == 4  # 3 strategies + dense
+    fig2.canvas.draw()
+    renderer = fig2.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+    assert len(legends) == 1 and not fig2.legends
+    box = legends[0].get_window_extent(renderer)
+    for ax in axes:
+        assert not _overlaps(box, ax.get_window_extent(renderer))
+        assert not _overlaps(box, ax.xaxis.label.get_window_extent(renderer))
+    plt.close(fig2)
+    with pytest.raises(ValueError, match="one Axes per kind"):
+        plot_ticket_figures(results, axes=plt.subplots(1, 2)[1])
+    with pytest.raises(ValueError, match="kinds"):
+        plot_ticket_figures(results, kinds=("accuracy", "nope"))
+    with pytest.raises(ValueError, match="kinds"):
+        plot_ticket_figures(results, kinds=())
+    fig3 = plot_ticket_figures(results, legend=False)
+    assert not fig3.legends and all(ax.get_legend() is None for ax in fig3.axes)
 
 
 # --------------------------------------------------------------------------
