@@ -21,10 +21,12 @@ shape ``(1, 28, 28)`` instead of CIFAR-10:
 
 :func:`sklottery.analysis.ticket_curve` runs both (strategies ``'rewind'``
 and ``'random'``) and evaluates every network on the Fashion-MNIST test split
-after every epoch; the ticket's per-round masks and test accuracies are
+on the estimator's evaluation grid (every 100 iterations by default, as
+Frankle & Carbin); the ticket's per-round masks and test accuracies are
 captured *during* its single IMP fit, so no round is trained twice.
 :func:`sklottery.stats.summarize_curve` averages the trials and
-:func:`sklottery.plotting.plot_ticket_figures` draws the two figures.
+:func:`sklottery.plotting.plot_ticket_figures` draws Frankle & Carbin's
+figures (early-stop iteration, test accuracy at early stop and at the end).
 
 Conv-2 costs about 60 times more per image than LeNet-300-100 (the second
 convolution alone is 29M multiply-adds per 28x28 image), so the default

@@ -16,10 +16,12 @@ This example repeats the LeNet-300-100 experiment of Frankle & Carbin (2019,
 
 :func:`sklottery.analysis.ticket_curve` runs both (strategies ``'rewind'``
 and ``'random'``) and evaluates every network on the Fashion-MNIST test split
-after every epoch; the ticket's per-round masks and test accuracies are
+on the estimator's evaluation grid (every 100 iterations by default, as
+Frankle & Carbin); the ticket's per-round masks and test accuracies are
 captured *during* its single IMP fit, so no round is trained twice.
 :func:`sklottery.stats.summarize_curve` averages the trials and
-:func:`sklottery.plotting.plot_ticket_figures` draws the two figures.
+:func:`sklottery.plotting.plot_ticket_figures` draws Frankle & Carbin's
+figures (early-stop iteration, test accuracy at early stop and at the end).
 
 By default a **reduced protocol** runs in a few minutes on two CPU cores:
 10,000 training images (9,000 train / 1,000 validation), 5 epochs per round,

@@ -14,12 +14,14 @@ This example runs both controls against the ticket with
 :func:`sklottery.analysis.ticket_curve` on scikit-learn's digits with
 LeNet-300-100, then
 
-* draws Frankle & Carbin's two figures (early-stop iteration and test
-  accuracy against the percent of weights remaining) with
+* draws Frankle & Carbin's figures (early-stop iteration, test accuracy at
+  early stop and at the end of training, against the percent of weights
+  remaining) with
   :func:`~sklottery.plotting.plot_ticket_figures` and
   :class:`~sklottery.plotting.TicketCurveDisplay`;
 * tests the differences with :mod:`sklottery.stats` (Welch's t-test per
-  level, "matching" levels, a one-sentence verdict);
+  level, "matching" levels, and a three-way verdict: winning ticket, no
+  ticket effect or no ticket, with its evidence);
 * looks inside the masks with :func:`~sklottery.analysis.mask_analysis`.
 
 Digits is tiny (1,797 8x8 images), so the defaults prune aggressively (50 %
@@ -129,9 +131,10 @@ print("\ntest accuracy (%) at the end of training, mean ± std over trials")
 print(table.to_string())
 
 # %%
-# The early-stop iteration is measured once per epoch (the validation loss is
-# computed after every epoch), so it takes values that are multiples of the
-# iterations per epoch, and it cannot exceed the training length: a network
+# The early-stop iteration is measured on the estimator's evaluation grid
+# (``eval_every='auto'``: every 100 iterations, or every epoch when an epoch
+# is shorter, as here), so it takes values that are multiples of the grid
+# step, and it cannot exceed the training length: a network
 # whose validation loss still falls at the last epoch reports the last
 # iteration. On digits, at the default 15 epochs (315 iterations), the
 # validation loss of most runs is still falling at the end, so this column,
@@ -147,9 +150,11 @@ print(es.sort_index(ascending=False).round(0).to_string())
 # %%
 # Frankle & Carbin's figures
 # --------------------------
-# Left: the early-stop iteration (minimum validation loss), a proxy for how
-# fast a network learns; right: test accuracy at the end of training. The
-# dashed line and grey band are the dense network's mean ± std.
+# Left to right: the early-stop iteration (minimum validation loss, on the
+# estimator's evaluation grid), a proxy for how fast a network learns, with the
+# training length dotted; test accuracy at the early-stop iteration; test
+# accuracy at the end of training, in percent. The dashed line and grey band
+# are the dense network's mean ± std; the legend below says what is shaded.
 fig = plot_ticket_figures(results)
 fig.suptitle(f"LeNet-300-100 on digits, {args.trials} trials (mean ± std)")
 fig.savefig(os.path.join(args.out, "ticket_vs_random_digits.png"), dpi=100)
@@ -170,9 +175,8 @@ disp.figure_.savefig(os.path.join(args.out, "ticket_vs_random_digits_early_stop.
 # :func:`~sklottery.stats.compare_to_ticket` runs a Welch t-test of ticket vs
 # control at every level: ``diff`` is ticket - control (in accuracy), with a
 # 95 % confidence interval and Hedges' g. With 3 trials the tests have little
-# power; treat p-values as a screening, not a proof. (The ``random_mask``
-# chain's dense round is the ticket's own dense round, same θ0 and split,
-# hence the zero difference at 100 %.)
+# power; treat p-values as a screening, not a proof. The dense round is not
+# tested: every chain starts from the same dense network there.
 cmp = stats.compare_to_ticket(results, metric="test_acc")
 cols = ["strategy", "weights_remaining", "mean_ticket", "mean_control", "diff",
         "ci_low", "ci_high", "p_value", "hedges_g"]
@@ -182,15 +186,17 @@ print(cmp[cols].round(4).to_string(index=False))
 # %%
 # A ticket *matches* the dense network at a level when its mean is at least
 # the dense mean minus one standard deviation (Frankle et al.'s criterion).
-# :func:`~sklottery.stats.matching_summary` finds the sparsest level of the
-# unbroken run of matching levels, where each control falls off, and whether
-# the ticket beats each control there; :func:`~sklottery.stats.verdict` says
-# it in one sentence. The same is done for the early-stop iteration (lower is
-# better: does the ticket learn at least as fast as dense?). When every run
-# of a level stops at the same iteration the t-test is undefined and the
-# verdict says "not tested".
+# It is a *winning* ticket only if it also beats the controls there:
+# :func:`~sklottery.stats.matching_summary` tests ticket vs each control at
+# every pruned level, Holm-corrects the p-values over that family, and gives
+# one of three verdicts (``winning_ticket``, ``no_ticket_effect`` when the
+# controls do as well, ``no_ticket``); :func:`~sklottery.stats.verdict` says it
+# with the evidence (level, difference with its CI, Hedges' g, corrected p,
+# trials and test samples). The same is done for the early-stop iteration
+# (lower is better: does the ticket learn at least as fast as dense?).
 summary = stats.matching_summary(results, metric="test_acc")
-print("\ncontrols at the ticket's matching level:")
+print(f"\nverdict: {summary['verdict']}; controls at {summary['verdict_level']:.1f} % "
+      "weights:")
 print(summary["controls"].drop(columns="label").round(4).to_string(index=False))
 print("\nverdict (test accuracy):  ", stats.verdict(summary))
 summary_es = stats.matching_summary(results, metric="early_stop_iteration")

@@ -205,11 +205,17 @@ class EvalGrid(Callback):
     grid point), so that the early-stop iteration (minimum validation loss,
     Frankle & Carbin) is resolved to ``every`` iterations rather than to
     epochs. At every grid point other callbacks that define
-    ``on_evaluation(net, iteration=...)`` are notified (e.g. to measure test
-    accuracy on the same grid), also when there is no validation set.
+    ``on_evaluation(net, iteration=..., valid_loss=...)`` are notified (e.g.
+    to keep the network of the early-stop iteration), also when there is no
+    validation set (``valid_loss`` is then NaN).
 
-    The evaluation runs in eval mode without gradients and draws no random
-    numbers, so it does not change training.
+    A grid point at the end of an epoch reuses the validation loss and
+    accuracy that skorch has just computed for that epoch (same weights, same
+    data), so a grid that falls on epoch ends costs no extra forward pass; a
+    point inside an epoch is evaluated just before the next training batch,
+    when the weights are still those of the grid point. The evaluation runs in
+    eval mode without gradients and draws no random numbers, so it does not
+    change training.
 
     Parameters
     ----------
@@ -235,6 +241,7 @@ class EvalGrid(Callback):
         self.iterations_ = []
         self.valid_loss_ = []
         self.valid_acc_ = []
+        self._pending = False
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -244,27 +251,46 @@ class EvalGrid(Callback):
     def on_train_begin(self, net, **kwargs):
         self._reset()
 
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and self._pending:  # a grid point inside the epoch
+            self._record(net, *self._loss_acc_or_nan(net))
+
     def on_batch_end(self, net, training=False, **kwargs):
         if not training:
             return
         self.iteration_ += 1
-        if self.iteration_ % int(self.every) == 0:
-            self._evaluate(net)
+        self._pending = self.iteration_ % int(self.every) == 0
+
+    def on_epoch_end(self, net, **kwargs):
+        if self._pending:
+            self._record(net, *self._from_history(net))
 
     def on_train_end(self, net, **kwargs):
-        if not self.iterations_ or self.iterations_[-1] != self.iteration_:
-            self._evaluate(net)
+        # training ends at the end of an epoch, which skorch has just validated
+        if self._pending or not self.iterations_ or self.iterations_[-1] != self.iteration_:
+            self._record(net, *self._from_history(net))
 
-    def _evaluate(self, net):
+    def _from_history(self, net):
+        """The epoch's validation loss and accuracy, as skorch just computed them."""
+        if self.valid is None:
+            return float("nan"), float("nan")
+        last = net.history[-1] if len(net.history) else {}
+        if "valid_loss" in last and "valid_acc" in last:
+            return float(last["valid_loss"]), float(last["valid_acc"])
+        return self._loss_acc_or_nan(net)
+
+    def _loss_acc_or_nan(self, net):
+        if self.valid is None:
+            return float("nan"), float("nan")
+        return self._loss_acc(net, *self.valid)
+
+    def _record(self, net, loss, acc):
+        self._pending = False
         it = self.iteration_
-        if self.valid is not None:
-            loss, acc = self._loss_acc(net, *self.valid)
-        else:
-            loss = acc = float("nan")
         self.iterations_.append(it)
         self.valid_loss_.append(loss)
         self.valid_acc_.append(acc)
-        net.notify("on_evaluation", iteration=it)
+        net.notify("on_evaluation", iteration=it, valid_loss=loss)
 
     def _loss_acc(self, net, X, y):
         module = net.module_

@@ -84,14 +84,17 @@ _CUT_SHORT = (DivergenceWarning, PruningInterruptedWarning)
 
 
 class EvaluationCallback(Callback):
-    """Record test accuracy on the estimator's evaluation grid, and more per round.
+    """Record test accuracies and masks of every round of an IMP fit.
 
     Per round: the test accuracy of the masked start weights before any
-    training (``test_acc_init``, Zhou et al.'s supermask effect), the test
-    accuracy at every point of the estimator's evaluation grid
-    (``eval_every``, through the ``on_evaluation`` hook), the train accuracy
-    at the end, and the masks. Used by :func:`ticket_curve`; the estimator
-    deep-copies user callbacks, so read the results from
+    training (``test_acc_init``, Zhou et al.'s supermask effect), at the end
+    of training (``test_acc``) and at the early-stop iteration
+    (``test_acc_early_stop``: the network of minimum validation loss on the
+    estimator's evaluation grid, ``eval_every``; a copy of the weights is kept
+    whenever the validation loss improves, through the ``on_evaluation``
+    hook, and the test set is scored only twice per round), the train
+    accuracy at the end, and the masks. Used by :func:`ticket_curve`; the
+    estimator deep-copies user callbacks, so read the results from
     ``dict(est.net_.callbacks_)[name]``.
     """
 
@@ -104,7 +107,7 @@ class EvaluationCallback(Callback):
 
     def initialize(self):
         self.rounds_ = []
-        self._acc_at = {}
+        self._best = None
         return self
 
     @staticmethod
@@ -123,7 +126,7 @@ class EvaluationCallback(Callback):
         return correct / len(X)
 
     def on_train_begin(self, net, **kwargs):
-        self._acc_at = {}
+        self._best = None  # (valid_loss, iteration, weights) of the best grid point
         masks = dict(net.callbacks_)["sklottery_masks"].masks
         self._masks = {n: m.detach().to("cpu", copy=True) for n, m in masks.items()}
         # the mask callback runs first, so the module already holds the masked start
@@ -132,12 +135,26 @@ class EvaluationCallback(Callback):
             self._start = {n: v.detach().to("cpu", copy=True)
                            for n, v in net.module_.state_dict().items() if n in masks}
 
-    def on_evaluation(self, net, iteration=None, **kwargs):
-        self._acc_at[int(iteration)] = self._accuracy(net, self.X_test, self.y_test)
+    def on_evaluation(self, net, iteration=None, valid_loss=float("nan"), **kwargs):
+        # strictly better only: ties keep the first grid point, like EvalGrid.early_stop
+        if np.isfinite(valid_loss) and (self._best is None or valid_loss < self._best[0]):
+            state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            self._best = (valid_loss, int(iteration), state)
 
     def on_train_end(self, net, **kwargs):
+        final_acc = self._accuracy(net, self.X_test, self.y_test)
+        best_acc, best_iteration = final_acc, None
+        if self._best is not None:
+            _, best_iteration, state = self._best
+            current = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            net.module_.load_state_dict(state)
+            best_acc = self._accuracy(net, self.X_test, self.y_test)
+            net.module_.load_state_dict(current)
+            self._best = None
         rec = {
-            "test_acc_by_iteration": dict(self._acc_at),
+            "test_acc": final_acc,
+            "test_acc_early_stop": best_acc,
+            "early_stop_iteration": best_iteration,
             "test_acc_init": self._init_acc,
             "train_acc": self._accuracy(net, self.X_train, self.y_train),
             "masks": self._masks,
@@ -219,14 +236,12 @@ def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None
     evals = dict(final.net_.callbacks_)[f"user_{len(user_callbacks)}"].rounds_
     rows = []
     for rec, ev in zip(final.rounds_, evals):
-        accs = ev["test_acc_by_iteration"]
-        last = accs[max(accs)] if accs else np.nan
         es = rec["early_stop_iteration"]
         rows.append({
             "round": rec["round"],
             "weights_remaining": rec["weights_remaining"],
-            "test_acc": last,
-            "test_acc_early_stop": last if es is None else accs.get(int(es), np.nan),
+            "test_acc": ev["test_acc"],
+            "test_acc_early_stop": ev["test_acc_early_stop"],
             "test_acc_init": ev["test_acc_init"],
             "early_stop_iteration": np.nan if es is None else es,
             "train_acc": ev["train_acc"],

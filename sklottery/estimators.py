@@ -108,8 +108,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseEstimator):
         L2 penalty (weight decay).
     validation_fraction : float, default=0.1
         Fraction of the training data held out (stratified) to measure the
-        validation loss after every epoch; its minimum gives the early-stop
-        iteration (Frankle & Carbin). Training always runs ``max_epochs``.
+        validation loss on the grid of ``eval_every``; its minimum gives the
+        early-stop iteration (Frankle & Carbin). Training always runs ``max_epochs``.
         ``0`` disables validation.
     eval_every : 'auto' or int, default='auto'
         Training iterations between two evaluations of the validation loss

@@ -140,6 +140,13 @@ def _rng(random_state):
     )
 
 
+def _is_proportion(metric, values):
+    """Whether ``metric`` is an accuracy-like proportion: 'acc' in its name, values in [0, 1]."""
+    values = pd.Series(values, dtype=float).dropna()
+    return bool("acc" in metric.lower() and len(values)
+                and values.min() >= 0 and values.max() <= 1)
+
+
 def _infer_greater_is_better(metric):
     lowered = metric.lower()
     return not any(k in lowered for k in ("iteration", "loss", "seconds", "error"))
@@ -296,10 +303,7 @@ def summarize_curve(
     out["n"] = out["n"].astype(int)
     out["sem"] = sem
     if ci_method == "auto":
-        values = df[metric].dropna()
-        proportion = ("acc" in metric.lower() and len(values)
-                      and values.min() >= 0 and values.max() <= 1)
-        ci_method = "bootstrap" if proportion else "t"
+        ci_method = "bootstrap" if _is_proportion(metric, df[metric]) else "t"
     if ci_method == "t":
         out["ci_low"] = out["mean"] - tcrit * sem
         out["ci_high"] = out["mean"] + tcrit * sem
@@ -442,7 +446,10 @@ def compare_to_ticket(
         control, ``diff = mean_ticket - mean_control``; ``hedges_g`` is
         Cohen's d with the pooled (``ddof=1``) standard deviation times the
         small-sample correction ``1 - 3 / (4 (n_ticket + n_control) - 9)``.
-        Sorted by strategy, then level descending.
+        For an accuracy-like proportion (``acc`` in the metric's name, values
+        in [0, 1]) the interval is intersected with [-1, 1], the range of a
+        difference of two proportions. Sorted by strategy, then level
+        descending.
 
     Notes
     -----
@@ -469,6 +476,8 @@ def compare_to_ticket(
     else:
         df = df[df["weights_remaining"] < df["weights_remaining"].max()]
     rng = _rng(random_state) if method == "bootstrap" else None
+    # a difference of two proportions lies in [-1, 1]: so does its interval
+    bound = 1.0 if _is_proportion(metric, df[metric]) else np.inf
     extra = ["dataset"] if "dataset" in df.columns else []
     rows = []
     for key, part in df.groupby(extra, sort=True) if extra else [((), df)]:
@@ -485,6 +494,8 @@ def compare_to_ticket(
                 res = _welch(a, b, confidence)
             else:
                 res = _bootstrap(a, b, confidence, n_bootstrap, rng)
+            res["ci_low"] = max(res["ci_low"], -bound)
+            res["ci_high"] = min(res["ci_high"], bound)
             row = dict(zip(extra, key if isinstance(key, tuple) else (key,)))
             row.update(
                 strategy=strategy,
@@ -804,10 +815,7 @@ def matching_summary(
     at_level = tcurve[tcurve["weights_remaining"] == verdict_level]
     pruned = tcurve[tcurve["weights_remaining"] < dense_level]
     sparsest = pruned.iloc[-1] if len(pruned) else None
-    values = _numeric(df[metric], metric).dropna()
-    percent = bool(
-        "acc" in metric.lower() and len(values) and values.min() >= 0 and values.max() <= 1
-    )
+    percent = _is_proportion(metric, _numeric(df[metric], metric))
     counts = df.dropna(subset=[metric]).assign(
         weights_remaining=_levels(df["weights_remaining"])
     ).groupby(["strategy", "weights_remaining"]).size()
@@ -826,8 +834,9 @@ def matching_summary(
         weak = control_table[control_table["in_verdict"] & ~control_table["ticket_beats"]
                              & ~control_table["matches_dense"]]
         if len(weak):
+            labels = _join(list(weak["label"]))
             notes.append(
-                f"{_join(list(weak['label']))} fall{'s' if len(weak) == 1 else ''} short "
+                f"{labels[0].upper() + labels[1:]} fall{'s' if len(weak) == 1 else ''} short "
                 "of dense but not significantly below the ticket: more trials may "
                 "separate them."
             )
@@ -969,17 +978,18 @@ def verdict(summary):
                     f"({conf} CIs of the difference, ticket - control).")
     else:
         both = judged[judged["matches_dense"]]
-        parts = []
-        if len(both):
-            parts.append(f"{_join(list(both['label']))} match dense there too")
-        not_sig = judged[~judged["ticket_beats"]]
-        tests = "; ".join(_fmt_test(r, percent) for r in not_sig.itertuples())
+        labels = _join(list(judged["label"]))
+        if len(both) == len(judged):
+            how = f"{labels} match dense there too"
+        elif len(both):
+            how = (f"{_join(list(both['label']))} match{'es' if len(both) == 1 else ''} "
+                   "dense there too")
+        else:
+            how = f"the controls ({labels}) are not significantly worse"
+        tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
         sentence = (f"No ticket effect: the {name} matches dense down to {level} weights "
-                    f"({ticket_value} vs {dense}), but "
-                    + (parts[0] + ", and " if parts else "")
-                    + "the ticket does not significantly beat "
-                    + ("them" if len(not_sig) == len(judged) else "every control")
-                    + f" at any matching level. At {level}: {tests} "
+                    f"({ticket_value} vs {dense}), but {how}: at no matching level does it "
+                    f"beat every control. At {level}: {tests} "
                     f"({conf} CIs of the difference, ticket - control).")
     n_test = summary.get("n_test")
     sentence += (f" Family: {summary['family']}. {summary['n_trials']} trial"

@@ -191,39 +191,6 @@ def test_tickets_exist_on_constructed_table():
     assert table.loc[0.001, "diff"] == pytest.approx(0.1, abs=0.005)
 
 
-def test_compare_command_end_to_end(tmp_path, capsys):
-    out = tmp_path / "cmp"
-    rc = main(["compare", "--datasets", "iris,wine", "--trials", "2", "--rounds", "1",
-               "--epochs", "3", "--hidden", "16", "--quiet", "--out", str(out)])
-    assert rc == 0
-    for f in ["results.csv", "summary.csv", "tests.csv", "verdicts.csv", "iris.png",
-              "wine.png", "report.html"]:
-        assert (out / f).stat().st_size > 0, f
-    res = pd.read_csv(out / "results.csv")
-    assert set(res["dataset"]) == {"iris", "wine"}
-    assert set(res["strategy"]) == {"rewind", "random", "random_mask"}
-    html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
-    assert "Winning ticket" in html or "No winning ticket" in html
-    printed = capsys.readouterr().out
-    assert "== iris" in printed and "== wine" in printed
-
-
-def test_compare_command_rejects_bad_names(tmp_path):
-    with pytest.raises(SystemExit, match="unknown data set"):
-        main(["compare", "--datasets", "imagenet", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="unknown strategy"):
-        main(["compare", "--strategies", "lucky", "--out", str(tmp_path)])
-
-
-def test_help_mentions_every_strategy(capsys):
-    with pytest.raises(SystemExit):
-        main(["compare", "--help"])
-    text = capsys.readouterr().out
-    for s in STRATEGIES:
-        assert s in text
-
-
 def test_demo_command(capsys):
     assert main(["demo", "--rounds", "1", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
@@ -321,3 +288,27 @@ def test_evaluation_grid_does_not_change_training(digits):
     assert all(r["early_stop_iteration"] % 3 == 0 or r["early_stop_iteration"] == r["n_iter"]
                for r in a.rounds_)
     assert all(r["early_stop_iteration"] == r["n_iter"] for r in b.rounds_)
+
+
+def test_test_accuracy_at_early_stop_is_that_of_the_early_stop_network(digits):
+    # theta_k captured at k = the early-stop iteration (late-rewinding capture)
+    # is the network the callback scored at early stop.
+    from sklottery.analysis import EvaluationCallback
+
+    X, y = digits
+    X_te, y_te = torch.as_tensor(X[:100], dtype=torch.float32), torch.as_tensor(y[:100])
+    # a large learning rate: the validation loss bottoms out early (at 56 of 360)
+    kw = dict(hidden_layer_sizes=(64,), max_epochs=20, batch_size=20, eval_every=7,
+              learning_rate_init=0.05, n_rounds=0, random_state=1)
+    cb = EvaluationCallback(X_te, y_te, X_te, y_te)
+    est = LotteryTicketClassifier(callbacks=[("ev", cb)], **kw).fit(X[100:], y[100:])
+    rec = dict(est.net_.callbacks_)["ev"].rounds_[0]
+    es = est.rounds_[0]["early_stop_iteration"]
+    assert rec["early_stop_iteration"] == es and es % 7 == 0 and es < est.rounds_[0]["n_iter"]
+    again = LotteryTicketClassifier(rewind_iteration=es, **kw).fit(X[100:], y[100:])
+    module = again.net_.module_
+    module.load_state_dict(again.rewind_params_)
+    with torch.no_grad():
+        by_hand = (module(X_te).argmax(1) == y_te).float().mean().item()
+    assert rec["test_acc_early_stop"] == pytest.approx(by_hand)
+    assert rec["test_acc"] == pytest.approx(est.score(X[:100], y[:100]))

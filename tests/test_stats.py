@@ -395,7 +395,7 @@ def test_verdict_no_ticket_effect_when_controls_match_dense():
     assert text.startswith("No ticket effect: the winning ticket (rewind) matches dense "
                            "down to 12.5 % weights")
     assert "random reinit and random mask match dense there too" in text
-    assert "does not significantly beat them" in text
+    assert "at no matching level does it beat every control" in text
     assert "found" not in text.lower()
     assert summary_row(s)["winning_level"] != summary_row(s)["winning_level"]  # NaN
 
@@ -407,7 +407,7 @@ def test_verdict_no_ticket_effect_names_weak_controls():
                     mask=[0.97, 0.97, 0.97], sd=0.05)
     s = matching_summary(df)
     assert s["verdict"] == "no_ticket_effect"
-    assert any("random reinit falls short of dense but not significantly" in n
+    assert any("Random reinit falls short of dense but not significantly" in n
                for n in s["notes"])
 
 
@@ -663,3 +663,14 @@ def test_no_heavy_imports_at_module_level():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not {n.split(".")[0] for n in names} & banned, (fname, names)
+
+
+def test_accuracy_difference_ci_stays_inside_plus_minus_one():
+    # Two wildly spread groups of 2: the Welch interval (t with ~1 dof) is
+    # far wider than the [-1, 1] a difference of two accuracies can take.
+    df = _table({("rewind", 50): [0.0, 1.0], ("random", 50): [0.9, 0.2]})
+    row = compare_to_ticket(df).iloc[0]
+    assert row["ci_low"] == -1.0 and row["ci_high"] == 1.0
+    loss = _table({("rewind", 50): [0.0, 1.0], ("random", 50): [0.9, 0.2]}, metric="loss")
+    wide = compare_to_ticket(loss, metric="loss").iloc[0]
+    assert wide["ci_low"] < -1 and wide["ci_high"] > 1  # not a proportion: not clipped

@@ -1,0 +1,155 @@
+"""The compare command: verdicts, CSV files and the HTML report (also rendered)."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklottery.__main__ import build_parser, main
+from sklottery.analysis import STRATEGIES
+from sklottery.stats import VERDICTS
+
+ARGS = ["compare", "--datasets", "iris,wine", "--trials", "2", "--rounds", "1",
+        "--epochs", "3", "--hidden", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def compare_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp")
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(ARGS + ["--out", str(out)])
+    assert rc == 0
+    return out, printed.getvalue()
+
+
+def test_compare_writes_every_file(compare_out):
+    out, printed = compare_out
+    for f in ["results.csv", "summary.csv", "tests.csv", "verdicts.csv", "iris.png",
+              "wine.png", "report.html"]:
+        assert (out / f).stat().st_size > 0, f
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert set(res["dataset"]) == {"iris", "wine"}
+    assert set(res["strategy"]) == {"rewind", "random", "random_mask"}
+    assert {"test_acc_init", "n_test", "stop_reason"} <= set(res.columns)
+    assert "== iris" in printed and "== wine" in printed
+    assert "Summary (test accuracy at the end of training)" in printed
+
+
+def test_verdicts_csv_has_three_valued_verdict_and_evidence(compare_out):
+    out, printed = compare_out
+    v = pd.read_csv(out / "verdicts.csv")
+    assert list(v["dataset"]) == ["iris", "wine"]
+    assert set(v["verdict"]) <= set(VERDICTS)
+    for col in ["level", "diff", "ci_low", "ci_high", "hedges_g", "p_holm", "n_tests",
+                "n_trials", "n_test", "sentence"]:
+        assert col in v.columns
+    assert (v["n_trials"] == 2).all()
+    # two trials is weak evidence: the sentence and the printed output say so
+    assert v["sentence"].str.contains("Weak evidence: only 2 trials").all()
+    assert printed.count("Weak evidence") >= 2
+    # iris' 38 test samples: one sample is 2.6 points
+    assert "38 test samples per trial, so one sample is 2.6 points" in v.loc[0, "sentence"]
+    tests = pd.read_csv(out / "tests.csv")
+    assert (tests["weights_remaining"] < 100).all()  # no dense-vs-dense test
+    assert (tests["p_holm"] >= tests["p_value"] - 1e-12).all()
+
+
+def test_summary_csv_intervals_stay_inside_percent_range(compare_out):
+    out, _ = compare_out
+    s = pd.read_csv(out / "summary.csv")
+    acc = s[s["metric"].str.contains("acc")].dropna(subset=["ci_low"])
+    assert len(acc) and (acc["ci_low"] >= 0).all() and (acc["ci_high"] <= 1).all()
+    assert set(s["metric"]) == {"test_acc", "test_acc_early_stop", "test_acc_init",
+                                "early_stop_iteration"}
+
+
+def test_report_structure(compare_out):
+    out, _ = compare_out
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    # the summary comes first, then the sections, then the reproduction block
+    assert html.index("id='summary'") < html.index("id='iris'") < html.index("id='reproduce'")
+    for verdict in VERDICTS:
+        assert f"<b>{verdict}</b>" in html  # explained
+    assert "winning ticket (rewind)" in html and "random reinit" in html
+    assert "Holm" in html and "Hedges" in html
+    assert "python -m sklottery compare --datasets iris,wine --trials 2" in html
+    assert re.search(r"versions: sklottery \S+, torch \S+, scikit-learn \S+", html)
+    assert "CPU cores" in html and "wall time" in html
+    assert "Runs cut short" in html
+    # same digits everywhere: every cell of the tables is '12.3' or '12.3 ± 4.5'
+    cells = re.findall(r"<td>([^<]*)</td>", html)
+    numeric = [c for c in cells if c and c[0].isdigit() and "±" in c]
+    assert numeric and all(re.fullmatch(r"\d+\.\d ± \d+\.\d( %)?", c) for c in numeric)
+
+
+def test_compare_needs_a_reinit_control(tmp_path):
+    with pytest.raises(SystemExit, match="random re-initialisation control"):
+        main(["compare", "--strategies", "rewind,random_mask", "--out", str(tmp_path)])
+
+
+def test_compare_command_rejects_bad_names(tmp_path):
+    with pytest.raises(SystemExit, match="unknown data set"):
+        main(["compare", "--datasets", "imagenet", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown strategy"):
+        main(["compare", "--strategies", "lucky", "--out", str(tmp_path)])
+
+
+def test_help_mentions_every_strategy_and_has_no_literal_double_percent(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    for s in STRATEGIES:
+        assert s in text
+    assert "%%" not in text
+    # the levels the help quotes are those the default run reaches on digits
+    from sklottery.pruning import remaining_schedule
+
+    args = build_parser().parse_args(["compare"])
+    sizes = {"a": 64 * 300, "b": 300 * 100, "c": 100 * 10}
+    rate = args.pruning_rate
+    levels = remaining_schedule(sizes, {"a": rate, "b": rate, "c": rate / 2}, args.rounds)
+    quoted = " ".join(f"{100 * x:.1f}" for x in levels[1:])
+    flat = " ".join(text.split())
+    assert quoted.replace(" ", ", ", 3).replace(" 3.5", " and 3.5") in flat
+
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="headless Chromium is not installed (apt-get install chromium)")
+def test_report_renders_in_chromium_within_the_page_width(compare_out, tmp_path):
+    out, _ = compare_out
+    html = (out / "report.html").read_text()
+    probe = tmp_path / "probe.html"
+    # the page reports its own layout width in the title
+    probe.write_text(html.replace(
+        "</body>", "<script>document.title='W'+document.documentElement.scrollWidth+'H'"
+                   "+document.documentElement.scrollHeight</script></body>"))
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              "--window-size=1280,1000"]
+    dom = subprocess.run(common + ["--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    width, height = map(int, re.search(r"<title>W(\d+)H(\d+)</title>", dom).groups())
+    assert width <= 1280  # nothing wider than the window: no horizontal scrolling
+    assert height > 1000
+    shot = tmp_path / "report.png"
+    subprocess.run(common + [f"--screenshot={shot}", (out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    import matplotlib.image
+
+    img = matplotlib.image.imread(shot)
+    assert img.shape[1] == 1280
+    # not a blank page: dark text on a light background
+    grey = img[..., :3].mean(axis=2)
+    assert (grey < 0.3).mean() > 0.005 and (grey > 0.9).mean() > 0.5
+    assert np.unique((img[..., :3] * 255).astype(int).reshape(-1, 3), axis=0).shape[0] > 50
