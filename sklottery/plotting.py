@@ -442,6 +442,15 @@ class TicketCurveDisplay:
         line_kw = {} if line_kw is None else dict(line_kw)
         fill_kw = {"alpha": 0.2, "linewidth": 0, **(fill_between_kw or {})}
         scale, lower, upper = self._units()
+        if self.metric == "early_stop_iteration":
+            # no run stops later than it trains: the longest round bounds the bands
+            longest = None
+            if self.results is not None and "n_iter" in self.results.columns:
+                longest = pd.to_numeric(self.results["n_iter"], errors="coerce").max()
+            elif self.training_length is not None:
+                longest = self.training_length
+            if longest is not None and np.isfinite(longest):
+                upper = min(upper, scale * float(longest))
         self.scale_ = scale
         sticky = [v for v in (lower, upper) if np.isfinite(v)]
 

@@ -508,3 +508,21 @@ def test_conditions_map_signed_difference_uses_diverging_scale():
     assert disp.im_.get_cmap().name == "RdBu"
     lo, hi = disp.im_.get_clim()
     assert lo == pytest.approx(-hi)
+
+
+def test_early_stop_bands_stop_at_the_training_length():
+    # Dense early stops 200 and 300 of a 300-iteration round: mean 250, std 70.7;
+    # the band may not claim a stop after the end of training.
+    rows = []
+    for t, es in enumerate([200, 300]):
+        rows.append(dict(strategy="rewind", trial=t, round=0, weights_remaining=100.0,
+                         early_stop_iteration=es, n_iter=300, test_acc=0.9))
+        rows.append(dict(strategy="rewind", trial=t, round=1, weights_remaining=50.0,
+                         early_stop_iteration=es, n_iter=300, test_acc=0.9))
+    disp = TicketCurveDisplay.from_results(pd.DataFrame(rows), kind="early_stop")
+    band = disp.fill_between_["rewind"].get_paths()[0].vertices
+    assert band[:, 1].max() == pytest.approx(300)
+    # axhspan draws a Rectangle in data units along y
+    lo, hi = disp.dense_fill_.get_y(), disp.dense_fill_.get_y() + disp.dense_fill_.get_height()
+    assert hi == pytest.approx(300) and lo == pytest.approx(250 - 70.71, abs=0.01)
+    plt.close("all")
