@@ -118,7 +118,7 @@ def results_table(search):
 # Two pruning rates x two round counts x two reset strategies:
 #
 # * ``reinit='rewind'``: winning tickets, survivors rewound to θ0;
-# * ``reinit='random'``: survivors re-drawn at random after every prune (the
+# * ``reinit='fresh'``: survivors re-drawn at random after every prune (the
 #   mask is still found by magnitude pruning, but of randomly re-initialised
 #   networks).
 #
@@ -127,7 +127,7 @@ def results_table(search):
 grid = {
     STEP + "pruning_rate": [0.2, 0.5],
     STEP + "n_rounds": [2, 4],
-    STEP + "reinit": ["rewind", "random"],
+    STEP + "reinit": ["rewind", "fresh"],
 }
 t0 = time.perf_counter()
 search = GridSearchCV(pipe, grid, cv=args.cv, n_jobs=args.n_jobs).fit(X_train, y_train)
@@ -190,11 +190,11 @@ print(f"\nsparsest within one std of the best: "
 # fine-tuning (the trained weights are kept after every prune). Keep the
 # training budget in mind when reading the answer: with few epochs per round,
 # ``'continue'`` keeps refining already-trained weights while ``'rewind'``
-# and ``'random'`` retrain from an initialisation every round.
+# and ``'fresh'`` retrain from an initialisation every round.
 fixed = {
     STEP + "target_sparsity": [args.target_sparsity],
     STEP + "pruning_rate": [0.5, 0.8],
-    STEP + "reinit": ["rewind", "random", "continue"],
+    STEP + "reinit": ["rewind", "fresh", "continue"],
 }
 t0 = time.perf_counter()
 fixed_search = GridSearchCV(pipe, fixed, cv=args.cv, n_jobs=args.n_jobs).fit(X_train, y_train)
@@ -219,7 +219,7 @@ print(f"best: {short(fixed_search.best_params_)}\n  CV accuracy {fixed_search.be
 # Mean cross-validated accuracy (± std over folds) against the weights left,
 # for the plain search (circles) and the fixed-sparsity search (squares).
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-colors = {"rewind": "C0", "random": "C1", "continue": "C2"}
+colors = {"rewind": "C0", "fresh": "C1", "continue": "C2"}
 for tab, marker in ((table, "o"), (ftable, "s")):
     for reinit, part in tab.groupby("reinit"):
         ax.errorbar(part["weights_left_%"], part["mean_test_score"],

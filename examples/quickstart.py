@@ -91,7 +91,7 @@ pipe = make_pipeline(
 param_grid = {
     "lotteryticketclassifier__pruning_rate": [0.2, 0.5],
     "lotteryticketclassifier__n_rounds": [1, 3],
-    "lotteryticketclassifier__reinit": ["rewind", "random"],
+    "lotteryticketclassifier__reinit": ["rewind", "fresh"],
 }
 search = GridSearchCV(pipe, param_grid, cv=3)
 t0 = time.perf_counter()

@@ -10,13 +10,18 @@ device, so skorch's per-batch work is reduced to its own bookkeeping.
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 
-__all__ = ["TensorBatchIterator", "MaskCallback", "EvalGrid", "Diverged", "LotteryNet",
+__all__ = ["TensorBatchIterator", "MaskCallback", "EvalGrid", "WarmupScheduler", "Diverged",
+           "LotteryNet", "LotteryRegressorNet", "SkorchTrainer", "RoundResult",
            "resolve_eval_every"]
 
 #: ``eval_every='auto'`` evaluates about this often (Frankle & Carbin evaluate
@@ -92,8 +97,6 @@ class MaskCallback(Callback):
       optimizer rebuild, stay zero at those indices);
     * ``on_batch_end`` zeroes the pruned weights again after the step (weight
       decay or a user optimizer cannot revive them) and checks the loss;
-    * optional linear learning-rate warmup over the first ``lr_warmup``
-      iterations of every round;
     * optional snapshot of the full module state at iteration ``capture_at``
       (late rewinding, θk).
 
@@ -103,10 +106,8 @@ class MaskCallback(Callback):
     check before it can spread.
     """
 
-    def __init__(self, masks=None, lr_warmup=0, base_lr=None, capture_at=None):
+    def __init__(self, masks=None, capture_at=None):
         self.masks = masks
-        self.lr_warmup = lr_warmup
-        self.base_lr = base_lr
         self.capture_at = capture_at
 
     def initialize(self):
@@ -137,12 +138,6 @@ class MaskCallback(Callback):
 
     def _capture(self, net):
         self.captured_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
-
-    def on_batch_begin(self, net, training=False, **kwargs):
-        if training and self.lr_warmup and self.iteration_ < self.lr_warmup:
-            lr = self.base_lr * (self.iteration_ + 1) / self.lr_warmup
-            for group in net.optimizer_.param_groups:
-                group["lr"] = lr
 
     def on_grad_computed(self, net, named_parameters, **kwargs):
         for p, keep in self._pairs:
@@ -186,6 +181,39 @@ class ValidAccuracy(Callback):
             net.history.record("valid_acc", self.correct_ / self.total_)
 
 
+class WarmupScheduler(Callback):
+    """Linear learning-rate warmup over the first ``warmup`` iterations of a round.
+
+    A :class:`torch.optim.lr_scheduler.LambdaLR` on the round's optimizer
+    (skorch rebuilds the optimizer every round, and so the scheduler): the
+    ``i``-th training batch (from 0) runs at ``lr * min(1, (i + 1) / warmup)``.
+    Needed to find tickets in deep networks (Frankle et al. 2020).
+    """
+
+    def __init__(self, warmup=0):
+        self.warmup = warmup
+
+    def initialize(self):
+        self.scheduler_ = None
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["scheduler_"] = None  # holds the optimizer; rebuilt every round
+        return state
+
+    def on_train_begin(self, net, **kwargs):
+        self.scheduler_ = None
+        if self.warmup:
+            warmup = int(self.warmup)
+            self.scheduler_ = torch.optim.lr_scheduler.LambdaLR(
+                net.optimizer_, lambda step: min(1.0, (step + 1) / warmup))
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and self.scheduler_ is not None:
+            self.scheduler_.step()
+
+
 def resolve_eval_every(eval_every, iters_per_epoch):
     """Iterations between two evaluations for ``eval_every`` ('auto' or an int).
 
@@ -195,6 +223,30 @@ def resolve_eval_every(eval_every, iters_per_epoch):
     if eval_every == "auto":
         return max(1, min(AUTO_EVAL_ITERATIONS, int(iters_per_epoch)))
     return int(eval_every)
+
+
+def accuracy_t(outputs, y):
+    """Accuracy of logits ``outputs`` against class indices ``y`` (tensors)."""
+    return float((outputs.argmax(1) == y).double().mean())
+
+
+def r2_t(outputs, y):
+    """R² of ``outputs`` against ``y`` (tensors), averaged over outputs like sklearn.
+
+    An output whose targets are constant scores 1.0 when predicted exactly
+    and 0.0 otherwise (scikit-learn's convention).
+    """
+    out = outputs.double().reshape(len(outputs), -1)
+    target = y.double().reshape(len(y), -1)
+    ss_res = ((target - out) ** 2).sum(0)
+    ss_tot = ((target - target.mean(0)) ** 2).sum(0)
+    r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-300),
+                     (ss_res == 0).double())
+    return float(r2.mean())
+
+
+#: Validation scores of :class:`EvalGrid` by name.
+SCORES = {"acc": accuracy_t, "r2": r2_t}
 
 
 class EvalGrid(Callback):
@@ -223,13 +275,19 @@ class EvalGrid(Callback):
         Iterations between evaluations.
     valid : tuple of (X, y) tensors or None
         Validation data; None evaluates nothing but still notifies.
+    score : {'acc', 'r2'}, default='acc'
+        Validation score recorded beside the loss: accuracy (classifier) or
+        the coefficient of determination R² averaged over outputs
+        (regressor); read from skorch's history as ``'valid_<score>'`` when
+        it is there.
     chunk : int, default=1024
         Samples per forward pass (bounds activation memory).
     """
 
-    def __init__(self, every=1, valid=None, chunk=1024):
+    def __init__(self, every=1, valid=None, score="acc", chunk=1024):
         self.every = every
         self.valid = valid
+        self.score = score
         self.chunk = chunk
 
     def initialize(self):
@@ -240,7 +298,7 @@ class EvalGrid(Callback):
         self.iteration_ = 0
         self.iterations_ = []
         self.valid_loss_ = []
-        self.valid_acc_ = []
+        self.valid_score_ = []
         self._pending = False
 
     def __getstate__(self):
@@ -275,8 +333,9 @@ class EvalGrid(Callback):
         if self.valid is None:
             return float("nan"), float("nan")
         last = net.history[-1] if len(net.history) else {}
-        if "valid_loss" in last and "valid_acc" in last:
-            return float(last["valid_loss"]), float(last["valid_acc"])
+        key = f"valid_{self.score}"
+        if "valid_loss" in last and key in last:
+            return float(last["valid_loss"]), float(last[key])
         return self._loss_acc_or_nan(net)
 
     def _loss_acc_or_nan(self, net):
@@ -289,28 +348,24 @@ class EvalGrid(Callback):
         it = self.iteration_
         self.iterations_.append(it)
         self.valid_loss_.append(loss)
-        self.valid_acc_.append(acc)
+        self.valid_score_.append(acc)
         net.notify("on_evaluation", iteration=it, valid_loss=loss)
 
     def _loss_acc(self, net, X, y):
         module = net.module_
         was_training = module.training
         module.eval()
-        total_loss, correct = 0.0, 0
         try:
             with torch.no_grad():
-                for start in range(0, len(X), self.chunk):
-                    xb, yb = X[start:start + self.chunk], y[start:start + self.chunk]
-                    out = module(xb)
-                    total_loss += float(torch.nn.functional.cross_entropy(
-                        out, yb, reduction="sum"))
-                    correct += int((out.argmax(1) == yb).sum())
+                out = torch.cat([module(X[start:start + self.chunk])
+                                 for start in range(0, len(X), self.chunk)])
+                loss = float(net.criterion_(out, y))
         finally:
             module.train(was_training)
-        return total_loss / len(X), correct / len(X)
+        return loss, SCORES[self.score](out, y)
 
     def early_stop(self):
-        """``(iteration, valid_loss, valid_acc)`` at the minimum validation loss.
+        """``(iteration, valid_loss, valid_score)`` at the minimum validation loss.
 
         The first grid point wins ties. ``None`` without validation data or
         when every loss is NaN.
@@ -319,7 +374,7 @@ class EvalGrid(Callback):
         if not vl.size or not np.isfinite(vl).any():
             return None
         best = int(np.nanargmin(np.where(np.isfinite(vl), vl, np.nan)))
-        return self.iterations_[best], float(vl[best]), float(self.valid_acc_[best])
+        return self.iterations_[best], float(vl[best]), float(self.valid_score_[best])
 
 
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
@@ -330,28 +385,52 @@ def _overrides(callback, method_name):
     return getattr(type(callback), method_name, None) is not getattr(Callback, method_name)
 
 
-class LotteryNet(NeuralNetClassifier):
-    """skorch ``NeuralNetClassifier`` with cheaper per-batch bookkeeping.
+class ValidR2(Callback):
+    """Validation R² from the predictions skorch already computed (regressor).
+
+    Accumulates, per output, the sums needed for R² over the validation
+    batches of an epoch and records ``'valid_r2'`` (averaged over outputs,
+    like :func:`sklearn.metrics.r2_score`) in the history.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.n_, self.sum_y_, self.sum_y2_, self.sse_ = 0, 0.0, 0.0, 0.0
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or y_pred is None or batch is None or batch[1] is None:
+            return
+        y = batch[1].to(y_pred.device).double().reshape(len(y_pred), -1)
+        pred = y_pred.detach().double().reshape(len(y_pred), -1)
+        self.n_ += len(y)
+        self.sum_y_ = self.sum_y_ + y.sum(0)
+        self.sum_y2_ = self.sum_y2_ + (y ** 2).sum(0)
+        self.sse_ = self.sse_ + ((y - pred) ** 2).sum(0)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.n_:
+            ss_tot = self.sum_y2_ - self.sum_y_ ** 2 / self.n_
+            r2 = torch.where(ss_tot > 1e-12 * self.sum_y2_.clamp_min(1e-300),
+                             1 - self.sse_ / ss_tot.clamp_min(1e-300),
+                             (self.sse_ == 0).double())
+            net.history.record("valid_r2", float(r2.mean()))
+
+
+class _FastNet:
+    """skorch net with cheaper per-batch bookkeeping (a mixin for both tasks).
 
     * skorch switches every module to train/eval mode before *every* batch
       (``module.train()`` walks all submodules); here the switch only happens
       when the mode actually changes;
     * the three per-batch hooks are dispatched only to the callbacks that
       implement them (the list is rebuilt whenever ``callbacks_`` changes);
-    * validation accuracy is counted from the validation predictions skorch
-      already makes (:class:`ValidAccuracy`) instead of a second scoring pass.
+    * sklottery's own hook ``on_evaluation`` (sent by :class:`EvalGrid`)
+      reaches only the callbacks that define it.
 
     Everything else is plain skorch: same hooks, same order, same history.
     """
 
-    @property
-    def _default_callbacks(self):
-        return [(name, ValidAccuracy() if name == "valid_acc" else cb)
-                for name, cb in super()._default_callbacks]
-
     def notify(self, method_name, **cb_kwargs):
         if method_name == "on_evaluation":
-            # sklottery's own hook (EvalGrid): only callbacks that define it
             for _, cb in self.callbacks_:
                 hook = getattr(cb, "on_evaluation", None)
                 if hook is not None:
@@ -383,3 +462,157 @@ class LotteryNet(NeuralNetClassifier):
             module = getattr(self, name + "_")
             if isinstance(module, torch.nn.Module) and module.training != training:
                 module.train(training)
+
+
+class LotteryNet(_FastNet, NeuralNetClassifier):
+    """skorch ``NeuralNetClassifier`` with :class:`_FastNet`'s cheaper bookkeeping.
+
+    Validation accuracy is counted from the validation predictions skorch
+    already makes (:class:`ValidAccuracy`) instead of a second scoring pass.
+    """
+
+    @property
+    def _default_callbacks(self):
+        return [(name, ValidAccuracy() if name == "valid_acc" else cb)
+                for name, cb in super()._default_callbacks]
+
+
+class LotteryRegressorNet(_FastNet, NeuralNetRegressor):
+    """skorch ``NeuralNetRegressor`` with :class:`_FastNet`'s cheaper bookkeeping.
+
+    Records the validation R² (:class:`ValidR2`) beside the validation loss.
+    """
+
+    @property
+    def _default_callbacks(self):
+        return list(super()._default_callbacks) + [("valid_r2", ValidR2())]
+
+
+@dataclass
+class RoundResult:
+    """What :meth:`SkorchTrainer.train` returns for one round.
+
+    ``outcome`` is ``'ok'``, ``'diverged'`` or ``'interrupted'`` (then only
+    ``detail`` is set). ``early_stop`` is ``(iteration, valid_loss,
+    valid_score)`` at the minimum validation loss of the evaluation grid, or
+    None without validation data; ``captured`` is the full module state
+    after ``capture_at`` iterations (θk), if asked for and reached.
+    """
+
+    outcome: str
+    detail: str = None
+    seconds: float = float("nan")
+    epochs: int = 0
+    n_iter: int = 0
+    train_loss: float = float("nan")
+    valid_loss: float = float("nan")
+    valid_score: float = float("nan")
+    early_stop: tuple = None
+    captured: dict = None
+
+
+class SkorchTrainer:
+    """The trainer seam: train a masked network for one round, with skorch.
+
+    ``train(masks, epochs, capture_at)`` trains the module's current weights
+    (the round's start, set by the engine) with ``masks`` for ``epochs``
+    epochs and returns a :class:`RoundResult`; pruned weights are exactly
+    zero after every step (:class:`MaskCallback`), the validation loss is
+    evaluated on the grid of :class:`EvalGrid` and the learning-rate warmup is
+    a scheduler (:class:`WarmupScheduler`). The engine never touches skorch
+    directly; another trainer (e.g. one that trains many members at once)
+    implements the same three methods.
+
+    Parameters
+    ----------
+    net : LotteryNet or LotteryRegressorNet
+        An initialized skorch net whose callbacks include ``mask_callback``,
+        ``eval_grid`` and ``warmup``.
+    mask_callback : MaskCallback
+    eval_grid : EvalGrid
+    eval_every : 'auto' or int
+        Grid step, resolved against the iterations per epoch of the data.
+    """
+
+    def __init__(self, net, mask_callback, eval_grid, eval_every="auto"):
+        self.net = net
+        self.mask_callback = mask_callback
+        self.eval_grid = eval_grid
+        self.eval_every = eval_every
+        self.iters_per_epoch = None
+        self._data = None
+
+    @property
+    def module(self):
+        """The torch module being trained."""
+        return self.net.module_
+
+    def set_data(self, X, y, valid=None):
+        """Training tensors, and validation tensors ``(X, y)`` or None."""
+        self._data = (X, y)
+        self.net.set_params(
+            train_split=None if valid is None else predefined_split(Dataset(*valid)))
+        batch_size = min(int(self.net.batch_size), len(X))
+        self.iters_per_epoch = -(-len(X) // batch_size)
+        self.eval_grid.every = resolve_eval_every(self.eval_every, self.iters_per_epoch)
+        self.eval_grid.valid = valid
+
+    def release_data(self):
+        """Drop every reference to the data (a fitted estimator keeps none)."""
+        self._data = None
+        self.eval_grid.valid = None
+        self.net.set_params(train_split=None)
+
+    def _early_stopped(self):
+        """Whether skorch's EarlyStopping raised the KeyboardInterrupt that ended training."""
+        return any(
+            isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+            for _, cb in self.net.callbacks_
+        )
+
+    def _check_finite(self):
+        """Raise Diverged when a weight or the last validation loss is NaN/inf.
+
+        The per-batch loss check cannot see the last optimizer step of a round.
+        """
+        for name, t in self.net.module_.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise Diverged(f"{name} has non-finite values at the end of training")
+        hist = self.net.history
+        if len(hist) and "valid_loss" in hist[-1]:
+            vl = float(hist[-1, "valid_loss"])
+            if not np.isfinite(vl):
+                raise Diverged(f"validation loss became {vl}")
+
+    def train(self, masks, epochs, capture_at=None):
+        """Train one round; see the class docstring."""
+        net = self.net
+        Xt, yt = self._data
+        self.mask_callback.masks = masks
+        self.mask_callback.capture_at = capture_at
+        net.initialize_history()
+        net.initialize_optimizer()
+        t0 = time.perf_counter()
+        try:
+            net.notify("on_train_begin", X=Xt, y=yt)
+            try:
+                net.fit_loop(Xt, yt, epochs=epochs)
+            except KeyboardInterrupt:
+                if not self._early_stopped():
+                    raise
+            net.notify("on_train_end", X=Xt, y=yt)
+            self._check_finite()
+        except Diverged as exc:
+            return RoundResult("diverged", str(exc))
+        except KeyboardInterrupt:
+            return RoundResult("interrupted")
+        seconds = time.perf_counter() - t0
+        hist, grid = net.history, self.eval_grid
+        result = RoundResult("ok", seconds=seconds, epochs=len(hist), n_iter=grid.iteration_,
+                             train_loss=float(hist[-1, "train_loss"]),
+                             captured=self.mask_callback.captured_)
+        if grid.valid is not None and grid.iterations_:
+            result.valid_loss = float(grid.valid_loss_[-1])
+            result.valid_score = float(grid.valid_score_[-1])
+            result.early_stop = grid.early_stop()
+        return result

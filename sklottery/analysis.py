@@ -48,13 +48,16 @@ import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
-from sklearn.base import clone
+from sklearn.base import clone, is_regressor
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
-from .estimators import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
+from ._training import r2_t
+from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
+from .estimators import target_standardization
+from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .strategies import scratch_b_epochs
 
 __all__ = [
@@ -79,61 +82,90 @@ RESULT_COLUMNS = [
     "n_iter", "n_test", "stop_reason", "seconds",
 ]
 
+#: Columns of :func:`ticket_curve` for a regressor: R² (higher is better) and
+#: the mean squared error in the units of ``y`` (lower is better).
+REGRESSION_COLUMNS = [
+    "strategy", "trial", "round", "weights_remaining", "test_r2", "test_r2_early_stop",
+    "test_r2_init", "test_mse", "test_mse_early_stop", "test_mse_init",
+    "early_stop_iteration", "train_r2", "valid_r2", "valid_loss", "epochs", "n_iter",
+    "n_test", "stop_reason", "seconds",
+]
+
+
+def result_columns(estimator):
+    """The columns :func:`ticket_curve` returns for ``estimator`` (or a Pipeline)."""
+    final, _ = _final_step(estimator)
+    return REGRESSION_COLUMNS if is_regressor(final) else RESULT_COLUMNS
+
 #: Warnings that mean a run was cut short (its completed rounds are kept).
 _CUT_SHORT = (DivergenceWarning, PruningInterruptedWarning)
 
 
 class EvaluationCallback(Callback):
-    """Record test accuracies and masks of every round of an IMP fit.
+    """Record test scores of every round of an IMP fit.
 
-    Per round: the test accuracy of the masked start weights before any
-    training (``test_acc_init``, Zhou et al.'s supermask effect), at the end
-    of training (``test_acc``) and at the early-stop iteration
-    (``test_acc_early_stop``: the network of minimum validation loss on the
+    Per round: the test score of the masked start weights before any training
+    (``test_<m>_init``, Zhou et al.'s supermask effect), at the end of
+    training (``test_<m>``) and at the early-stop iteration
+    (``test_<m>_early_stop``: the network of minimum validation loss on the
     estimator's evaluation grid, ``eval_every``; a copy of the weights is kept
     whenever the validation loss improves, through the ``on_evaluation``
-    hook, and the test set is scored only twice per round), the train
-    accuracy at the end, and the masks. Used by :func:`ticket_curve`; the
-    estimator deep-copies user callbacks, so read the results from
-    ``dict(est.net_.callbacks_)[name]``.
+    hook, so the test set is scored only twice per round), and the train
+    score at the end. The metrics ``<m>`` are ``acc`` for a classifier, and
+    ``r2`` and ``mse`` (in the units of ``y``) for a regressor. Used by
+    :func:`ticket_curve` under the name ``'sklottery_evaluation'``; read the
+    results from ``dict(est.net_.callbacks_)['sklottery_evaluation'].rounds_``.
+
+    Parameters
+    ----------
+    X_test, y_test, X_train, y_train : Tensor
+        Data as the network sees it: classes encoded as indices, regression
+        targets standardised like the estimator's (``y_scale``).
+    task : {'classification', 'regression'}, default='classification'
+    y_scale : array-like of shape (n_outputs,), default=None
+        Regression only: the target scale, to report the MSE in ``y``'s units.
     """
 
-    def __init__(self, X_test, y_test, X_train, y_train, keep_states=False):
+    def __init__(self, X_test, y_test, X_train, y_train, task="classification",
+                 y_scale=None):
         self.X_test = X_test
         self.y_test = y_test
         self.X_train = X_train
         self.y_train = y_train
-        self.keep_states = keep_states
+        self.task = task
+        self.y_scale = y_scale
 
     def initialize(self):
         self.rounds_ = []
         self._best = None
         return self
 
-    @staticmethod
-    def _accuracy(net, X, y):
-        if X is None or len(X) == 0:
-            return np.nan
+    def _scores(self, net, X, y):
+        """``{metric: value}`` of the current network on ``(X, y)``."""
+        if self.task == "classification":
+            if X is None or len(X) == 0:
+                return {"acc": np.nan}
+        elif X is None or len(X) == 0:
+            return {"r2": np.nan, "mse": np.nan}
+        chunk = 1024  # bounds the activation memory of conv networks
+        module = net.module_
         with torch.no_grad():
-            net.module_.eval()
-            correct = 0
-            chunk = 1024  # bounds the activation memory of conv networks
-            for start in range(0, len(X), chunk):
-                xb = X[start:start + chunk].to(net.device)
-                pred = net.module_(xb).argmax(1).cpu()
-                correct += int((pred == y[start:start + chunk]).sum())
-            net.module_.train()
-        return correct / len(X)
+            module.eval()
+            out = torch.cat([module(X[i:i + chunk].to(net.device)).cpu()
+                             for i in range(0, len(X), chunk)])
+            module.train()
+        if self.task == "classification":
+            return {"acc": int((out.argmax(1) == y).sum()) / len(X)}
+        out = out.double().reshape(len(y), -1)
+        target = y.double().reshape(len(y), -1)
+        scale = torch.as_tensor(np.asarray(self.y_scale, dtype=float)).reshape(1, -1)
+        mse = float((((out - target) * scale) ** 2).mean())
+        return {"r2": r2_t(out, target), "mse": mse}
 
     def on_train_begin(self, net, **kwargs):
         self._best = None  # (valid_loss, iteration, weights) of the best grid point
-        masks = dict(net.callbacks_)["sklottery_masks"].masks
-        self._masks = {n: m.detach().to("cpu", copy=True) for n, m in masks.items()}
         # the mask callback runs first, so the module already holds the masked start
-        self._init_acc = self._accuracy(net, self.X_test, self.y_test)
-        if self.keep_states:
-            self._start = {n: v.detach().to("cpu", copy=True)
-                           for n, v in net.module_.state_dict().items() if n in masks}
+        self._init = self._scores(net, self.X_test, self.y_test)
 
     def on_evaluation(self, net, iteration=None, valid_loss=float("nan"), **kwargs):
         # strictly better only: ties keep the first grid point, like EvalGrid.early_stop
@@ -142,27 +174,20 @@ class EvaluationCallback(Callback):
             self._best = (valid_loss, int(iteration), state)
 
     def on_train_end(self, net, **kwargs):
-        final_acc = self._accuracy(net, self.X_test, self.y_test)
-        best_acc, best_iteration = final_acc, None
+        final = self._scores(net, self.X_test, self.y_test)
+        best, best_iteration = final, None
         if self._best is not None:
             _, best_iteration, state = self._best
             current = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
             net.module_.load_state_dict(state)
-            best_acc = self._accuracy(net, self.X_test, self.y_test)
+            best = self._scores(net, self.X_test, self.y_test)
             net.module_.load_state_dict(current)
             self._best = None
-        rec = {
-            "test_acc": final_acc,
-            "test_acc_early_stop": best_acc,
-            "early_stop_iteration": best_iteration,
-            "test_acc_init": self._init_acc,
-            "train_acc": self._accuracy(net, self.X_train, self.y_train),
-            "masks": self._masks,
-        }
-        if self.keep_states:
-            rec["start"] = self._start
-            rec["final"] = {n: v.detach().to("cpu", copy=True)
-                            for n, v in net.module_.state_dict().items() if n in self._masks}
+        rec = {"early_stop_iteration": best_iteration}
+        train = self._scores(net, self.X_train, self.y_train)
+        for m in final:
+            rec.update({f"test_{m}": final[m], f"test_{m}_early_stop": best[m],
+                        f"test_{m}_init": self._init[m], f"train_{m}": train[m]})
         self.rounds_.append(rec)
 
 
@@ -192,30 +217,39 @@ def _set(estimator, **params):
 
 
 def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None,
-                    keep_states=False, n_threads=None):
+                    n_threads=None, keep_states=False):
     """Fit ``estimator`` with an evaluation callback.
 
-    Returns ``(rows, per-round records, fitted estimator, cut_short)``, where
+    Returns ``(rows, fitted estimator, cut_short)``, where
     ``cut_short`` is None or ``(reason, message)`` when the fit stopped early
     (divergence or interruption; the completed rounds are kept). A fit that
     diverges before any round completes gives no rows and no estimator.
     """
     if n_threads:
         torch.set_num_threads(n_threads)
-    classes = np.unique(y_train)
     est = clone(estimator)
+    final, prefix = _final_step(est)
     # the callback sees the data as the network does: after any preprocessing
     transform = est[:-1].fit(X_train, y_train) if isinstance(est, Pipeline) else None
     X_test_t = X_test if transform is None else transform.transform(X_test)
     X_train_t = X_train if transform is None else transform.transform(X_train)
-    cb = EvaluationCallback(
-        _to_tensor(X_test_t), torch.as_tensor(_encode(y_test, classes)),
-        _to_tensor(X_train_t), torch.as_tensor(_encode(y_train, classes)),
-        keep_states=keep_states,
-    )
-    final, prefix = _final_step(est)
+    if is_regressor(final):
+        mean, scale = target_standardization(y_train, final.scale_y)
+
+        def targets(y):
+            y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            return torch.as_tensor((y - mean) / scale)
+
+        cb = EvaluationCallback(_to_tensor(X_test_t), targets(y_test), _to_tensor(X_train_t),
+                                targets(y_train), task="regression", y_scale=scale)
+    else:
+        classes = np.unique(y_train)
+        cb = EvaluationCallback(
+            _to_tensor(X_test_t), torch.as_tensor(_encode(y_test, classes)),
+            _to_tensor(X_train_t), torch.as_tensor(_encode(y_train, classes)))
     user_callbacks = list(final.callbacks or [])
-    _set(est, callbacks=user_callbacks + [cb], verbose=0)
+    _set(est, callbacks=user_callbacks + [("sklottery_evaluation", cb)], verbose=0,
+         record_history=keep_states or "masks")
     fit_kwargs = {prefix + k: v for k, v in (fit_kwargs or {}).items()}
     with warnings.catch_warnings(record=True) as caught:
         # Routine UserWarnings of the many fits are silenced; the warnings of a
@@ -226,37 +260,32 @@ def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None
         try:
             est.fit(X_train, y_train, **fit_kwargs)
         except TrainingDivergedError as exc:
-            return [], [], None, ("diverged", str(exc))
+            return [], None, ("diverged", str(exc))
     cut_short = None
     for w in caught:
         if issubclass(w.category, _CUT_SHORT):
             reason = "diverged" if issubclass(w.category, DivergenceWarning) else "interrupted"
             cut_short = (reason, str(w.message))
     final, _ = _final_step(est)
-    evals = dict(final.net_.callbacks_)[f"user_{len(user_callbacks)}"].rounds_
+    evals = dict(final.net_.callbacks_)["sklottery_evaluation"].rounds_
+    score = f"valid_{final._score_name}"
     rows = []
     for rec, ev in zip(final.rounds_, evals):
         es = rec["early_stop_iteration"]
         rows.append({
             "round": rec["round"],
             "weights_remaining": rec["weights_remaining"],
-            "test_acc": ev["test_acc"],
-            "test_acc_early_stop": ev["test_acc_early_stop"],
-            "test_acc_init": ev["test_acc_init"],
+            **{k: v for k, v in ev.items() if k != "early_stop_iteration"},
             "early_stop_iteration": np.nan if es is None else es,
-            "train_acc": ev["train_acc"],
-            "valid_acc": rec["valid_acc"],
+            score: rec[score],
             "valid_loss": rec["valid_loss"],
             "epochs": rec["epochs"],
             "n_iter": rec["n_iter"],
             "n_test": len(X_test),
-            "stop_reason": "",
+            "stop_reason": "" if cut_short is None else cut_short[0],
             "seconds": rec["seconds"],
         })
-    if cut_short is not None:
-        for row in rows:
-            row["stop_reason"] = cut_short[0]
-    return rows, evals, final, cut_short
+    return rows, final, cut_short
 
 
 def _chain_params(strategy, estimator, rewind_iteration):
@@ -273,9 +302,9 @@ def _chain_params(strategy, estimator, rewind_iteration):
     raise ValueError(strategy)
 
 
-def _failed_row(r, level, n_test, reason):
+def _failed_row(r, level, n_test, reason, columns):
     """Row of a run that diverged before completing its first round."""
-    row = {c: np.nan for c in RESULT_COLUMNS}
+    row = {c: np.nan for c in columns}
     row.update(round=r, weights_remaining=level, n_test=n_test, stop_reason=reason)
     return row
 
@@ -284,17 +313,18 @@ def _run_chain(task):
     (strategy, trial, estimator, params, data, n_threads, keep_states) = task
     X_train, y_train, X_test, y_test = data
     est = _set(clone(estimator), **params)
-    rows, evals, fitted, cut_short = _fit_and_record(
-        est, X_train, y_train, X_test, y_test, keep_states=keep_states, n_threads=n_threads)
+    rows, fitted, cut_short = _fit_and_record(
+        est, X_train, y_train, X_test, y_test, n_threads=n_threads, keep_states=keep_states)
     if fitted is None:
-        rows = [_failed_row(0, 100.0, len(X_test), cut_short[0])]
+        rows = [_failed_row(0, 100.0, len(X_test), cut_short[0], result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial)
-    masks = [ev["masks"] for ev in evals]
+    history = [] if fitted is None else fitted.history_
+    masks = [h["masks"] for h in history]
     extras = None
     if keep_states and fitted is not None:
-        extras = {"masks": masks, "start": [ev["start"] for ev in evals],
-                  "final": [ev["final"] for ev in evals],
+        extras = {"masks": masks, "start": [h["start"] for h in history],
+                  "final": [h["final"] for h in history],
                   "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
     return strategy, trial, rows, masks, extras, cut_short
 
@@ -306,8 +336,8 @@ def _run_mask_control(task):
     ltc, _ = _final_step(estimator)
     if strategy == "one_shot":
         _set(est, one_shot=True, n_rounds=r, target_sparsity=None)
-        rows, _, fitted, cut_short = _fit_and_record(est, X_train, y_train, X_test, y_test,
-                                                     n_threads=n_threads)
+        rows, fitted, cut_short = _fit_and_record(est, X_train, y_train, X_test, y_test,
+                                                  n_threads=n_threads)
         if fitted is not None and len(rows) < 2:
             rows = []  # the one-shot round itself did not complete
         rows = rows[-1:]
@@ -316,32 +346,34 @@ def _run_mask_control(task):
         if strategy == "scratch_b":
             epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
         _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
-        rows, _, fitted, cut_short = _fit_and_record(
+        rows, fitted, cut_short = _fit_and_record(
             est, X_train, y_train, X_test, y_test, fit_kwargs={"initial_masks": masks},
             n_threads=n_threads)
     if not rows:
-        rows = [_failed_row(r, level, len(X_test), cut_short[0] if cut_short else "diverged")]
+        rows = [_failed_row(r, level, len(X_test), cut_short[0] if cut_short else "diverged",
+                            result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial, round=r)
     return rows, cut_short
 
 
-def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs):
-    """Yield (X_train, y_train, X_test, y_test) per trial."""
+def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs, classifier=True):
+    """Yield (X_train, y_train, X_test, y_test) per trial (stratified for classifiers)."""
     if X_test is not None:
         for _ in range(n_trials):
             yield X, y, X_test, y_test
         return
     if cv is not None:
-        cv = check_cv(cv, y, classifier=True)
+        cv = check_cv(cv, y, classifier=classifier)
         for train, test in cv.split(X, y):
             yield X[train], y[train], X[test], y[test]
         return
     for _ in range(n_trials):
         seed = int(rs.randint(0, 2**31 - 1))
         try:
-            parts = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
-        except ValueError:
+            parts = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                     stratify=y if classifier else None)
+        except ValueError:  # a class too small to stratify
             parts = train_test_split(X, y, test_size=test_size, random_state=seed)
         X_tr, X_te, y_tr, y_te = parts
         yield X_tr, y_tr, X_te, y_te
@@ -448,7 +480,8 @@ def ticket_curve(
     rs = check_random_state(random_state)
     splits = list(_trial_splits(X, y, int(n_trials), test_size, cv,
                                 None if X_test is None else np.asarray(X_test),
-                                None if y_test is None else np.asarray(y_test), rs))
+                                None if y_test is None else np.asarray(y_test), rs,
+                                classifier=not is_regressor(_final_step(estimator)[0])))
     n_threads = _threads_per_job(n_jobs)
     chain = [s for s in strategies if s in CHAIN_STRATEGIES]
     controls = [s for s in strategies if s in MASK_STRATEGIES]
@@ -504,7 +537,7 @@ def ticket_curve(
     df = pd.DataFrame(rows)
     if "rewind" not in strategies:
         df = df[df["strategy"] != "rewind"]
-    df = df[RESULT_COLUMNS]
+    df = df[result_columns(estimator)]
     order = {s: i for i, s in enumerate(strategies)}
     df = (df.assign(_o=df["strategy"].map(order))
             .sort_values(["_o", "trial", "round"]).drop(columns="_o").reset_index(drop=True))
@@ -546,59 +579,6 @@ def n_runs(estimator, strategies, n_trials):
     return n_trials * (len(chain) + len(controls) * int(ltc.n_rounds))
 
 
-def mask_analysis(runs, strategy="rewind"):
-    """Mask and weight statistics of the chain runs from ``ticket_curve(return_runs=True)``.
-
-    Parameters
-    ----------
-    runs : dict
-        Second value returned by :func:`ticket_curve` with ``return_runs=True``.
-    strategy : str, default='rewind'
-
-    Returns
-    -------
-    report : dict of DataFrames
-        ``'layer_sparsity'`` (final masks, trial 0); ``'overlap_trials'``
-        (Jaccard of the final masks between trials); ``'overlap_rounds'``
-        (Jaccard of consecutive rounds' masks, per trial); ``'sign_kept'``
-        (fraction of surviving weights whose sign at the end of the final
-        round equals θ0's, per trial); ``'movement'`` (mean |w_final - w_init|
-        over the final round, for weights kept vs pruned at the next prune).
-    """
-    from . import stats
-
-    trials = sorted(t for (s, t) in runs if s == strategy and runs[(s, t)] is not None)
-    if not trials:
-        raise ValueError(f"No runs for strategy {strategy!r}; call ticket_curve(..., "
-                         "return_runs=True) with that strategy.")
-    final_masks = {t: runs[(strategy, t)]["masks"][-1] for t in trials}
-    report = {"layer_sparsity": stats.layer_sparsity(final_masks[trials[0]])}
-    report["overlap_trials"] = stats.pairwise_mask_overlap(
-        {f"trial {t}": final_masks[t] for t in trials})
-    rows = []
-    for t in trials:
-        masks = runs[(strategy, t)]["masks"]
-        for r in range(1, len(masks)):
-            j = stats.mask_jaccard(masks[r - 1], masks[r]).loc["__total__", "jaccard"]
-            rows.append({"trial": t, "round": r, "jaccard_with_previous": j})
-    report["overlap_rounds"] = pd.DataFrame(rows)
-    sign_rows, move_rows = [], []
-    for t in trials:
-        run = runs[(strategy, t)]
-        init = {n: run["init"][n] for n in run["masks"][-1]}
-        final = run["final"][-1]
-        sp = stats.sign_preservation(init, final, run["masks"][-1])
-        sign_rows.append({"trial": t, **sp["fraction_preserved"].to_dict()})
-        if len(run["masks"]) > 1:
-            # weights of round 0 (dense) that the first prune kept vs removed
-            mv = stats.weight_movement(run["start"][0], run["final"][0], run["masks"][1])
-            for layer, rec in mv.iterrows():
-                move_rows.append({"trial": t, "layer": layer, **rec.to_dict()})
-    report["sign_kept"] = pd.DataFrame(sign_rows)
-    report["movement"] = pd.DataFrame(move_rows)
-    return report
-
-
 def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "random"),
                      n_trials=3, random_state=None, **ticket_curve_kwargs):
     """Run :func:`ticket_curve` for every combination in ``param_grid``.
@@ -636,61 +616,3 @@ def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "rand
             df.insert(0, n, v)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
-
-
-def tickets_exist(results, conditions, *, ticket="rewind", control="random",
-                  metric="test_acc", alpha=0.05):
-    """Where do winning tickets exist? One row per condition x pruning level.
-
-    A ticket *exists* at a level when its mean ``metric`` matches dense
-    (mean >= dense mean - dense std, Frankle & Carbin's definition) **and** it
-    beats ``control`` significantly: Welch's t-test in the ticket's favour,
-    Holm-corrected over the pruned levels of that condition (the family of
-    one condition: ``control`` at every pruned level). Each condition also
-    gets the three-way verdict of :func:`sklottery.stats.matching_summary`
-    with ``control`` as the only control.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        From :func:`conditions_sweep`.
-    conditions : list of str
-        Condition columns.
-    ticket, control : str, default='rewind', 'random'
-        Ticket strategy and the control it must beat.
-    metric : str, default='test_acc'
-    alpha : float, default=0.05
-        Family-wise significance level per condition.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        Columns: conditions, ``weights_remaining``, ``ticket_mean``,
-        ``control_mean``, ``diff`` (ticket - control), ``ci_low``,
-        ``ci_high`` (95 % Welch interval of the difference), ``hedges_g``,
-        ``p_value``, ``p_holm``, ``matches_dense``, ``ticket_exists`` and
-        ``verdict`` (the condition's verdict, repeated on its rows).
-    """
-    from . import stats
-
-    conditions = list(conditions)
-    rows = []
-    for key, sub in results.groupby(conditions, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        sub = sub[sub["strategy"].isin([ticket, control])].drop(columns=conditions)
-        summary = stats.matching_summary(sub, ticket=ticket, metric=metric, alpha=alpha,
-                                         controls=[control])
-        ticket_curve_ = stats.summarize_curve(sub[sub["strategy"] == ticket], metric=metric)
-        ticket_means = dict(zip(ticket_curve_["weights_remaining"], ticket_curve_["mean"]))
-        for c in summary["tests"].itertuples():
-            matches = stats._matches(ticket_means[c.weights_remaining], summary["threshold"],
-                                     summary["greater_is_better"])
-            rows.append({**dict(zip(conditions, key)),
-                         "weights_remaining": c.weights_remaining,
-                         "ticket_mean": c.mean_ticket, "control_mean": c.mean_control,
-                         "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                         "hedges_g": c.hedges_g, "p_value": c.p_value, "p_holm": c.p_holm,
-                         "matches_dense": bool(matches),
-                         "ticket_exists": bool(matches and c.ticket_beats),
-                         "verdict": summary["verdict"]})
-    return pd.DataFrame(rows)

@@ -5,18 +5,27 @@ trained state, the rewind state (θ0 or θk), a freshly initialised state and
 the new masks, and returns the state the next round starts from. The
 estimator then applies the masks and rebuilds the optimizer.
 
-=============== ===========================================================
-strategy        next round starts from
-=============== ===========================================================
-``'rewind'``    θ0 (or θk with ``rewind_iteration=k``): the winning ticket
-``'random'``    a fresh random initialisation (Frankle & Carbin's control)
-``'continue'``  the trained weights (traditional prune + fine-tune)
-``'same_sign'`` fresh random magnitudes with θ0's signs (Zhou et al. 2019)
-``'scratch_e'`` fresh random init, trained for the same epochs (Liu et al.)
-``'scratch_b'`` fresh random init, trained for the same compute budget
-=============== ===========================================================
+================== ========================================================
+strategy           next round starts from
+================== ========================================================
+``'rewind'``       θ0 (or θk with ``rewind_iteration=k``): the winning ticket
+``'fresh'``        a fresh random initialisation, same epochs
+``'fresh_budget'`` a fresh random initialisation, the dense network's
+                   compute budget (Liu et al.'s scratch-B rule)
+``'continue'``     the trained weights (traditional prune + fine-tune)
+``'same_sign'``    fresh random magnitudes with θ0's signs (Zhou et al. 2019)
+================== ========================================================
 
-Scratch-B budget rule: training FLOPs scale with the fraction of remaining
+These are *chains*: every round's mask is pruned from the weights trained in
+the previous round. :func:`sklottery.analysis.ticket_curve` also runs *mask
+controls*, which take the winning ticket's mask and train it once from a new
+initialisation: ``'random'`` (Frankle & Carbin's random reinitialisation),
+``'scratch_e'`` and ``'scratch_b'`` (Liu et al.). Those words mean the mask
+controls everywhere; the chain strategies that used to share them
+(``reinit='random'``, ``'scratch_e'``, ``'scratch_b'``) are deprecated
+aliases of ``'fresh'`` and ``'fresh_budget'`` (:data:`DEPRECATED_REINIT`).
+
+Budget rule: training FLOPs scale with the fraction of remaining
 weights (a sparse multiply costs as many multiply-adds as it has non-zero
 weights), so a network with fraction ``f`` of its weights trained for
 ``E / f`` epochs costs the same as the dense network trained for ``E``
@@ -31,9 +40,18 @@ import math
 
 import torch
 
-__all__ = ["REINIT_STRATEGIES", "next_round_state", "scratch_b_epochs"]
+__all__ = ["REINIT_STRATEGIES", "DEPRECATED_REINIT", "canonical_reinit", "next_round_state",
+           "scratch_b_epochs"]
 
-REINIT_STRATEGIES = ("rewind", "random", "continue", "same_sign", "scratch_e", "scratch_b")
+REINIT_STRATEGIES = ("rewind", "fresh", "fresh_budget", "continue", "same_sign")
+
+#: Old ``reinit`` spellings (before 0.2) and the strategy each now means.
+DEPRECATED_REINIT = {"random": "fresh", "scratch_e": "fresh", "scratch_b": "fresh_budget"}
+
+
+def canonical_reinit(strategy):
+    """The current name of a ``reinit`` strategy (maps :data:`DEPRECATED_REINIT`)."""
+    return DEPRECATED_REINIT.get(strategy, strategy)
 
 
 def next_round_state(strategy, trained, rewind, fresh, prunable):
@@ -42,14 +60,14 @@ def next_round_state(strategy, trained, rewind, fresh, prunable):
     Parameters
     ----------
     strategy : str
-        One of :data:`REINIT_STRATEGIES`.
+        One of :data:`REINIT_STRATEGIES` (or a deprecated spelling).
     trained : dict of str -> Tensor
         Module state at the end of the round that was just pruned.
     rewind : dict of str -> Tensor
         θ0 (or θk): the state rewinding returns to.
     fresh : dict of str -> Tensor or None
         A new random initialisation of the same module (needed by
-        ``'random'``, ``'same_sign'``, ``'scratch_e'``, ``'scratch_b'``).
+        ``'fresh'``, ``'fresh_budget'`` and ``'same_sign'``).
     prunable : iterable of str
         Names of the prunable weights (only they change sign in
         ``'same_sign'``; other parameters come from ``fresh``).
@@ -59,11 +77,12 @@ def next_round_state(strategy, trained, rewind, fresh, prunable):
     state : dict of str -> Tensor
         New tensors (the inputs are not modified). Masks are not applied here.
     """
+    strategy = canonical_reinit(strategy)
     if strategy == "rewind":
         return {k: v.detach().clone() for k, v in rewind.items()}
     if strategy == "continue":
         return {k: v.detach().clone() for k, v in trained.items()}
-    if strategy in ("random", "scratch_e", "scratch_b"):
+    if strategy in ("fresh", "fresh_budget"):
         return {k: v.detach().clone() for k, v in fresh.items()}
     if strategy == "same_sign":
         prunable = set(prunable)

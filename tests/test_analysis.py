@@ -203,7 +203,7 @@ def test_evaluation_callback_does_not_change_training(digits):
     from sklottery.analysis import _fit_and_record
 
     est = tiny(n_rounds=1, random_state=0)
-    _, _, fitted, _ = _fit_and_record(est, X, y, X[:50], y[:50])
+    _, fitted, _ = _fit_and_record(est, X, y, X[:50], y[:50])
     plain = tiny(n_rounds=1, random_state=0).fit(X, y)
     for k, v in plain.net_.module_.state_dict().items():
         assert torch.equal(v, fitted.net_.module_.state_dict()[k])
@@ -264,11 +264,13 @@ def test_eval_grid_and_supermask_column(digits):
     X_te, y_te = torch.as_tensor(X[:100], dtype=torch.float32), torch.as_tensor(y[:100])
     from sklottery.analysis import EvaluationCallback
     cb = EvaluationCallback(X_te, y_te, X_te, y_te)
-    cb_est.set_params(callbacks=[("ev", cb)]).fit(X[100:], y[100:])
+    cb_est.set_params(callbacks=[("ev", cb)], record_history=True).fit(X[100:], y[100:])
     rec = dict(cb_est.net_.callbacks_)["ev"].rounds_
     module = cb_est.net_.module_
     state = {k: v.clone() for k, v in cb_est.init_params_.items()}
-    for name, mask in rec[1]["masks"].items():
+    # the history's masked start of round 1 is theta0 under the round-1 mask
+    for name, mask in cb_est.history_[1]["masks"].items():
+        assert torch.equal(cb_est.history_[1]["start"][name], state[name] * mask)
         state[name] = state[name] * mask
     module.load_state_dict(state)
     with torch.no_grad():

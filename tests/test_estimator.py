@@ -105,15 +105,15 @@ def test_rewind_resets_survivors_to_theta0(digits):
     assert not torch.equal(clf.net_.module_.state_dict()[name], theta0[name] * mask)
 
 
-def test_random_same_sign_and_continue(digits):
+def test_fresh_same_sign_and_continue(digits):
     X, y = digits
     outs = {}
-    for reinit in ["random", "continue", "same_sign"]:
+    for reinit in ["fresh", "continue", "same_sign"]:
         rec = StartStates()
         clf = small(reinit=reinit, n_rounds=1, callbacks=[rec]).fit(X, y)
         outs[reinit] = (clf, dict(clf.net_.callbacks_)["user_0"].states)
-    theta0 = outs["random"][0].init_params_
-    clf, states = outs["random"]
+    theta0 = outs["fresh"][0].init_params_
+    clf, states = outs["fresh"]
     for name, mask in clf.masks_.items():
         assert not torch.equal(states[1][name][mask], theta0[name][mask])
         assert torch.all(states[1][name][~mask] == 0)
@@ -230,13 +230,28 @@ def test_criteria_run(digits, criterion):
     assert same == (criterion == "large_final")
 
 
-def test_scratch_b_trains_longer(digits):
+def test_fresh_budget_trains_longer(digits):
     X, y = digits
-    clf = small(reinit="scratch_b", n_rounds=2, max_epochs=2).fit(X, y)
+    clf = small(reinit="fresh_budget", n_rounds=2, max_epochs=2).fit(X, y)
     # 80.3 % left -> ceil(2 / 0.803) = 3 epochs; 64.6 % -> ceil(3.1) = 4
     assert [r["epochs"] for r in clf.rounds_] == [2, 3, 4]
-    e = small(reinit="scratch_e", n_rounds=2, max_epochs=2).fit(X, y)
+    assert [r["reinit"] for r in clf.rounds_] == ["dense", "fresh_budget", "fresh_budget"]
+    e = small(reinit="fresh", n_rounds=2, max_epochs=2).fit(X, y)
     assert [r["epochs"] for r in e.rounds_] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("old, new", [("random", "fresh"), ("scratch_e", "fresh"),
+                                      ("scratch_b", "fresh_budget")])
+def test_old_reinit_spellings_still_work_with_a_deprecation(digits, old, new):
+    X, y = digits
+    with pytest.warns(FutureWarning, match=f"reinit='{old}' is deprecated.*reinit='{new}'"):
+        a = small(reinit=old, n_rounds=1, max_epochs=1, random_state=0).fit(X, y)
+    b = small(reinit=new, n_rounds=1, max_epochs=1, random_state=0).fit(X, y)
+    for name in a.masks_:
+        assert torch.equal(a.masks_[name], b.masks_[name])
+    assert a.rounds_[1]["reinit"] == new
+    with pytest.raises(ValueError, match="reinit"):
+        small(reinit="lucky").fit(X, y)
 
 
 def test_reproducible_and_seed_dependent(digits):
@@ -321,7 +336,7 @@ def test_pipeline_cv_clone_and_grid_search(digits):
     assert scores.mean() > 0.5  # chance is 0.1; two short epochs per round
     grid = GridSearchCV(
         small(max_epochs=1),
-        {"pruning_rate": [0.2, 0.5], "n_rounds": [0, 1], "reinit": ["rewind", "random"]},
+        {"pruning_rate": [0.2, 0.5], "n_rounds": [0, 1], "reinit": ["rewind", "fresh"]},
         cv=2, n_jobs=2,
     ).fit(X, y)
     assert len(grid.cv_results_["params"]) == 8

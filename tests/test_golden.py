@@ -22,16 +22,20 @@ from sklottery import LotteryTicketClassifier
 
 GOLDEN = Path(__file__).with_name("golden") / "imp_golden.json"
 
+# The cases 'reinit_random' and 'scratch_b' were recorded with the old
+# spellings reinit='random' and reinit='scratch_b'; 'fresh' and
+# 'fresh_budget' are the same strategies under their new names.
+
 _BASE = dict(hidden_layer_sizes=(32, 16), max_epochs=2, batch_size=40, n_rounds=3,
              learning_rate_init=3e-3, random_state=7)
 
 CASES = {
     "layer_rewind": {},
     "global_scope": dict(pruning_scope="global"),
-    "reinit_random": dict(reinit="random"),
+    "reinit_random": dict(reinit="fresh"),
     "continue": dict(reinit="continue"),
     "same_sign": dict(reinit="same_sign"),
-    "scratch_b": dict(reinit="scratch_b"),
+    "scratch_b": dict(reinit="fresh_budget"),
     "one_shot": dict(one_shot=True),
     "late_rewind": dict(rewind_iteration=5),
     "random_criterion": dict(pruning_criterion="random"),

@@ -206,8 +206,9 @@ def test_evaluation_callback_captures_rounds_without_changing_the_ticket(digits8
     callback = EvaluationCallback(flat[0], torch.as_tensor(y_test), flat[1],
                                   torch.as_tensor(y_fit))
     plain = cnn(n_rounds=2, max_epochs=2).fit(X_fit, y_fit)
-    rec_ticket = cnn(n_rounds=2, max_epochs=2,
+    rec_ticket = cnn(n_rounds=2, max_epochs=2, record_history="masks",
                      callbacks=[("evaluation", callback)]).fit(X_fit, y_fit)
+    history = rec_ticket.history_
     rec = dict(rec_ticket.net_.callbacks_)["evaluation"].rounds_
     assert len(rec) == 3
     # the callback's early stop is the estimator's (same grid, same tie rule)
@@ -217,17 +218,19 @@ def test_evaluation_callback_captures_rounds_without_changing_the_ticket(digits8
     for ra, rb in zip(plain.rounds_, rec_ticket.rounds_):
         assert ra["train_loss"] == rb["train_loss"]
         assert ra["valid_loss"] == rb["valid_loss"]
-    # the last round's capture is the final network
+    # the engine's history holds every round's masks; the last is the final network
+    assert [h["round"] for h in history] == [0, 1, 2]
+    assert set(history[0]) == {"round", "masks"}  # record_history='masks': no weights
     for name, mask in plain.masks_.items():
-        assert torch.equal(rec[-1]["masks"][name], mask)
+        assert torch.equal(history[-1]["masks"][name], mask)
     one = 1.0 / len(X_test)  # at most one prediction may flip (other batch sizes)
     assert rec[-1]["test_acc"] == pytest.approx(plain.score(X_test, y_test),
                                                              abs=one)
     assert rec[-1]["train_acc"] == pytest.approx(plain.score(X_fit, y_fit), abs=1 / 200)
-    assert all(m.all() for m in rec[0]["masks"].values())  # round 0 is dense
+    assert all(m.all() for m in history[0]["masks"].values())  # round 0 is dense
     # random-reinit control: the round-1 mask from another initialisation
     control = cnn(n_rounds=0, max_epochs=1, random_state=123).fit(
-        X_fit, y_fit, initial_masks=rec[1]["masks"])
+        X_fit, y_fit, initial_masks=history[1]["masks"])
     assert control.rounds_[0]["remaining_by_layer"] == pytest.approx(
         rec_ticket.rounds_[1]["remaining_by_layer"])
     w0 = control.init_params_["features.0.weight"]

@@ -422,7 +422,7 @@ def test_divergence_from_a_huge_learning_rate_then_resume(digits):
 # ------------------------------------------------------------ interruption
 RESUME_CONFIGS = {
     "rewind": dict(),
-    "random_reinit_random_pruning_dropout": dict(reinit="random", pruning_criterion="random",
+    "random_reinit_random_pruning_dropout": dict(reinit="fresh", pruning_criterion="random",
                                                  dropout=0.25),
 }
 
@@ -492,7 +492,7 @@ def test_resume_cannot_change_the_network(digits):
 # ------------------------------------------------------------------ resume
 @pytest.mark.parametrize("config", [
     dict(),
-    dict(reinit="random", pruning_criterion="random"),
+    dict(reinit="fresh", pruning_criterion="random"),
     dict(reinit="rewind", dropout=0.3),
 ], ids=["rewind", "random_reinit_random_pruning", "rewind_dropout"])
 def test_warm_start_more_rounds_equals_uninterrupted(digits, config):
@@ -535,7 +535,7 @@ _CHILD = textwrap.dedent("""
         pickle.dump(outs, f)
 """)
 
-CHILD_CONFIG = dict(reinit="random", pruning_criterion="random", dropout=0.25)
+CHILD_CONFIG = dict(reinit="fresh", pruning_criterion="random", dropout=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -599,7 +599,7 @@ def test_fit_predict_resume_and_failures_leave_global_rngs_untouched(digits):
         return (torch.equal(torch.get_rng_state(), t0)
                 and np.array_equal(np.random.get_state()[1], n0))
 
-    kw = dict(dropout=0.2, reinit="random", pruning_criterion="random")
+    kw = dict(dropout=0.2, reinit="fresh", pruning_criterion="random")
     clf = small(n_rounds=1, warm_start=True, **kw).fit(X, y)
     assert unchanged()
     clf.predict(X), clf.predict_proba(X), clf.score(X, y)
@@ -646,7 +646,7 @@ def tensor_bytes(root):
 SLACK_BYTES = 1024
 
 
-@pytest.mark.parametrize("config", [dict(), dict(reinit="random",
+@pytest.mark.parametrize("config", [dict(), dict(reinit="fresh",
                                                  pruning_criterion="magnitude_increase")],
                          ids=["rewind", "random_magnitude_increase"])
 def test_memory_does_not_grow_with_rounds(digits, config):

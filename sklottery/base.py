@@ -1,0 +1,1051 @@
+"""The task-agnostic IMP engine behind sklottery's estimators.
+
+:class:`BaseLotteryTicket` holds everything iterative magnitude pruning needs
+that does not depend on the task: the parameters and their validation, warm
+start, the failure policy (interrupt, divergence), checkpoints and the IMP
+loop over an explicit :class:`RoundState`. Training one round goes through a
+trainer (:class:`sklottery._training.SkorchTrainer`, the seam where another
+trainer plugs in); pruning and resetting are pure functions of
+:mod:`sklottery.pruning` and :mod:`sklottery.strategies`.
+:class:`~sklottery.LotteryTicketClassifier` and
+:class:`~sklottery.LotteryTicketRegressor` are thin subclasses that say how
+targets are encoded, which loss and score are used, how the validation split
+is drawn and what ``predict`` returns, like scikit-learn's
+``BaseMultilayerPerceptron`` behind ``MLPClassifier`` and ``MLPRegressor``.
+
+The layers, from data to report::
+
+    data -> estimator (targets, loss, predict)        estimators.py
+         -> engine (IMP loop over RoundState)          base.py
+         -> trainer (one masked round)                 _training.py
+         -> pruning (scores, masks, schedule, reset)   pruning.py, strategies.py
+         -> report (ticket curves, statistics, plots)  analysis.py, stats/, plotting.py
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._training import (
+    EvalGrid,
+    MaskCallback,
+    SkorchTrainer,
+    TensorBatchIterator,
+    WarmupScheduler,
+)
+from .modules import MODULES, get_module_class, layer_kinds
+from .pruning import (
+    PRUNING_CRITERIA,
+    compute_scores,
+    fraction_remaining,
+    one_shot_rates,
+    prune_masks,
+    rounds_for_sparsity,
+)
+from .strategies import (
+    DEPRECATED_REINIT,
+    REINIT_STRATEGIES,
+    canonical_reinit,
+    next_round_state,
+    scratch_b_epochs,
+)
+
+__all__ = [
+    "BaseLotteryTicket",
+    "RoundState",
+    "PruningInterruptedWarning",
+    "DivergenceWarning",
+    "TrainingDivergedError",
+]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+# Features beyond sqrt(float32 max) make squared gradients (Adam's second
+# moment, the gradient norm) overflow to inf: training silently stops or NaNs.
+_MAX_ABS_FEATURE = float(np.sqrt(np.finfo(np.float32).max))
+
+
+class PruningInterruptedWarning(UserWarning):
+    """Pruning stopped early (interrupt); the completed rounds were kept."""
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """The training loss became NaN/inf; the last good round was restored."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training diverged before any round completed: there is no network to keep."""
+
+
+def _clone_state(state):
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+@dataclass
+class RoundState:
+    """Everything the IMP loop needs to continue after a completed round.
+
+    Attributes
+    ----------
+    round : int
+        The round (0 is dense).
+    masks : dict of str -> bool Tensor
+        The masks the round trained with (the same tensors as the estimator's
+        ``masks_`` while it is the last round: masks are held once).
+    trained : dict of str -> Tensor
+        Full module state at the end of the round.
+    start : dict of str -> Tensor
+        State the round started from (θ0/θk when rewinding; the unmasked
+        reset weights otherwise), read by ``pruning_criterion=
+        'magnitude_increase'``.
+    rng : dict
+        Global torch RNG and the data-order generator after the round, so a
+        warm-started fit continues exactly where an uninterrupted one would.
+    """
+
+    round: int
+    masks: dict
+    trained: dict
+    start: dict
+    rng: dict
+
+
+#: The numpydoc of the parameters every estimator shares, formatted into the
+#: estimators' docstrings with ``{target}`` (what the module outputs).
+SHARED_PARAMETERS_DOC = """\
+    hidden_layer_sizes : int or tuple of int, default=(300, 100)
+        Hidden layer widths of the built-in MLP (LeNet-300-100 by default);
+        an int is one hidden layer. Ignored by other modules.
+    activation : {{'relu', 'tanh', 'logistic', 'identity'}}, default='relu'
+        Hidden-layer non-linearity of the built-in modules.
+    module : str, nn.Module subclass or None, default=None
+        Network to prune. ``None`` is the MLP; names are looked up in
+        :data:`sklottery.modules.MODULES` (e.g. ``'conv2'``, ``'lenet5'``). A
+        class is instantiated with ``n_features``, ``n_classes`` (the width
+        of its output layer: {target}) and ``module_params``. A module
+        already pruned with :mod:`torch.nn.utils.prune` is rejected: pass its
+        mask as ``initial_masks`` instead.
+    module_params : dict, default=None
+        Extra keyword arguments for the module's constructor.
+    input_shape : tuple of int (C, H, W), default=None
+        Image shape for convolutional modules. ``X`` may then be flat,
+        shape ``(n, C*H*W)``, or ``(n, C, H, W)``.
+    dropout : float, default=0.0
+        Dropout probability of the built-in modules' hidden layers.
+    max_epochs : int, default=20
+        Training epochs per round.
+    batch_size : int, default=60
+        Minibatch size (clipped to the number of training samples).
+    learning_rate_init : float, default=1.2e-3
+        Learning rate (Frankle & Carbin's value for LeNet-300-100 with Adam).
+    optimizer : {{'adam', 'sgd'}}, default='adam'
+        ``'sgd'`` uses ``momentum``.
+    momentum : float, default=0.9
+        Momentum of ``'sgd'``.
+    alpha : float, default=0.0
+        L2 penalty (weight decay).
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out{split} to measure the
+        validation loss on the grid of ``eval_every``; its minimum gives the
+        early-stop iteration (Frankle & Carbin). Training always runs
+        ``max_epochs``. ``0`` disables validation.
+    eval_every : 'auto' or int, default='auto'
+        Training iterations between two evaluations of the validation loss
+        and score (and of the ``on_evaluation`` hook of callbacks, which
+        :func:`sklottery.analysis.ticket_curve` uses to keep the early-stop
+        network). The early-stop iteration is the grid point of minimum
+        validation loss. ``'auto'`` evaluates every ``min(100, iterations
+        per epoch)`` iterations: every 100 iterations like Frankle & Carbin,
+        at least once per epoch. The end of every round is always evaluated.
+    lr_warmup : int, default=0
+        Linear learning-rate warmup over this many iterations at the start of
+        every round (a :class:`torch.optim.lr_scheduler.LambdaLR`; needed to
+        find tickets in deep networks).
+    device : str, default='cpu'
+        Torch device, e.g. ``'cuda'``.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks passed to the skorch net: ``(name, callback)`` tuples
+        as given, others as deep copies named ``'user_0'``, ``'user_1'``, ...
+        (see ``net_.callbacks_``); a warm-start resume re-creates them from
+        the current parameter and skorch re-initializes them. They see
+        every round as one skorch training (``on_train_begin`` ...
+        ``on_train_end``). A ``KeyboardInterrupt`` raised by one (or Ctrl-C)
+        in a pruning round stops pruning like an interruption; skorch's
+        ``EarlyStopping`` only ends the round early.
+    pruning_rate : float, default=0.2
+        Fraction of the *remaining* prunable weights removed per round.
+    output_pruning_rate : 'half' or float, default='half'
+        Rate for the output layer; ``'half'`` is ``pruning_rate / 2``
+        (Frankle & Carbin prune the output layer at half rate).
+    conv_pruning_rate : float, default=None
+        Rate for convolutional layers; ``None`` uses ``pruning_rate``.
+    n_rounds : int, default=5
+        Pruning rounds. ``n_rounds + 1`` trainings: round 0 is dense.
+        Ignored when ``target_sparsity`` is set.
+    target_sparsity : float in [0, 1), default=None
+        Fraction of prunable weights to remove; the number of rounds is the
+        fewest that reaches it with the pruning rates and scope.
+    pruning_scope : {{'layer', 'global'}}, default='layer'
+        ``'layer'`` prunes each layer by its own rate. ``'global'`` ranks all
+        non-output prunable weights together under one threshold at
+        ``pruning_rate``; the output layer keeps its own rate. Global scope
+        pools layers of one rate only: with convolutions it needs
+        ``conv_pruning_rate`` to be None or equal to ``pruning_rate``
+        (checked before any training).
+    pruning_criterion : {{'magnitude', 'large_final', 'magnitude_increase', \
+'random'}}, default='magnitude'
+        Which surviving weights are pruned: the smallest ``|w_final|``
+        (``'large_final'`` is Zhou et al.'s name for the same rule), the
+        smallest ``|w_final| - |w_init|``, or random ones (random-pruning
+        control).
+    one_shot : bool, default=False
+        Prune to the final sparsity in one step after the dense round, then
+        train once.
+    reinit : {{'rewind', 'fresh', 'fresh_budget', 'continue', 'same_sign'}}, \
+default='rewind'
+        State every pruning round starts from: θ0/θk (``'rewind'``, the
+        winning ticket), a fresh random initialisation trained for the same
+        epochs (``'fresh'``) or for the dense network's compute budget
+        (``'fresh_budget'``), the trained weights (``'continue'``: prune +
+        fine-tune) or fresh magnitudes with θ0's signs (``'same_sign'``,
+        Zhou et al.); see :mod:`sklottery.strategies`. The old spellings
+        ``'random'``, ``'scratch_e'`` (both ``'fresh'``) and ``'scratch_b'``
+        (``'fresh_budget'``) still work with a ``FutureWarning``: in
+        :func:`~sklottery.analysis.ticket_curve` those words name *mask
+        controls* (the ticket's mask trained once from a new
+        initialisation), a different experiment.
+    rewind_iteration : int, default=0
+        ``k`` for late rewinding: survivors are reset to their values after
+        ``k`` iterations of the dense round (θk).
+    scratch_b_max_factor : float, default=2.0
+        Cap on the extra epochs of ``reinit='fresh_budget'`` (and of
+        ticket_curve's scratch-B control).
+    record_history : bool or 'masks', default=False
+        Keep every completed round's masks and its start and trained weights
+        of the prunable layers, on the CPU, in ``history_`` (used by
+        :func:`~sklottery.analysis.ticket_curve` and
+        :func:`~sklottery.stats.mask_analysis`); ``'masks'`` keeps the masks
+        only. Memory grows with the rounds.
+    error_on_divergence : bool, default=False
+        If the loss (or a weight, or the validation loss at the end of a
+        round) becomes NaN/inf in a pruning round, raise ``FloatingPointError``
+        instead of warning (:class:`DivergenceWarning`). Either way the round
+        is abandoned and the last completed round is restored. Divergence in
+        the dense round 0 always raises (:class:`TrainingDivergedError`, a
+        ``RuntimeError``, or ``FloatingPointError`` with this flag) and
+        leaves the estimator unfitted.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, data split, shuffling, random pruning and
+        dropout. ``fit`` and ``predict`` leave the global torch RNG untouched,
+        and the global numpy RNG too unless ``random_state`` is ``None``
+        (then, as in scikit-learn, the seeds are drawn from it).
+    verbose : int, default=0
+        ``1`` prints one line per round (the header before round 0).
+    warm_start : bool, default=False
+        Calling ``fit`` again with a larger ``n_rounds`` (or after an
+        interruption or divergence) continues pruning from the stored masks,
+        θ0, trained weights and random state: on the same data and device the
+        result equals an uninterrupted fit. The skorch net is rebuilt from the
+        current training parameters (``learning_rate_init``, ``optimizer``,
+        ``momentum``, ``alpha``, ``batch_size``, ``lr_warmup``,
+        ``callbacks``: user callbacks are fresh copies); the network
+        (``module``, ``hidden_layer_sizes``, ``activation``, ``dropout``,
+        ``module_params``, ``input_shape``, ``device``) cannot change."""
+
+#: The numpydoc of the fitted attributes every estimator shares.
+SHARED_ATTRIBUTES_DOC = """\
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string feature names.
+    net_ : skorch.NeuralNet
+        The trained net at the final sparsity.
+    masks_ : dict of str -> bool Tensor
+        ``True`` where a weight is kept, per prunable parameter name.
+    init_params_ : dict of str -> Tensor
+        θ0, the initial state every rewind returns to (θk is
+        ``rewind_params_`` when ``rewind_iteration > 0``).
+    rewind_params_ : dict of str -> Tensor
+        The state rewinding resets to (θ0 or θk).
+    rounds_ : list of dict
+        One record per completed training round; ``pandas.DataFrame(rounds_)``
+        gives a table. Keys: ``round``, ``weights_remaining`` (% of prunable
+        weights), ``remaining_by_layer`` (% per layer), ``train_loss``,
+        ``valid_loss``, ``valid_{score}`` (end of training),
+        ``best_valid_loss``, ``valid_{score}_at_early_stop``,
+        ``early_stop_iteration`` (iteration of minimum validation loss),
+        ``epochs``, ``n_iter`` (iterations), ``seconds``, ``reinit``.
+    history_ : list of dict
+        Only with ``record_history``: per completed round, ``round``,
+        ``masks`` and (unless ``record_history='masks'``) the prunable
+        weights at the ``start`` (masked) and at the end (``final``) of the
+        round, on the CPU.
+    sparsity_ : float
+        Fraction of prunable weights removed in the final network.
+    n_iter_ : int
+        Epochs trained in the final round.
+    n_rounds_ : int
+        Completed pruning rounds (the last record's ``round``).
+    stop_reason_ : str or None
+        ``None`` when all rounds ran; ``'interrupted'`` (``KeyboardInterrupt``
+        in a pruning round, :class:`PruningInterruptedWarning`) or
+        ``'diverged'``. The completed rounds are kept either way."""
+
+
+class BaseLotteryTicket(BaseEstimator):
+    """Base class of the lottery-ticket estimators (the IMP engine).
+
+    Not to be used directly: use :class:`~sklottery.LotteryTicketClassifier`
+    or :class:`~sklottery.LotteryTicketRegressor`. A subclass implements the
+    task hooks ``_prepare_targets``, ``_n_outputs``, ``_validation_split``
+    and sets ``_net_class``, ``_criterion``, ``_score_name`` and
+    ``_target_dtype``.
+    """
+
+    #: skorch net class of the task (LotteryNet, LotteryRegressorNet).
+    _net_class = None
+    #: torch loss class of the task (called with ``_criterion_kwargs()``).
+    _criterion = None
+    #: validation score recorded beside the loss: 'acc' or 'r2'.
+    _score_name = None
+    #: dtype of the encoded targets.
+    _target_dtype = torch.float32
+    #: whether ``y`` may be 2-D (several outputs).
+    _multi_output = False
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
+        "module": [None, str, type],
+        "module_params": [None, dict],
+        "input_shape": [None, tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "eval_every": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "lr_warmup": [Interval(Integral, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "callbacks": [None, list],
+        "pruning_rate": [Interval(Real, 0, 1, closed="left")],
+        "output_pruning_rate": [StrOptions({"half"}), Interval(Real, 0, 1, closed="left")],
+        "conv_pruning_rate": [None, Interval(Real, 0, 1, closed="left")],
+        "n_rounds": [Interval(Integral, 0, None, closed="left")],
+        "target_sparsity": [None, Interval(Real, 0, 1, closed="left")],
+        "pruning_scope": [StrOptions({"layer", "global"})],
+        "pruning_criterion": [StrOptions(set(PRUNING_CRITERIA))],
+        "one_shot": ["boolean"],
+        "reinit": [StrOptions(set(REINIT_STRATEGIES) | set(DEPRECATED_REINIT),
+                              deprecated=set(DEPRECATED_REINIT))],
+        "rewind_iteration": [Interval(Integral, 0, None, closed="left")],
+        "scratch_b_max_factor": [Interval(Real, 1, None, closed="left")],
+        "record_history": ["boolean", StrOptions({"masks"})],
+        "error_on_divergence": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(300, 100),
+        activation="relu",
+        module=None,
+        module_params=None,
+        input_shape=None,
+        dropout=0.0,
+        max_epochs=20,
+        batch_size=60,
+        learning_rate_init=1.2e-3,
+        optimizer="adam",
+        momentum=0.9,
+        alpha=0.0,
+        validation_fraction=0.1,
+        eval_every="auto",
+        lr_warmup=0,
+        device="cpu",
+        callbacks=None,
+        pruning_rate=0.2,
+        output_pruning_rate="half",
+        conv_pruning_rate=None,
+        n_rounds=5,
+        target_sparsity=None,
+        pruning_scope="layer",
+        pruning_criterion="magnitude",
+        one_shot=False,
+        reinit="rewind",
+        rewind_iteration=0,
+        scratch_b_max_factor=2.0,
+        record_history=False,
+        error_on_divergence=False,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.module = module
+        self.module_params = module_params
+        self.input_shape = input_shape
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.alpha = alpha
+        self.validation_fraction = validation_fraction
+        self.eval_every = eval_every
+        self.lr_warmup = lr_warmup
+        self.device = device
+        self.callbacks = callbacks
+        self.pruning_rate = pruning_rate
+        self.output_pruning_rate = output_pruning_rate
+        self.conv_pruning_rate = conv_pruning_rate
+        self.n_rounds = n_rounds
+        self.target_sparsity = target_sparsity
+        self.pruning_scope = pruning_scope
+        self.pruning_criterion = pruning_criterion
+        self.one_shot = one_shot
+        self.reinit = reinit
+        self.rewind_iteration = rewind_iteration
+        self.scratch_b_max_factor = scratch_b_max_factor
+        self.record_history = record_history
+        self.error_on_divergence = error_on_divergence
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------ task hooks
+    def _prepare_targets(self, y, resume):
+        """Validate ``y`` and return it encoded as a numpy array (sets task attributes)."""
+        raise NotImplementedError
+
+    def _n_outputs(self):
+        """Width of the module's output layer."""
+        raise NotImplementedError
+
+    def _validation_split(self, idx, n_val, y_enc, seed):
+        """``(train_idx, valid_idx)``: how the validation set is drawn."""
+        return train_test_split(idx, test_size=n_val, random_state=seed)
+
+    def _criterion_kwargs(self):
+        return {}
+
+    def _net_kwargs(self):
+        """Extra keyword arguments of the skorch net."""
+        return {}
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    # -------------------------------------------------------------- validation
+    def _validate_X(self, X, y="no_validation", reset=True):
+        """Validate X (and y); n-d image arrays are flattened against ``input_shape``."""
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) > 2:
+            if len(shape) != 4:
+                hint = ""
+                if len(shape) == 3:
+                    hint = (f"Add a channel axis (X[:, None] has shape "
+                            f"{(shape[0], 1) + tuple(shape[1:])}) and pass input_shape="
+                            f"{(1,) + tuple(shape[1:])}, or flatten X to 2 dimensions.")
+                raise ValueError(
+                    f"X has {len(shape)} dimensions {tuple(shape)}; image arrays must be "
+                    "(n_samples, C, H, W) with input_shape=(C, H, W). "
+                    + (hint or "Flatten X to 2 dimensions.")
+                )
+            if self.input_shape is None:
+                raise ValueError(
+                    f"X has {len(shape)} dimensions {tuple(shape)}; pass input_shape="
+                    f"{tuple(shape[1:])} (C, H, W) to use image arrays, or flatten X to "
+                    "2 dimensions."
+                )
+            if tuple(shape[1:]) != tuple(self.input_shape):
+                raise ValueError(
+                    f"X has sample shape {tuple(shape[1:])} but input_shape is "
+                    f"{tuple(self.input_shape)}."
+                )
+            X = np.asarray(X).reshape(shape[0], -1)
+        multi = {"multi_output": True, "y_numeric": True} if self._multi_output else {}
+        try:
+            out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
+                                **(multi if not isinstance(y, str) else {}))
+        except ValueError as exc:
+            if "could not convert" not in str(exc):
+                raise
+            raise ValueError(
+                f"X must contain only numeric features, got a non-numeric value ({exc}). "
+                "Encode string/categorical columns first, e.g. with "
+                "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder."
+            ) from exc
+        X = out[0] if isinstance(out, tuple) else out
+        if self.input_shape is not None:
+            expected = int(np.prod(self.input_shape))
+            if X.shape[1] != expected:
+                raise ValueError(
+                    f"X has {X.shape[1]} features but input_shape={tuple(self.input_shape)} "
+                    f"needs {expected} (= C*H*W)."
+                )
+        if X.size:
+            biggest = max(abs(float(X.max())), abs(float(X.min())))
+            if biggest > _MAX_ABS_FEATURE:
+                raise ValueError(
+                    f"X contains values too large for float32 training (max |x| = "
+                    f"{biggest:.3g} > {_MAX_ABS_FEATURE:.3g} = sqrt(float32 max), so squared "
+                    "gradients overflow to inf). Scale the features first, e.g. with "
+                    "sklearn.preprocessing.StandardScaler."
+                )
+        return out
+
+    def _hidden_sizes(self):
+        """``hidden_layer_sizes`` as a tuple of ints (an int is one layer)."""
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (Integral, np.integer)):
+            return (int(sizes),)
+        return tuple(int(h) for h in np.atleast_1d(sizes))
+
+    def _check_params(self):
+        sizes = np.atleast_1d(self.hidden_layer_sizes)
+        if np.any(sizes <= 0):
+            raise ValueError(
+                f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}."
+            )
+        get_module_class(self.module)  # raises on unknown names
+        if self.input_shape is not None and (
+            len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape)
+        ):
+            raise ValueError(
+                f"input_shape must be (C, H, W) with positive ints, got {self.input_shape!r}."
+            )
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available in this torch build or "
+                "on this machine; use device='cpu'."
+            )
+        if self.reinit in DEPRECATED_REINIT:
+            new = canonical_reinit(self.reinit)
+            warnings.warn(
+                f"reinit={self.reinit!r} is deprecated and will be removed in sklottery 0.4; "
+                f"use reinit={new!r} (the same chain: a fresh random initialisation every "
+                "round). In ticket_curve, 'random', 'scratch_e' and 'scratch_b' name mask "
+                "controls (the ticket's mask trained once from a new initialisation), a "
+                "different experiment.",
+                FutureWarning,
+                stacklevel=5,  # _check_params < _fit_engine < fit < _fit_context < caller
+            )
+
+    def _check_scope(self, kinds):
+        """Global scope pools one rate: reject mixed rates before any training."""
+        if self.pruning_scope != "global" or self.conv_pruning_rate is None:
+            return
+        if "conv" in kinds.values() and float(self.conv_pruning_rate) != float(self.pruning_rate):
+            raise ValueError(
+                f"pruning_scope='global' ranks all non-output layers under one threshold, so "
+                f"it takes one rate, but conv_pruning_rate={self.conv_pruning_rate} differs "
+                f"from pruning_rate={self.pruning_rate}. Use pruning_scope='layer' for "
+                "per-kind rates, or set conv_pruning_rate=None."
+            )
+
+    @staticmethod
+    def _check_not_torch_pruned(module):
+        pruned = sorted({n.rsplit("_orig", 1)[0] for n, _ in module.named_parameters()
+                         if n.endswith("_orig")})
+        if pruned:
+            raise ValueError(
+                f"The module is already pruned with torch.nn.utils.prune ({pruned} have "
+                "'_orig' parameters and a mask buffer). sklottery applies its own masks: "
+                "build the module unpruned and pass the existing masks as "
+                "fit(..., initial_masks={name: mask}) to start from them."
+            )
+
+    # ------------------------------------------------------------- building
+    def _module_kwargs(self, n_features, n_outputs):
+        cls = get_module_class(self.module)
+        kwargs = {"n_features": n_features, "n_classes": n_outputs}
+        if cls in MODULES.values():
+            kwargs.update(activation=self.activation, dropout=self.dropout)
+            if cls is MODULES["mlp"]:
+                kwargs["hidden_layer_sizes"] = self._hidden_sizes()
+            else:
+                kwargs["input_shape"] = (
+                    None if self.input_shape is None else tuple(self.input_shape)
+                )
+        kwargs.update(self.module_params or {})
+        return cls, kwargs
+
+    def _build_trainer(self, n_features, generator):
+        """A skorch net with the mask, evaluation and warmup callbacks, in a trainer."""
+        cls, kwargs = self._module_kwargs(n_features, self._n_outputs())
+        optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
+        if self.optimizer == "sgd":
+            optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
+        mask_cb = MaskCallback()
+        eval_cb = EvalGrid(score=self._score_name)
+        callbacks = [("sklottery_masks", mask_cb), ("sklottery_eval", eval_cb),
+                     ("sklottery_warmup", WarmupScheduler(int(self.lr_warmup)))]
+        for i, cb in enumerate(self.callbacks or []):
+            callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
+        net = self._net_class(
+            cls,
+            criterion=self._criterion,
+            optimizer=_OPTIMIZERS[self.optimizer],
+            lr=float(self.learning_rate_init),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train=TensorBatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_valid=TensorBatchIterator,
+            train_split=None,
+            callbacks=callbacks,
+            device=self.device,
+            verbose=0,
+            **self._net_kwargs(),
+            **{f"criterion__{k}": v for k, v in self._criterion_kwargs().items()},
+            **{f"module__{k}": v for k, v in kwargs.items()},
+            **optimizer_kwargs,
+        )
+        return SkorchTrainer(net, mask_cb, eval_cb, self.eval_every)
+
+    def _fresh_state(self):
+        """A new random initialisation of the module (seeded from the generator)."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.net_.module(**self.net_.get_params_for("module"))
+        return {k: v.to(self.net_.device) for k, v in module.state_dict().items()}
+
+    def _layer_rates(self):
+        kinds = layer_kinds(self.net_.module_)
+        rate = float(self.pruning_rate)
+        out_rate = rate / 2 if self.output_pruning_rate == "half" else float(self.output_pruning_rate)
+        conv_rate = rate if self.conv_pruning_rate is None else float(self.conv_pruning_rate)
+        rates = {}
+        for name, kind in kinds.items():
+            rates[name] = {"output": out_rate, "conv": conv_rate}.get(kind, rate)
+        pooled = [n for n, kind in kinds.items() if kind != "output"]
+        return rates, pooled
+
+    def _total_rounds(self, rates, pooled):
+        sizes = {n: m.numel() for n, m in self.masks_.items()}
+        if self.target_sparsity is not None:
+            return rounds_for_sparsity(
+                sizes, rates, float(self.target_sparsity),
+                pooled=pooled if self.pruning_scope == "global" else None)
+        return int(self.n_rounds)
+
+    # ------------------------------------------------------------------ fit
+    def _fit_engine(self, X, y, initial_masks=None):
+        """The body of ``fit``: validate, then run (or continue) IMP."""
+        self._check_params()
+        resume = self.warm_start and getattr(self, "_checkpoint", None) is not None
+        if resume:
+            # Failures leave the estimator as it was: validation happens before
+            # any change, and a failing round restores the last checkpoint.
+            self._fit(X, y, initial_masks, resume=True)
+            return self
+        # A fresh fit replaces the previous model. If it fails before a round
+        # completes, the estimator is left unfitted (never half-initialised).
+        self._clear_fitted()
+        try:
+            self._fit(X, y, initial_masks, resume=False)
+        except BaseException:
+            if getattr(self, "_checkpoint", None) is None:
+                self._clear_fitted()
+            raise
+        return self
+
+    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_trainer", "_generator", "_seeds")
+
+    def _clear_fitted(self):
+        for key in list(vars(self)):
+            if (key.endswith("_") and not key.startswith("_")) or key in self._PRIVATE_FIT_ATTRS:
+                delattr(self, key)
+
+    def _fit(self, X, y, initial_masks, resume):
+        X, y = self._validate_X(X, y, reset=not resume)
+        if X.shape[0] < 2:
+            raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
+        y_enc = self._prepare_targets(y, resume)
+        device = torch.device(self.device)
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            if resume:
+                self._rebuild_net()
+                self._restore_checkpoint()  # weights, masks and RNG of the last round
+                self._set_data(X, y_enc, self._seeds["split"])
+            else:
+                self._initialize(X, y_enc, initial_masks)
+            try:
+                self._imp_loop()
+            finally:
+                self._trainer.release_data()
+
+    def _rebuild_net(self):
+        """Fresh skorch net from the current parameters (warm-start resume).
+
+        Training settings and user callbacks may change between fits; the
+        network itself may not (the stored weights, masks and θ0 belong to it).
+        """
+        old = self.net_
+        cls, kwargs = self._module_kwargs(self.n_features_in_, self._n_outputs())
+        old_kwargs = old.get_params_for("module")
+        changed = []
+        for key in sorted(set(kwargs) | set(old_kwargs)):
+            a, b = kwargs.get(key, "<unset>"), old_kwargs.get(key, "<unset>")
+            try:
+                same = bool(a == b)
+            except Exception:  # e.g. arrays in module_params
+                same = a is b
+            if not same:
+                changed.append(f"{key}: {b!r} -> {a!r}")
+        if cls is not old.module:
+            changed.append(f"module: {old.module.__name__} -> {cls.__name__}")
+        if torch.device(self.device) != torch.device(old.device):
+            changed.append(f"device: {old.device!r} -> {self.device!r}")
+        if changed:
+            raise ValueError(
+                "warm_start=True cannot change the network of a fitted estimator ("
+                + "; ".join(changed) + "). Set warm_start=False to fit a new one."
+            )
+        self._trainer = self._build_trainer(self.n_features_in_, self._generator)
+        self._trainer.net.initialize()  # throwaway init: the caller restores RNG and weights
+        self.net_ = self._trainer.net
+
+    def _set_data(self, X, y_enc, split_seed):
+        """Split off the validation set and hand the tensors to the trainer."""
+        vf = self.validation_fraction or 0.0
+        n = X.shape[0]
+        n_val = int(round(vf * n))
+        idx = np.arange(n)
+        valid_idx = None
+        if vf > 0 and 1 <= n_val < n:
+            train_idx, valid_idx = self._validation_split(idx, n_val, y_enc, split_seed)
+        else:
+            train_idx = idx
+        dev = torch.device(self.device)
+
+        def to_t(a, dtype):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(dev)
+
+        valid = None
+        if valid_idx is not None:
+            valid = (to_t(X[valid_idx], torch.float32),
+                     to_t(y_enc[valid_idx], self._target_dtype))
+        self._trainer.set_data(to_t(X[train_idx], torch.float32),
+                               to_t(y_enc[train_idx], self._target_dtype), valid)
+
+    def _initialize(self, X, y_enc, initial_masks=None):
+        rs = check_random_state(self.random_state)
+        seeds = rs.randint(0, 2**31 - 1, size=4)
+        self._seeds = {"init": int(seeds[0]), "split": int(seeds[1]),
+                       "generator": int(seeds[2]), "torch": int(seeds[3])}
+        torch.manual_seed(self._seeds["torch"])
+        self._generator = torch.Generator().manual_seed(self._seeds["generator"])
+        self._trainer = self._build_trainer(X.shape[1], self._generator)
+        self.net_ = self._trainer.net
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seeds["init"])
+            self.net_.initialize()
+        self._check_not_torch_pruned(self.net_.module_)
+        kinds = layer_kinds(self.net_.module_)
+        if not kinds:
+            raise ValueError("The module has no prunable (Linear/Conv2d) weights.")
+        self._check_scope(kinds)
+        self._set_data(X, y_enc, self._seeds["split"])
+        self.init_params_ = _clone_state(self.net_.module_.state_dict())
+        self.masks_ = {
+            n: torch.ones_like(self.init_params_[n], dtype=torch.bool) for n in kinds
+        }
+        if initial_masks is not None:
+            self.masks_ = self._check_initial_masks(initial_masks)
+        rates, pooled = self._layer_rates()
+        self._total_rounds(rates, pooled)  # validates target_sparsity against the rates
+        k = int(self.rewind_iteration)
+        round0_iters = self._trainer.iters_per_epoch * int(self.max_epochs)
+        if k > round0_iters:
+            raise ValueError(
+                f"rewind_iteration={k} is beyond the dense round's training length "
+                f"({round0_iters} iterations = {self.max_epochs} epochs x "
+                f"{self._trainer.iters_per_epoch} batches)."
+            )
+        self.rounds_ = []
+        if self.record_history:
+            self.history_ = []
+        self.stop_reason_ = None
+        self._checkpoint = None
+        # dense round
+        self.rewind_params_ = self.init_params_
+        result = self._train_round(0, int(self.max_epochs), start=self.init_params_,
+                                   capture_at=k if k > 0 else None)
+        if result.outcome == "interrupted":
+            raise KeyboardInterrupt("Interrupted in the dense round 0; no round completed.")
+        if result.outcome == "diverged":
+            error = FloatingPointError if self.error_on_divergence else TrainingDivergedError
+            raise error(self._stop_message(0, result.outcome, result.detail))
+        if k > 0:
+            self.rewind_params_ = result.captured
+
+    def _check_initial_masks(self, initial_masks):
+        if not isinstance(initial_masks, dict):
+            raise TypeError(
+                f"initial_masks must be a dict name -> bool array, got "
+                f"{type(initial_masks).__name__}."
+            )
+        missing = set(self.masks_) - set(initial_masks)
+        extra = set(initial_masks) - set(self.masks_)
+        if missing or extra:
+            raise ValueError(
+                f"initial_masks must have exactly the prunable weights {list(self.masks_)}; "
+                f"missing {sorted(missing)}, unknown {sorted(extra)}."
+            )
+        out = {}
+        for name, ref in self.masks_.items():
+            m = initial_masks[name]
+            m = m.detach().cpu() if torch.is_tensor(m) else torch.as_tensor(np.asarray(m))
+            if tuple(m.shape) != tuple(ref.shape):
+                raise ValueError(
+                    f"initial_masks[{name!r}] has shape {tuple(m.shape)}, expected "
+                    f"{tuple(ref.shape)}."
+                )
+            if m.dtype != torch.bool:
+                raise ValueError(f"initial_masks[{name!r}] must be boolean, got {m.dtype}.")
+            if not m.any():
+                raise ValueError(f"initial_masks[{name!r}] prunes every weight of the layer.")
+            out[name] = m.to(ref.device)
+        return out
+
+    # -------------------------------------------------------------- IMP loop
+    def _imp_loop(self):
+        rates, pooled = self._layer_rates()
+        total = self._total_rounds(rates, pooled)
+        self.stop_reason_ = None
+        start = self._checkpoint.round + 1
+        if self.one_shot:
+            if start > 1:
+                if self.warm_start:
+                    warnings.warn("one_shot=True: the network was already pruned; nothing to do.")
+                return
+            if total == 0:
+                return
+            sizes = {n: m.numel() for n, m in self.masks_.items()}
+            rates = one_shot_rates(sizes, rates, total,
+                                   pooled if self.pruning_scope == "global" else None)
+            plan = [1]
+        else:
+            if start > total and self.warm_start and start > 1:
+                warnings.warn(
+                    f"Warm-start fit with n_rounds={total} but {start - 1} rounds are "
+                    "already done; nothing to do."
+                )
+            plan = range(start, total + 1)
+        for r in plan:
+            if not self._run_round(r, rates, pooled):
+                break
+
+    def _run_round(self, r, rates, pooled):
+        """Prune, reset and train round ``r``; on failure restore the last round.
+
+        Returns True when the round completed. A ``KeyboardInterrupt`` (other
+        than skorch's ``EarlyStopping``) or a divergence stops pruning with a
+        warning (or ``FloatingPointError``); any other exception restores the
+        last completed round and propagates.
+        """
+        try:
+            result = self._prune_and_train(r, rates, pooled)
+            outcome, detail = result.outcome, result.detail
+        except KeyboardInterrupt:
+            outcome, detail = "interrupted", None
+        except BaseException:
+            self._restore_checkpoint()
+            raise
+        if outcome == "ok":
+            return True
+        self._restore_checkpoint()
+        self.stop_reason_ = outcome
+        message = self._stop_message(r, outcome, detail)
+        if outcome == "diverged" and self.error_on_divergence:
+            raise FloatingPointError(message)
+        warnings.warn(
+            message,
+            DivergenceWarning if outcome == "diverged" else PruningInterruptedWarning,
+            stacklevel=7,  # _run_round < _imp_loop < _fit < _fit_engine < fit < _fit_context
+        )
+        return False
+
+    def _prune_and_train(self, r, rates, pooled):
+        ckpt = self._checkpoint
+        trained = ckpt.trained
+        prunable = list(self.masks_)
+        scores = compute_scores(
+            self.pruning_criterion,
+            {n: trained[n] for n in prunable},
+            init={n: ckpt.start[n] for n in prunable},
+            generator=self._generator,
+        )
+        cpu_masks = {n: m.cpu() for n, m in ckpt.masks.items()}
+        new_masks = prune_masks(scores, cpu_masks, rates, scope=self.pruning_scope,
+                                global_layers=pooled)
+        dev = torch.device(self.device)
+        self.masks_ = {n: m.to(dev) for n, m in new_masks.items()}
+        strategy = canonical_reinit(self.reinit)
+        fresh = self._fresh_state() if strategy not in ("rewind", "continue") else None
+        state = next_round_state(strategy, trained, self.rewind_params_, fresh, prunable)
+        start = (self.rewind_params_ if strategy == "rewind" else
+                 {n: state[n].clone() for n in prunable})
+        self.net_.module_.load_state_dict(state)
+        epochs = int(self.max_epochs)
+        if strategy == "fresh_budget":
+            frac = fraction_remaining(self.masks_)["total"]
+            epochs = scratch_b_epochs(epochs, frac, self.scratch_b_max_factor)
+        return self._train_round(r, epochs, start=start)
+
+    def _stop_message(self, r, outcome, detail=None):
+        n = len(self.rounds_)
+        if outcome == "diverged":
+            what = f"Training diverged in round {r} with learning_rate_init=" \
+                   f"{self.learning_rate_init}" + (f" ({detail})" if detail else "")
+            advice = "Lower learning_rate_init, add lr_warmup or scale the features"
+            if r == 0 or n == 0:
+                return (f"{what}; no round completed, so there is no network to keep. "
+                        f"{advice} (e.g. with sklearn.preprocessing.StandardScaler).")
+            return (f"{what}; kept the {n} completed rounds and restored the network of "
+                    f"round {self.rounds_[-1]['round']}. {advice}, then fit again with "
+                    "warm_start=True to continue.")
+        return (
+            f"Pruning interrupted in round {r}; kept the {n} completed rounds and restored "
+            f"the network of round {self.rounds_[-1]['round']}. Fit again with "
+            "warm_start=True to continue."
+        )
+
+    def _train_round(self, r, epochs, start, capture_at=None):
+        """Train the current module with the current masks; record and checkpoint.
+
+        ``start`` is the state the round starts from (for the next prune's
+        ``magnitude_increase`` scores). Returns the trainer's
+        :class:`~sklottery._training.RoundResult`.
+        """
+        if r == 0 and self.verbose:
+            self._print_header()
+        keep_weights = self.record_history is True
+        masked_start = None
+        if keep_weights:
+            module_state = self.net_.module_.state_dict()
+            masked_start = {n: (module_state[n] * m).detach().cpu()
+                            for n, m in self.masks_.items()}
+        result = self._trainer.train(self.masks_, epochs, capture_at=capture_at)
+        if result.outcome != "ok":
+            return result
+        state = RoundState(round=r, masks=self.masks_,
+                           trained=_clone_state(self.net_.module_.state_dict()),
+                           start=start, rng=self._rng_state())
+        rec = self._make_record(r, result)
+        self._checkpoint = state
+        self._commit_record(rec)
+        if self.record_history:
+            entry = {"round": r,
+                     "masks": {n: m.detach().cpu().clone() for n, m in state.masks.items()}}
+            if keep_weights:
+                entry["start"] = masked_start
+                entry["final"] = {n: state.trained[n].detach().cpu().clone()
+                                  for n in state.masks}
+            self.history_.append(entry)
+        return result
+
+    def _make_record(self, r, result):
+        frac = fraction_remaining(self.masks_)
+        total = frac.pop("total")
+        score = f"valid_{self._score_name}"
+        rec = {
+            "round": r,
+            "weights_remaining": 100.0 * total,
+            "remaining_by_layer": {n: 100.0 * v for n, v in frac.items()},
+            "train_loss": result.train_loss,
+            "valid_loss": result.valid_loss,
+            score: result.valid_score,
+            "best_valid_loss": np.nan,
+            f"{score}_at_early_stop": np.nan,
+            "early_stop_iteration": None,
+            "epochs": result.epochs,
+            "n_iter": result.n_iter,
+            "seconds": result.seconds,
+            "reinit": canonical_reinit(self.reinit) if r else (
+                "dense" if total == 1 else "masked"),
+        }
+        if result.early_stop is not None:
+            it, loss, value = result.early_stop
+            rec.update(early_stop_iteration=int(it), best_valid_loss=loss,
+                       **{f"{score}_at_early_stop": value})
+        return rec
+
+    def _print_header(self):
+        print(f"{'round':>5} {'% left':>8} {'val loss':>9} {'val ' + self._score_name:>8} "
+              f"{'early-stop it':>13} {'seconds':>8}", flush=True)
+
+    def _commit_record(self, rec):
+        r, seconds, epochs = rec["round"], rec["seconds"], rec["epochs"]
+        self.rounds_.append(rec)
+        self.sparsity_ = 1.0 - rec["weights_remaining"] / 100.0
+        self.n_iter_ = epochs
+        self.n_rounds_ = r
+        if self.verbose:
+            es = rec["early_stop_iteration"]
+            print(f"{r:>5d} {rec['weights_remaining']:>8.2f} {rec['valid_loss']:>9.4f} "
+                  f"{rec['valid_' + self._score_name]:>8.4f} {'-' if es is None else es:>13} "
+                  f"{seconds:>8.2f}", flush=True)
+
+    # --------------------------------------------------------- checkpoints
+    def _rng_state(self):
+        state = {"torch": torch.get_rng_state(), "generator": self._generator.get_state()}
+        dev = torch.device(self.device)
+        if dev.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(dev)
+        return state
+
+    def _restore_rng(self, state):
+        torch.set_rng_state(state["torch"])
+        self._generator.set_state(state["generator"])
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], torch.device(self.device))
+
+    def _restore_checkpoint(self):
+        ckpt = self._checkpoint
+        self.net_.module_.load_state_dict(ckpt.trained)
+        self.masks_ = ckpt.masks
+        self._restore_rng(ckpt.rng)
+
+    # ------------------------------------------------------------- predict
+    def _forward(self, X):
+        """Raw module outputs (logits, or standardised regression outputs) for ``X``."""
+        check_is_fitted(self, "net_")
+        X = self._validate_X(X, reset=False)
+        # read-only inputs (e.g. pandas 3 arrays) cannot back a tensor: copy those
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if not X.flags.writeable:
+            X = X.copy()
+        Xt = torch.from_numpy(X).to(self.net_.device)
+        return self.net_.predict_proba(Xt)

@@ -1,0 +1,539 @@
+"""Curve statistics and tests on the tidy table of ``ticket_curve``.
+
+The table returned by :func:`sklottery.analysis.ticket_curve` has one row per
+strategy x trial x round. :func:`summarize_curve` gives the mean and
+confidence interval of a metric per strategy and level, :func:`dense_baseline`
+the mean of the dense (unpruned) network, :func:`compare_to_ticket` Welch (or
+bootstrap) tests of the winning ticket against every control, and
+:func:`holm` the Holm-Bonferroni correction of a family of p-values.
+
+Pruning levels (``weights_remaining``, in percent) are grouped after rounding
+to :data:`LEVEL_DECIMALS` decimals, so that levels computed in different trials
+that differ only by floating-point noise fall in the same group.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sps
+
+__all__ = [
+    "LEVEL_DECIMALS",
+    "STRATEGY_LABELS",
+    "strategy_label",
+    "summarize_curve",
+    "dense_baseline",
+    "compare_to_ticket",
+    "holm",
+]
+
+#: Number of decimals ``weights_remaining`` is rounded to before grouping.
+LEVEL_DECIMALS = 2
+
+#: Readable names for the strategies of :func:`sklottery.analysis.ticket_curve`.
+STRATEGY_LABELS = {
+    "rewind": "winning ticket (rewind)",
+    "random": "random reinit",
+    "random_mask": "random mask",
+    "continue": "continued training (no rewind)",
+    "scratch_e": "scratch-E (reinit, same epochs)",
+    "scratch_b": "scratch-B (reinit, same budget)",
+    "one_shot": "one-shot pruning",
+    "same_sign": "random reinit, same signs",
+    "rewind_k": "late rewinding",
+}
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def strategy_label(strategy):
+    """Readable name of a strategy, for legends and sentences.
+
+    Parameters
+    ----------
+    strategy : str
+        Strategy name as found in the ``strategy`` column.
+
+    Returns
+    -------
+    label : str
+        The entry of :data:`STRATEGY_LABELS`, or the name with underscores
+        replaced by spaces when it is not a known strategy.
+    """
+    return STRATEGY_LABELS.get(strategy, str(strategy).replace("_", " "))
+
+
+def _as_frame(results, required):
+    if isinstance(results, pd.DataFrame):
+        df = results.copy()
+    else:
+        df = pd.DataFrame(results)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"results is missing required column(s) {missing}; "
+            f"it has {list(df.columns)}."
+        )
+    return df
+
+
+def _levels(values):
+    return pd.to_numeric(values, errors="raise").astype(float).round(LEVEL_DECIMALS)
+
+
+def _numeric(values, name):
+    try:
+        return pd.to_numeric(values, errors="raise").astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Column {name!r} must be numeric.") from exc
+
+
+def _check_confidence(confidence):
+    if not isinstance(confidence, Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a float in (0, 1), got {confidence!r}.")
+
+
+def _single_dataset(df, func):
+    if "dataset" in df.columns and df["dataset"].nunique(dropna=False) > 1:
+        raise ValueError(
+            f"{func} needs results from a single dataset, got "
+            f"{sorted(map(str, df['dataset'].unique()))}; filter first, e.g. "
+            "results[results['dataset'] == name]."
+        )
+
+
+def _rng(random_state):
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if random_state is None or isinstance(random_state, Integral):
+        return np.random.default_rng(random_state)
+    raise ValueError(
+        "random_state must be None, an int, a numpy Generator or RandomState, "
+        f"got {random_state!r}."
+    )
+
+
+def _is_proportion(metric, values):
+    """Whether ``metric`` is an accuracy-like proportion: 'acc' in its name, values in [0, 1]."""
+    values = pd.Series(values, dtype=float).dropna()
+    return bool("acc" in metric.lower() and len(values)
+                and values.min() >= 0 and values.max() <= 1)
+
+
+def _infer_greater_is_better(metric):
+    """False for a metric where lower is better (iterations, losses, times, errors)."""
+    lowered = metric.lower()
+    lower_is_better = ("iteration", "loss", "seconds", "error", "mse", "mae")
+    return not any(k in lowered for k in lower_is_better)
+
+
+def _hedges_g(a, b):
+    """Hedges' g of ``mean(a) - mean(b)``; NaN if undefined."""
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return np.nan
+    dof = na + nb - 2
+    sp = math.sqrt(((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / dof)
+    if sp == 0:
+        return np.nan
+    j = 1.0 - 3.0 / (4.0 * dof - 1.0)
+    return j * (np.mean(a) - np.mean(b)) / sp
+
+
+def _welch(a, b, confidence):
+    na, nb = len(a), len(b)
+    diff = np.mean(a) - np.mean(b)
+    out = dict(ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
+    if na < 2 or nb < 2:
+        return out
+    va, vb = np.var(a, ddof=1) / na, np.var(b, ddof=1) / nb
+    se = math.sqrt(va + vb)
+    if se == 0:
+        # Both groups are constant: the difference is exact, the test undefined.
+        out.update(ci_low=diff, ci_high=diff)
+        return out
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = _sps.t.ppf(0.5 + confidence / 2, dof) * se
+    with warnings.catch_warnings():
+        # scipy warns about "nearly identical" data when one group is constant;
+        # the Welch test is still well defined as long as se > 0.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = _sps.ttest_ind(a, b, equal_var=False)
+    out.update(
+        ci_low=diff - half,
+        ci_high=diff + half,
+        statistic=float(res.statistic),
+        p_value=float(res.pvalue),
+    )
+    return out
+
+
+def _bootstrap(a, b, confidence, n_bootstrap, rng):
+    na, nb = len(a), len(b)
+    diff = np.mean(a) - np.mean(b)
+    out = dict(ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
+    if na < 2 or nb < 2:
+        return out
+    boot = a[rng.integers(0, na, size=(n_bootstrap, na))].mean(axis=1) - b[
+        rng.integers(0, nb, size=(n_bootstrap, nb))
+    ].mean(axis=1)
+    alpha = 1 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    # Shift method: the null distribution is that of the resampled differences
+    # after moving both groups onto their pooled mean, i.e. ``boot - diff``.
+    null = boot - diff
+    p = (1 + np.count_nonzero(np.abs(null) >= abs(diff))) / (n_bootstrap + 1)
+    se = np.std(boot, ddof=1)
+    out.update(
+        ci_low=float(lo),
+        ci_high=float(hi),
+        statistic=float(diff / se) if se > 0 else np.nan,
+        p_value=float(p),
+    )
+    return out
+
+
+# --------------------------------------------------------------------------
+# curve statistics
+# --------------------------------------------------------------------------
+def summarize_curve(
+    results, metric="test_acc", by=("strategy", "weights_remaining"), confidence=0.95,
+    ci_method="auto", n_bootstrap=10000, random_state=0,
+):
+    """Mean, spread and confidence interval of a metric per strategy and level.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy table from :func:`sklottery.analysis.ticket_curve`; must contain
+        the ``metric`` column and every column in ``by``.
+    metric : str, default='test_acc'
+        Numeric column to summarise (e.g. ``'test_acc'``,
+        ``'test_acc_early_stop'``, ``'early_stop_iteration'``).
+    by : str or sequence of str, default=('strategy', 'weights_remaining')
+        Grouping columns. ``weights_remaining`` is rounded to
+        :data:`LEVEL_DECIMALS` decimals before grouping. Add ``'dataset'``
+        when the table holds several datasets (a warning is raised otherwise).
+    confidence : float, default=0.95
+        Coverage of the confidence interval of the mean.
+    ci_method : {'auto', 't', 'bootstrap'}, default='auto'
+        ``'t'``: Student t interval ``mean +/- t_{(1+confidence)/2, n-1} *
+        sem``. ``'bootstrap'``: percentile bootstrap of the mean over the
+        trials (``n_bootstrap`` resamples), which always stays inside the
+        range of the observed values. ``'auto'`` uses the bootstrap for
+        proportions (a metric whose name contains ``acc`` with every value
+        in [0, 1]), so that accuracy intervals stay inside [0, 100] %, and
+        the t interval otherwise.
+    n_bootstrap : int, default=10000
+        Bootstrap resamples.
+    random_state : int, numpy Generator or RandomState, default=0
+        Seed of the bootstrap (fixed by default: the same table always gives
+        the same intervals).
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        Columns ``*by, 'mean', 'std', 'n', 'sem', 'ci_low', 'ci_high'``, one
+        row per group, sorted by the ``by`` columns in order, ascending except
+        ``weights_remaining`` which is descending (dense first). ``std`` uses
+        ``ddof=1``; ``n`` counts non-missing values; ``sem = std / sqrt(n)``.
+        With ``n == 1`` the std, sem and interval are NaN. ``summary.attrs
+        ['ci_method']`` says which interval was used (``'t'`` or
+        ``'bootstrap'``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"strategy": ["rewind"] * 2, "weights_remaining":
+    ...                    [100.0, 100.0], "test_acc": [0.9, 0.92]})
+    >>> summarize_curve(df)[["mean", "n"]].round(3).values.tolist()
+    [[0.91, 2.0]]
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    if not by:
+        raise ValueError("by must name at least one column.")
+    _check_confidence(confidence)
+    if ci_method not in ("auto", "t", "bootstrap"):
+        raise ValueError(f"ci_method must be 'auto', 't' or 'bootstrap', got {ci_method!r}.")
+    df = _as_frame(results, [metric, *by])
+    if "dataset" in df.columns and "dataset" not in by and df["dataset"].nunique() > 1:
+        warnings.warn(
+            "results holds several datasets but 'dataset' is not in `by`; "
+            "their values are pooled.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if "weights_remaining" in by:
+        df["weights_remaining"] = _levels(df["weights_remaining"])
+    df[metric] = _numeric(df[metric], metric)
+    grouped = df.groupby(by, sort=False, dropna=False)[metric]
+    out = grouped.agg(["mean", "std", "count"]).reset_index()
+    out = out.rename(columns={"count": "n"})
+    n = out["n"].to_numpy(dtype=float)
+    std = out["std"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sem = np.where(n >= 2, std / np.sqrt(n), np.nan)
+        tcrit = np.where(n >= 2, _sps.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)), np.nan)
+    out["std"] = np.where(n >= 2, std, np.nan)
+    out["n"] = out["n"].astype(int)
+    out["sem"] = sem
+    if ci_method == "auto":
+        ci_method = "bootstrap" if _is_proportion(metric, df[metric]) else "t"
+    if ci_method == "t":
+        out["ci_low"] = out["mean"] - tcrit * sem
+        out["ci_high"] = out["mean"] + tcrit * sem
+    else:
+        rng = _rng(random_state)
+        alpha = 1 - confidence
+        bounds = []
+        for _, values in grouped:
+            v = values.dropna().to_numpy()
+            if len(v) < 2:
+                bounds.append((np.nan, np.nan))
+                continue
+            means = v[rng.integers(0, len(v), size=(n_bootstrap, len(v)))].mean(axis=1)
+            bounds.append(tuple(np.quantile(means, [alpha / 2, 1 - alpha / 2])))
+        out["ci_low"] = [b[0] for b in bounds]
+        out["ci_high"] = [b[1] for b in bounds]
+    ascending = [c != "weights_remaining" for c in by]
+    out = out.sort_values(by, ascending=ascending, kind="mergesort").reset_index(drop=True)
+    out = out[[*by, "mean", "std", "n", "sem", "ci_low", "ci_high"]]
+    out.attrs["ci_method"] = ci_method
+    return out
+
+
+def _dense_rows(df, ticket, pooled):
+    if "round" in df.columns:
+        is_dense = pd.to_numeric(df["round"]) == 0
+    else:
+        levels = _levels(df["weights_remaining"])
+        is_dense = levels == levels.max()
+    dense = df[is_dense]
+    if not pooled:
+        own = dense[dense["strategy"] == ticket]
+        if len(own):
+            return own, "ticket"
+    return dense, "pooled"
+
+
+def dense_baseline(results, ticket="rewind", metric="test_acc", pooled=False):
+    """Mean and standard deviation of the dense (unpruned) network.
+
+    Dense rows are those with ``round == 0`` (or, without a ``round`` column,
+    those at the highest ``weights_remaining`` level).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy table from :func:`sklottery.analysis.ticket_curve`.
+    ticket : str, default='rewind'
+        Strategy whose round-0 rows are the baseline.
+    metric : str, default='test_acc'
+        Numeric column to summarise.
+    pooled : bool, default=False
+        If True, pool the dense rows of every strategy. When the ticket
+        strategy has no dense rows the pooled rows are used anyway.
+
+    Returns
+    -------
+    baseline : dict
+        Keys ``'mean'``, ``'std'`` (``ddof=1``, NaN for a single row), ``'n'``
+        and ``'source'`` (``'ticket'`` or ``'pooled'``).
+    """
+    df = _as_frame(results, ["strategy", metric, "weights_remaining"])
+    dense, source = _dense_rows(df, ticket, pooled)
+    values = _numeric(dense[metric], metric).dropna().to_numpy()
+    if values.size == 0:
+        raise ValueError("results holds no dense (round 0) rows.")
+    return dict(
+        mean=float(values.mean()),
+        std=float(values.std(ddof=1)) if values.size > 1 else np.nan,
+        n=int(values.size),
+        source=source,
+    )
+
+
+_COMPARE_COLUMNS = [
+    "strategy",
+    "weights_remaining",
+    "mean_ticket",
+    "mean_control",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "statistic",
+    "p_value",
+    "hedges_g",
+    "n_ticket",
+    "n_control",
+    "method",
+]
+
+
+def compare_to_ticket(
+    results,
+    ticket="rewind",
+    metric="test_acc",
+    method="welch",
+    n_bootstrap=10000,
+    confidence=0.95,
+    random_state=None,
+):
+    """Compare the winning ticket with every control at every pruning level.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy table from :func:`sklottery.analysis.ticket_curve`. If it has a
+        ``dataset`` column, comparisons are made within each dataset.
+    ticket : str, default='rewind'
+        Strategy treated as the winning ticket; every other strategy is a
+        control.
+    metric : str, default='test_acc'
+        Numeric column compared.
+    method : {'welch', 'bootstrap'}, default='welch'
+        ``'welch'``: Welch's unequal-variance t-test
+        (:func:`scipy.stats.ttest_ind` with ``equal_var=False``); the interval
+        is ``diff +/- t_{df} * se`` with Welch-Satterthwaite ``df``.
+        ``'bootstrap'``: both groups are resampled independently with
+        replacement ``n_bootstrap`` times; the interval is the percentile
+        interval of the resampled mean differences; the two-sided p-value uses
+        the shift method (both groups moved onto their pooled mean, which
+        makes the null distribution ``boot - diff``) and is
+        ``(1 + #{|boot - diff| >= |diff|}) / (n_bootstrap + 1)``, so it is
+        never below ``1 / (n_bootstrap + 1)``; ``statistic`` is
+        ``diff / sd(boot)``.
+    n_bootstrap : int, default=10000
+        Number of bootstrap resamples (``method='bootstrap'`` only).
+    confidence : float, default=0.95
+        Coverage of the interval of the difference.
+    random_state : int, numpy Generator or RandomState, default=None
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    comparison : pandas.DataFrame
+        One row per (control strategy, pruned level present for both; the
+        dense round, ``round == 0``, is not compared), columns
+        ``['dataset',] 'strategy', 'weights_remaining', 'mean_ticket',
+        'mean_control', 'diff', 'ci_low', 'ci_high', 'statistic', 'p_value',
+        'hedges_g', 'n_ticket', 'n_control', 'method'``. ``strategy`` is the
+        control, ``diff = mean_ticket - mean_control``; ``hedges_g`` is
+        Cohen's d with the pooled (``ddof=1``) standard deviation times the
+        small-sample correction ``1 - 3 / (4 (n_ticket + n_control) - 9)``.
+        For an accuracy-like proportion (``acc`` in the metric's name, values
+        in [0, 1]) the interval is intersected with [-1, 1], the range of a
+        difference of two proportions. Sorted by strategy, then level
+        descending.
+
+    Notes
+    -----
+    When either group has fewer than two values, the interval, statistic,
+    p-value and effect size are NaN (the means and ``diff`` are still
+    given). When both groups are constant, the Welch interval collapses to
+    ``diff`` and the statistic, p-value and effect size are NaN.
+    """
+    if method not in ("welch", "bootstrap"):
+        raise ValueError(f"method must be 'welch' or 'bootstrap', got {method!r}.")
+    if not isinstance(n_bootstrap, Integral) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap!r}.")
+    _check_confidence(confidence)
+    df = _as_frame(results, ["strategy", "weights_remaining", metric])
+    if not (df["strategy"] == ticket).any():
+        raise ValueError(f"ticket strategy {ticket!r} is not in results.")
+    df["weights_remaining"] = _levels(df["weights_remaining"])
+    df[metric] = _numeric(df[metric], metric)
+    df = df.dropna(subset=[metric])
+    # The dense round is not a comparison: every chain strategy starts from
+    # the same network there (same split, same θ0).
+    if "round" in df.columns:
+        df = df[pd.to_numeric(df["round"]) != 0]
+    else:
+        df = df[df["weights_remaining"] < df["weights_remaining"].max()]
+    rng = _rng(random_state) if method == "bootstrap" else None
+    # a difference of two proportions lies in [-1, 1]: so does its interval
+    bound = 1.0 if _is_proportion(metric, df[metric]) else np.inf
+    extra = ["dataset"] if "dataset" in df.columns else []
+    rows = []
+    for key, part in df.groupby(extra, sort=True) if extra else [((), df)]:
+        tick = {
+            lvl: g[metric].to_numpy()
+            for lvl, g in part[part["strategy"] == ticket].groupby("weights_remaining")
+        }
+        controls = part[part["strategy"] != ticket]
+        for (strategy, lvl), g in controls.groupby(["strategy", "weights_remaining"]):
+            if lvl not in tick:
+                continue
+            a, b = tick[lvl], g[metric].to_numpy()
+            if method == "welch":
+                res = _welch(a, b, confidence)
+            else:
+                res = _bootstrap(a, b, confidence, n_bootstrap, rng)
+            res["ci_low"] = max(res["ci_low"], -bound)
+            res["ci_high"] = min(res["ci_high"], bound)
+            row = dict(zip(extra, key if isinstance(key, tuple) else (key,)))
+            row.update(
+                strategy=strategy,
+                weights_remaining=lvl,
+                mean_ticket=float(np.mean(a)),
+                mean_control=float(np.mean(b)),
+                diff=float(np.mean(a) - np.mean(b)),
+                **res,
+                hedges_g=_hedges_g(a, b),
+                n_ticket=len(a),
+                n_control=len(b),
+                method=method,
+            )
+            rows.append(row)
+    columns = extra + _COMPARE_COLUMNS
+    out = pd.DataFrame(rows, columns=columns)
+    if out.empty:
+        return out
+    sort_cols = extra + ["strategy", "weights_remaining"]
+    out = out.sort_values(
+        sort_cols, ascending=[True] * (len(sort_cols) - 1) + [False], kind="mergesort"
+    )
+    return out.reset_index(drop=True)
+
+
+def holm(p_values):
+    """Holm–Bonferroni adjusted p-values (step-down, family-wise error rate).
+
+    Parameters
+    ----------
+    p_values : array-like of float
+        Raw p-values of one family of tests. NaN entries (tests that could
+        not be computed) are left NaN and do not count towards the family
+        size.
+
+    Returns
+    -------
+    adjusted : ndarray of float
+        ``p_(i) * (m - i + 1)`` for the i-th smallest of the ``m`` finite
+        p-values, made monotone (cumulative maximum) and capped at 1, in the
+        input order.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    if m == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="mergesort")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
+
