@@ -229,11 +229,14 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     >>> from sklearn.preprocessing import StandardScaler
     >>> from sklottery import LotteryTicketRegressor
     >>> X, y = load_diabetes(return_X_y=True)
-    >>> reg = LotteryTicketRegressor(hidden_layer_sizes=(64,), n_rounds=2, max_epochs=5,
+    >>> X = StandardScaler().fit_transform(X)
+    >>> reg = LotteryTicketRegressor(hidden_layer_sizes=(32,), n_rounds=2, max_epochs=5,
     ...                              random_state=0)
-    >>> reg = reg.fit(StandardScaler().fit_transform(X), y)
+    >>> reg = reg.fit(X, y)
     >>> [round(r["weights_remaining"], 2) for r in reg.rounds_]
-    [100.0, 80.14, 64.24]
+    [100.0, 80.97, 65.62]
+    >>> reg.predict(X[:3]).shape
+    (3,)
     """.format(
         params=SHARED_PARAMETERS_DOC.format(target="one unit per target column",
                                             split=""),
