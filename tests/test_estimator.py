@@ -2,13 +2,16 @@
 
 import io
 import pickle
+import warnings
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.utils.prune
 from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.datasets import load_digits
@@ -24,6 +27,13 @@ from sklottery.modules import MLP
 def digits():
     X, y = load_digits(return_X_y=True)
     return (X / 16.0)[:600], y[:600]
+
+
+class FailOnTrain(Callback):
+    """Fails the test if any training starts (checks that validation comes first)."""
+
+    def on_train_begin(self, net, **kwargs):
+        raise AssertionError("training started before the parameters were validated")
 
 
 def small(**kw):
@@ -461,3 +471,79 @@ def test_cuda_device_without_cuda_is_a_clear_error(digits):
         small(device="cuda").fit(X, y)
     with pytest.raises(ValueError, match="not a torch device"):
         small(device="gpu0").fit(X, y)
+
+
+# --------------------------------------------------------------------------
+# defects found by an outside test suite and a new-user trial
+# --------------------------------------------------------------------------
+def test_global_scope_with_a_different_conv_rate_fails_before_training():
+    X = np.random.default_rng(0).random((40, 64)).astype(np.float32)
+    y = np.arange(40) % 2
+    clf = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), pruning_scope="global",
+                                  conv_pruning_rate=0.1, pruning_rate=0.2, max_epochs=1,
+                                  callbacks=[FailOnTrain()])
+    with pytest.raises(ValueError, match="pruning_scope='global'.*one rate.*conv_pruning_rate"):
+        clf.fit(X, y)  # FailOnTrain would raise first if any training started
+    assert not hasattr(clf, "net_")  # nothing half-fitted
+    same = clf.set_params(conv_pruning_rate=0.2, callbacks=None, n_rounds=1).fit(X, y)
+    assert same.n_rounds_ == 1
+
+
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_global_scope_reaches_the_target_sparsity(one_shot):
+    # 3 features, hidden (3, 3), 2 classes at 30 %: counted layer by layer, one
+    # round looked enough, but the pooled layers lose fewer weights (25 % pruned
+    # for a target of 28 %); counted over the pooled group it takes two rounds
+    X = np.random.default_rng(0).random((60, 3)).astype(np.float32)
+    y = np.arange(60) % 2
+    clf = small(hidden_layer_sizes=(3, 3), pruning_rate=0.3, target_sparsity=0.28,
+                pruning_scope="global", one_shot=one_shot, max_epochs=1).fit(X, y)
+    assert clf.sparsity_ >= 0.28
+
+
+def test_a_module_pruned_with_torch_prune_is_rejected_with_a_clear_error(digits):
+    X, y = digits
+
+    class PrunedMLP(torch.nn.Module):
+        def __init__(self, n_features, n_classes):
+            super().__init__()
+            self.fc = torch.nn.Linear(n_features, 16)
+            self.out = torch.nn.Linear(16, n_classes)
+            torch.nn.utils.prune.l1_unstructured(self.fc, "weight", amount=0.5)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.fc(x)))
+
+    clf = LotteryTicketClassifier(module=PrunedMLP, max_epochs=1, n_rounds=1,
+                                  callbacks=[FailOnTrain()])
+    with pytest.raises(ValueError, match=r"already pruned with torch.nn.utils.prune.*"
+                                         r"\['fc.weight'\].*initial_masks"):
+        clf.fit(X, y)
+
+
+def test_hidden_layer_sizes_may_be_an_int(digits):
+    X, y = digits
+    clf = small(hidden_layer_sizes=30, n_rounds=1, max_epochs=1).fit(X, y)
+    assert [m.out_features for m in clf.net_.module_.modules()
+            if isinstance(m, torch.nn.Linear)] == [30, 10]
+
+
+def test_predict_on_read_only_input_gives_no_torch_warning(digits):
+    X, y = digits
+    clf = small(n_rounds=0, max_epochs=1).fit(X, y)
+    frozen = np.array(X, dtype=np.float32)
+    frozen.flags.writeable = False  # what pandas 3 hands out (copy-on-write)
+    frame = pd.DataFrame(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = clf.predict(frozen)
+        b = clf.predict_proba(frame.to_numpy())
+    np.testing.assert_array_equal(a, clf.predict(X))
+    assert b.shape == (len(X), 10)
+
+
+def test_license_file_matches_the_metadata():
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "LICENSE").read_text()
+    assert "BSD 3-Clause" in text and "Redistribution and use" in text
+    assert "license = BSD-3-Clause" in (root / "setup.cfg").read_text()
