@@ -25,7 +25,11 @@ import numpy as np
 
 TABULAR = ("digits", "breast_cancer", "wine", "iris")
 IMAGE = ("fashion_mnist", "mnist1d")
-DATASETS = TABULAR + IMAGE
+#: Regression data sets: sklearn's bundled diabetes, and two generated
+#: problems (make_friedman1: 500 samples, 10 features of which 5 matter;
+#: make_regression: 500 samples, 20 features, 10 informative, noise 10).
+REGRESSION = ("diabetes", "friedman1", "regression")
+DATASETS = TABULAR + IMAGE + REGRESSION
 
 
 def load_dataset(name, max_samples=None, random_state=0):
@@ -46,6 +50,16 @@ def load_dataset(name, max_samples=None, random_state=0):
 
         X, y = load_mnist1d(return_X_y=True, random_state=random_state)
         desc = "MNIST-1D (generated locally)"
+    elif name == "diabetes":
+        X, y = skd.load_diabetes(return_X_y=True)
+        desc = "sklearn load_diabetes (regression)"
+    elif name == "friedman1":
+        X, y = skd.make_friedman1(n_samples=500, noise=1.0, random_state=random_state)
+        desc = "sklearn make_friedman1, 500 samples, noise 1 (regression)"
+    elif name == "regression":
+        X, y = skd.make_regression(n_samples=500, n_features=20, n_informative=10,
+                                   noise=10.0, random_state=random_state)
+        desc = "sklearn make_regression, 500 x 20, 10 informative, noise 10 (regression)"
     else:
         raise SystemExit(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
     X = np.asarray(X, dtype=np.float32)
@@ -96,23 +110,46 @@ def demo(args):
 
 
 # ------------------------------------------------------------------- compare
-#: Columns of the per-data-set tables, with their titles.
-TABLE_METRICS = (
-    ("test_acc", "Test accuracy at the end of training"),
-    ("test_acc_early_stop", "Test accuracy at the early-stop iteration (Frankle & Carbin's "
-                            "headline)"),
-    ("test_acc_init", "Test accuracy of the masked initial weights, before any training "
-                      "(Zhou et al.'s supermask effect)"),
-)
-SUMMARY_METRICS = ("test_acc", "test_acc_early_stop", "test_acc_init", "early_stop_iteration")
+#: Per task: the score column the verdict reads (``--metric end``), and the
+#: per-data-set tables (column, title).
+TASKS = {
+    "classification": dict(
+        score="acc", name="test accuracy", unit="%",
+        tables=(
+            ("test_acc", "Test accuracy at the end of training"),
+            ("test_acc_early_stop", "Test accuracy at the early-stop iteration (Frankle & "
+                                    "Carbin's headline)"),
+            ("test_acc_init", "Test accuracy of the masked initial weights, before any "
+                              "training (Zhou et al.'s supermask effect)"),
+        )),
+    "regression": dict(
+        score="r2", name="test R²", unit="R²",
+        tables=(
+            ("test_r2", "Test R² at the end of training"),
+            ("test_r2_early_stop", "Test R² at the early-stop iteration"),
+            ("test_r2_init", "Test R² of the masked initial weights, before any training"),
+        )),
+}
 
 
-def strategy_table(results, metric="test_acc", ticket="rewind"):
+def task_of(name):
+    """'regression' or 'classification' for a data set name of the compare command."""
+    return "regression" if name in REGRESSION else "classification"
+
+
+def verdict_metric(task, which):
+    """The column the verdict reads: ``which`` is 'end' or 'early_stop'."""
+    score = TASKS[task]["score"]
+    return f"test_{score}" + ("_early_stop" if which == "early_stop" else "")
+
+
+def strategy_table(results, metric="test_acc", ticket="rewind", percent=True):
     """Per-data-set table: one row per strategy (ticket first), one column per level.
 
-    Cells are ``mean ± std`` over trials in percent with one decimal. The first
-    column is the dense network (100 % of the weights), shown in the ticket's
-    row (every chain strategy starts from the same dense network).
+    Cells are ``mean ± std`` over trials, in percent with one decimal (or,
+    with ``percent=False``, in the metric's units with three decimals). The
+    first column is the dense network (100 % of the weights), shown in the
+    ticket's row (every chain strategy starts from the same dense network).
     """
     import pandas as pd
 
@@ -127,8 +164,9 @@ def strategy_table(results, metric="test_acc", ticket="rewind"):
     for row in curve.itertuples():
         if row.weights_remaining == dense_level and row.strategy != ticket:
             continue
-        spread = "" if not np.isfinite(row.std) else f" ± {100 * row.std:.1f}"
-        cells[(row.strategy, row.weights_remaining)] = f"{100 * row.mean:.1f}{spread}"
+        scale, digits = (100, 1) if percent else (1, 3)
+        spread = "" if not np.isfinite(row.std) else f" ± {scale * row.std:.{digits}f}"
+        cells[(row.strategy, row.weights_remaining)] = f"{scale * row.mean:.{digits}f}{spread}"
     columns = [f"{format_level(lvl)}" + (" (dense)" if lvl == dense_level else "")
                for lvl in levels]
     present = [s for s in order if s in set(df.strategy)]
@@ -169,7 +207,7 @@ def compare(args):
     from sklearn.preprocessing import StandardScaler
     from tqdm.auto import tqdm
 
-    from . import LotteryTicketClassifier, stats
+    from . import LotteryTicketClassifier, LotteryTicketRegressor, stats
     from .analysis import STRATEGIES, n_runs, ticket_curve
     from .plotting import plot_ticket_figures
 
@@ -192,15 +230,20 @@ def compare(args):
     hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else ()
     t_start = time.perf_counter()
     frames, sections, verdict_rows, families = [], [], [], []
+    tests_frames, curve_frames = [], []
     for name in names:
         X, y, desc = load_dataset(name, args.max_samples, args.random_state)
         n_train = int(len(X) * (1 - args.test_size) * 0.9)
         epochs = args.epochs or _auto_epochs(n_train, args.batch_size, args.min_iterations)
-        clf = LotteryTicketClassifier(
+        task = task_of(name)
+        cls = LotteryTicketRegressor if task == "regression" else LotteryTicketClassifier
+        clf = cls(
             hidden_layer_sizes=hidden, n_rounds=args.rounds, pruning_rate=args.pruning_rate,
             max_epochs=epochs, batch_size=args.batch_size, learning_rate_init=args.lr,
             device=args.device,
         )
+        metric = verdict_metric(task, args.metric)
+        percent = task == "classification"
         est = make_pipeline(StandardScaler(), clf)
         total = n_runs(clf, strategies, args.trials)
         t0 = time.perf_counter()
@@ -210,24 +253,30 @@ def compare(args):
                               test_size=args.test_size, n_jobs=args.n_jobs,
                               random_state=args.random_state, progress=bar.update)
         seconds = time.perf_counter() - t0
-        summary = stats.matching_summary(df, metric=args.metric)
+        summary = stats.matching_summary(df, metric=metric)
         sentence = stats.verdict(summary)
         families.append(summary["tests"].assign(dataset=name))
+        tests_frames.append(stats.compare_to_ticket(df, metric=metric).assign(
+            dataset=name, metric=metric))
+        curve_frames += [stats.summarize_curve(df, metric=m).assign(dataset=name, metric=m)
+                         for m in (*(t for t, _ in TASKS[task]["tables"]),
+                                   "early_stop_iteration")]
         fig = plot_ticket_figures(df)
         fig.suptitle(f"{name}: {desc}")
         png = _png(fig)
         plt.close(fig)
         with open(os.path.join(args.out, f"{name}.png"), "wb") as f:
             f.write(png)
-        tables = [(title, strategy_table(df, metric)) for metric, title in TABLE_METRICS
-                  if metric in df and df[metric].notna().any()]
+        tables = [(title, strategy_table(df, m, percent=percent))
+                  for m, title in TASKS[task]["tables"] if m in df and df[m].notna().any()]
+        unit = "%" if percent else "R²"
         cut = df[df["stop_reason"] != ""].groupby(["strategy", "trial"], sort=False).agg(
             reason=("stop_reason", "first"), last_round=("round", "max")).reset_index()
         n_test = int(df["n_test"].min())
         print(f"\n== {name} ({desc}; {len(X)} samples, {n_test} test samples per trial, "
               f"{args.trials} trials, {epochs} epochs/round, {seconds:.0f} s) ==")
         for title, table in tables[:2]:
-            print(f"{title}, % (mean ± std over trials):")
+            print(f"{title}, {unit} (mean ± std over trials):")
             print(table.to_string(index=False))
         print(sentence, flush=True)
         if len(cut):
@@ -236,21 +285,23 @@ def compare(args):
                 for r in cut.itertuples()))
         row = stats.summary_row(summary)
         verdict_rows.append({"dataset": name, "samples": len(X), "epochs_per_round": epochs,
-                             "metric": args.metric, **row, "runs_cut_short": len(cut),
+                             "metric": metric, **row, "runs_cut_short": len(cut),
                              "seconds": seconds})
         sections.append(dict(name=name, desc=desc, sentence=sentence, summary=summary,
+                             unit=unit, metric=metric,
                              tables=tables, png=png, n=len(X), epochs=epochs,
                              seconds=seconds, cut=cut))
         df.insert(0, "dataset", name)
         frames.append(df)
     results = pd.concat(frames, ignore_index=True)
     results.to_csv(os.path.join(args.out, "results.csv"), index=False)
-    curves = pd.concat(
-        [stats.summarize_curve(results, metric=m, by=("dataset", "strategy",
-                                                      "weights_remaining")).assign(metric=m)
-         for m in SUMMARY_METRICS], ignore_index=True)
+    curves = pd.concat(curve_frames, ignore_index=True)
+    curves = curves[["dataset", "metric"] + [c for c in curves.columns
+                                             if c not in ("dataset", "metric")]]
     curves.to_csv(os.path.join(args.out, "summary.csv"), index=False)
-    tests = stats.compare_to_ticket(results, metric=args.metric)
+    tests = pd.concat(tests_frames, ignore_index=True)
+    tests = tests[["dataset", "metric"] + [c for c in tests.columns
+                                           if c not in ("dataset", "metric")]]
     family = pd.concat(families, ignore_index=True)[
         ["dataset", "strategy", "weights_remaining", "p_holm"]]
     tests = tests.merge(family, on=["dataset", "strategy", "weights_remaining"], how="left")
@@ -260,8 +311,8 @@ def compare(args):
     total_seconds = time.perf_counter() - t_start
     _write_report(os.path.join(args.out, "report.html"), sections, args, strategies,
                   total_seconds)
-    print("\nSummary (" + ("test accuracy at the end of training" if args.metric == "test_acc"
-                           else "test accuracy at early stop") + "):")
+    print("\nSummary (test accuracy, or R² for regression, "
+          + ("at the end of training" if args.metric == "end" else "at early stop") + "):")
     print(_summary_frame(sections).to_string(index=False))
     print(f"\nwrote {args.out}/results.csv, summary.csv, tests.csv, verdicts.csv, "
           f"{', '.join(n + '.png' for n in names)}, report.html  ({total_seconds:.0f} s)")
@@ -278,20 +329,22 @@ def _summary_frame(sections):
     for sec in sections:
         s = sec["summary"]
         r = summary_row(s)
+        scale, digits = (100, 1) if s["percent"] else (1, 3)
         diff = "n/a"
         if np.isfinite(r["diff"]):
-            ci = (f" [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
+            ci = (f" [{scale * r['ci_low']:+.{digits}f}, {scale * r['ci_high']:+.{digits}f}]"
                   if np.isfinite(r["ci_low"]) else "")
-            diff = f"{100 * r['diff']:+.1f}{ci}"
+            diff = f"{scale * r['diff']:+.{digits}f}{ci}"
         p = r["p_holm"]
         rows.append({
             "data set": sec["name"],
             "verdict": r["verdict"],
             "winning level": format_level(r["winning_level"]),
             "level tested": format_level(r["level"]),
-            "ticket": format_value(s["ticket_mean"], s["ticket_std"]),
-            "dense": format_value(s["dense_mean"], s["dense_std"]),
-            "ticket − random reinit (points, 95 % CI)": diff,
+            "metric": sec["metric"],
+            "ticket": format_value(s["ticket_mean"], s["ticket_std"], s["percent"]),
+            "dense": format_value(s["dense_mean"], s["dense_std"], s["percent"]),
+            "ticket − random reinit (95 % CI)": diff,
             "Holm p": "n/a" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}"),
             "trials": r["n_trials"],
             "test samples": r["n_test"],
@@ -324,8 +377,9 @@ def _write_report(path, sections, args, strategies, total_seconds):
     from .stats import REINIT_CONTROLS, VERDICT_CONTROLS, strategy_label
 
     esc = html.escape
-    metric_name = ("test accuracy at the end of training" if args.metric == "test_acc"
-                   else "test accuracy at the early-stop iteration")
+    metric_name = ("test accuracy (R² for regression) "
+                   + ("at the end of training" if args.metric == "end"
+                      else "at the early-stop iteration"))
     controls = [s for s in strategies if s in VERDICT_CONTROLS]
     summary = _summary_frame(sections)
     badges = summary.copy()
@@ -355,8 +409,9 @@ def _write_report(path, sections, args, strategies, total_seconds):
         "beaten.</li>",
         f"<li>Tests: Welch's t-test of ticket vs control per pruned level (two-sided), "
         f"Holm-corrected over the family of every control in the verdict x every pruned "
-        f"level of a data set, alpha = 0.05. Differences are ticket − control in "
-        f"percentage points with a 95 % Welch confidence interval; effect size is Hedges' g. "
+        f"level of a data set, alpha = 0.05. Differences are ticket − control (in "
+        f"percentage points for accuracy, in R² for regression) with a 95 % Welch "
+        f"confidence interval; effect size is Hedges' g. "
         f"Random re-initialisation controls: "
         f"{esc(', '.join(strategy_label(c) for c in REINIT_CONTROLS))}.</li>",
         "<li>Table cells and figure lines are mean ± standard deviation over trials. "
@@ -385,8 +440,8 @@ def _write_report(path, sections, args, strategies, total_seconds):
                      f"<span class='badge {esc(str(s['verdict']))}'>"
                      f"{esc(str(s['verdict']))}</span> {esc(sec['sentence'])}</p>")
         for title, table in sec["tables"]:
-            parts.append(f"<p class='caption'>{esc(title)}, % (mean ± std over "
-                         f"trials):</p>")
+            parts.append(f"<p class='caption'>{esc(title)}, {esc(sec['unit'])} (mean ± std "
+                         "over trials):</p>")
             parts.append(table.to_html(escape=True, index=False))
         parts.append(f"<p><img alt='{esc(sec['name'])}: early-stop iteration and test "
                      f"accuracy vs weights remaining' "
@@ -476,10 +531,10 @@ def build_parser():
     c.add_argument("--trials", type=int, default=5,
                    help="replicates per strategy (default 5; fewer than 3 gives a "
                         "weak-evidence warning)")
-    c.add_argument("--metric", default="test_acc", choices=["test_acc", "test_acc_early_stop"],
-                   help="what the verdict judges: test accuracy at the end of training "
-                        "(test_acc, default) or at the early-stop iteration of minimum "
-                        "validation loss (test_acc_early_stop)")
+    c.add_argument("--metric", default="end", choices=["end", "early_stop"],
+                   help="what the verdict judges: test accuracy (R² for regression data "
+                        "sets) at the end of training (end, default) or at the early-stop "
+                        "iteration of minimum validation loss (early_stop)")
     c.add_argument("--pruning-rate", type=float, default=0.5,
                    help="fraction of remaining weights pruned per round, output layer at "
                         "half of it (default 0.5, so that 5 fast rounds reach the sparse "

@@ -52,6 +52,10 @@ _METRIC_NAMES = {
     "test_acc": "Test accuracy",
     "test_acc_early_stop": "Test accuracy at early stop",
     "test_acc_init": "Test accuracy before training",
+    "test_r2": "Test R²",
+    "test_r2_early_stop": "Test R² at early stop",
+    "test_r2_init": "Test R² before training",
+    "test_mse": "Test MSE",
     "early_stop_iteration": "Early-stop iteration",
     "n_iter": "Iterations trained",
     "train_acc": "Train accuracy",
@@ -95,12 +99,18 @@ def _thin(levels, max_ticks):
     return [levels[i] for i in idx]
 
 
-def _resolve_metric(metric, kind):
+def _resolve_metric(metric, kind, results=None):
+    """The column to plot; a ``kind`` names the accuracy column, or R² for a regressor."""
     if kind is None:
         return metric
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}.")
-    return KINDS[kind]
+    metric = KINDS[kind]
+    if results is not None and metric not in results.columns:
+        r2 = metric.replace("_acc", "_r2")  # ticket_curve's columns for a regressor
+        if r2 in results.columns:
+            return r2
+    return metric
 
 
 def _signed_name(metric):
@@ -594,8 +604,8 @@ class TicketCurveDisplay:
         -------
         display : TicketCurveDisplay
         """
-        metric = _resolve_metric(metric, kind)
         df = results if isinstance(results, pd.DataFrame) else pd.DataFrame(results)
+        metric = _resolve_metric(metric, kind, df)
         if "dataset" in df.columns and df["dataset"].nunique() > 1:
             raise ValueError(
                 "results holds several datasets; plot one at a time, e.g. "
@@ -796,9 +806,13 @@ def plot_ticket_figures(
             results, kind=kind, ticket=ticket, strategies=strategies, band=band, ax=ax,
             legend=False, **plot_kwargs,
         )
-        ax.set_title(_KIND_TITLES[kind])
+        regression = "_r2" in disp.metric
+        title = _KIND_TITLES[kind]
+        ax.set_title(title.replace("accuracy", "R²") if regression else title)
         if kind == "early_stop":
             ax.set_ylabel("Iteration")
+        elif regression:
+            ax.set_ylabel("Test R²")
         elif disp.scale_ == 100:
             ax.set_ylabel("Test accuracy (%)")
         else:

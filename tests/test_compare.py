@@ -39,7 +39,7 @@ def test_compare_writes_every_file(compare_out):
     assert set(res["strategy"]) == {"rewind", "random", "random_mask"}
     assert {"test_acc_init", "n_test", "stop_reason"} <= set(res.columns)
     assert "== iris" in printed and "== wine" in printed
-    assert "Summary (test accuracy at the end of training)" in printed
+    assert "Summary (test accuracy, or R² for regression, at the end of training)" in printed
 
 
 def test_verdicts_csv_has_three_valued_verdict_and_evidence(compare_out):
@@ -153,3 +153,23 @@ def test_report_renders_in_chromium_within_the_page_width(compare_out, tmp_path)
     grey = img[..., :3].mean(axis=2)
     assert (grey < 0.3).mean() > 0.005 and (grey > 0.9).mean() > 0.5
     assert np.unique((img[..., :3] * 255).astype(int).reshape(-1, 3), axis=0).shape[0] > 50
+
+
+def test_compare_regression_data_sets(tmp_path):
+    out = tmp_path / "reg"
+    rc = main(["compare", "--datasets", "diabetes,friedman1", "--trials", "2", "--rounds",
+               "1", "--epochs", "3", "--hidden", "16", "--quiet", "--out", str(out),
+               "--metric", "early_stop"])
+    assert rc == 0
+    v = pd.read_csv(out / "verdicts.csv")
+    assert list(v["metric"]) == ["test_r2_early_stop"] * 2
+    assert set(v["verdict"]) <= set(VERDICTS)
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert {"test_r2", "test_mse", "valid_r2"} <= set(res.columns)
+    html = (out / "report.html").read_text()
+    assert "Test R² at the end of training, R²" in html
+    # R² is not a percentage: three decimals, no % sign in the tables
+    cells = re.findall(r"<td>(-?\d+\.\d+ ± \d+\.\d+)</td>", html)
+    assert cells and all(re.fullmatch(r"-?\d+\.\d{3} ± \d+\.\d{3}", c) for c in cells)
+    tests = pd.read_csv(out / "tests.csv")
+    assert set(tests["metric"]) == {"test_r2_early_stop"}

@@ -382,14 +382,20 @@ def format_level(level):
 
 
 def format_value(mean, std=np.nan, percent=True):
-    """A mean (± std) as printed everywhere: '97.1 ± 0.3 %' or '0.812 ± 0.01'."""
+    """A mean (± std) as printed everywhere, mean and spread with the same digits.
+
+    Percent: '97.1 ± 0.3 %'. Otherwise three decimals below 100 in absolute
+    value ('0.812 ± 0.013', an R²) and none from 100 up ('800 ± 10',
+    iterations).
+    """
     if mean is None or not np.isfinite(mean):
         return "n/a"
     if percent:
         spread = "" if std is None or not np.isfinite(std) else f" ± {100 * std:.1f}"
         return f"{100 * mean:.1f}{spread} %"
-    spread = "" if std is None or not np.isfinite(std) else f" ± {std:.3g}"
-    return f"{mean:.4g}{spread}"
+    digits = 3 if abs(mean) < 100 else 0
+    spread = "" if std is None or not np.isfinite(std) else f" ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}{spread}"
 
 
 def _fmt_diff(row, percent):
