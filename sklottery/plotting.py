@@ -65,7 +65,7 @@ _METRIC_NAMES = {
 }
 
 #: Fragments of metric names whose values cannot be negative.
-_NONNEGATIVE_HINTS = ("acc", "iter", "epoch", "seconds", "time", "loss")
+_NONNEGATIVE_HINTS = ("acc", "iter", "epoch", "seconds", "time", "loss", "mse", "mae")
 
 #: Bands of :meth:`TicketCurveDisplay.plot`.
 _BANDS = ("std", "ci")
@@ -356,7 +356,9 @@ class TicketCurveDisplay:
             and not _signed_name(self.metric)
             and (values.size == 0 or values.min() >= 0)
         )
-        return 1.0, (0.0 if nonnegative else -np.inf), np.inf
+        # R² is at most 1 (and unbounded below)
+        upper = 1.0 if "r2" in name and not _signed_name(self.metric) else np.inf
+        return 1.0, (0.0 if nonnegative else -np.inf), upper
 
     def _band_label(self, band, strategies):
         n_text = None

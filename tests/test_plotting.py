@@ -526,3 +526,18 @@ def test_early_stop_bands_stop_at_the_training_length():
     lo, hi = disp.dense_fill_.get_y(), disp.dense_fill_.get_y() + disp.dense_fill_.get_height()
     assert hi == pytest.approx(300) and lo == pytest.approx(250 - 70.71, abs=0.01)
     plt.close("all")
+
+
+def test_r2_bands_stop_at_one_and_are_not_clipped_at_zero():
+    rows = []
+    for t, (dense, sparse) in enumerate([(0.99, -0.4), (0.7, 0.2)]):
+        rows.append(dict(strategy="rewind", trial=t, round=0, weights_remaining=100.0,
+                         test_r2=dense))
+        rows.append(dict(strategy="rewind", trial=t, round=1, weights_remaining=50.0,
+                         test_r2=sparse))
+    disp = TicketCurveDisplay.from_results(pd.DataFrame(rows), metric="test_r2")
+    band = disp.fill_between_["rewind"].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx(1.0)  # 0.845 + 0.205 clipped at R2 = 1
+    assert band.min() < -0.4  # negative R2 is drawn, not clipped at 0
+    assert disp.scale_ == 1 and disp.ax_.get_ylabel() == "Test R²"
+    plt.close("all")

@@ -732,3 +732,16 @@ def test_accuracy_difference_ci_stays_inside_plus_minus_one():
     loss = _table({("rewind", 50): [0.0, 1.0], ("random", 50): [0.9, 0.2]}, metric="loss")
     wide = compare_to_ticket(loss, metric="loss").iloc[0]
     assert wide["ci_low"] < -1 and wide["ci_high"] > 1  # not a proportion: not clipped
+
+
+def test_no_ticket_effect_sentence_separates_beaten_and_unbeaten_controls():
+    # random mask is clearly worse (beaten), random reinit is not significantly
+    # worse: the sentence must not lump them together
+    df = _three_way(ticket=[0.97, 0.97, 0.97], random=[0.95, 0.95, 0.95],
+                    mask=[0.90, 0.90, 0.90], sd=0.02)
+    s = matching_summary(df)
+    c = s["controls"].set_index("strategy")
+    assert s["verdict"] == "no_ticket_effect"
+    assert c.loc["random_mask", "ticket_beats"] and not c.loc["random", "ticket_beats"]
+    text = verdict(s)
+    assert "but random reinit is not significantly worse (it does beat random mask)" in text

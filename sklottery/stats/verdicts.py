@@ -402,7 +402,7 @@ def _fmt_diff(row, percent):
     """'+3.1 points (95 % CI +1.0 to +5.2)' or the same in metric units."""
     scale, unit = (100.0, " points") if percent else (1.0, "")
     d, lo, hi = row.diff * scale, row.ci_low * scale, row.ci_high * scale
-    digits = 1 if percent else 3
+    digits = 1 if percent else (3 if abs(d) < 100 else 0)
     ci = "" if not np.isfinite(lo) else f" (CI {lo:+.{digits}f} to {hi:+.{digits}f})"
     return f"{d:+.{digits}f}{unit}{ci}"
 
@@ -473,15 +473,20 @@ def verdict(summary):
                     f"({ticket_value} vs {dense}) and beats every control: {tests} "
                     f"({conf} CIs of the difference, ticket - control).")
     else:
-        both = judged[judged["matches_dense"]]
-        labels = _join(list(judged["label"]))
-        if len(both) == len(judged):
-            how = f"{labels} match dense there too"
-        elif len(both):
-            how = (f"{_join(list(both['label']))} match{'es' if len(both) == 1 else ''} "
-                   "dense there too")
-        else:
-            how = f"the controls ({labels}) are not significantly worse"
+        not_beaten = judged[~judged["ticket_beats"]]
+        match = not_beaten[not_beaten["matches_dense"]]
+        worse = not_beaten[~not_beaten["matches_dense"]]
+        beaten = judged[judged["ticket_beats"]]
+        parts = []
+        if len(match):
+            parts.append(f"{_join(list(match['label']))} match{'es' if len(match) == 1 else ''}"
+                         " dense there too")
+        if len(worse):
+            parts.append(f"{_join(list(worse['label']))} {'is' if len(worse) == 1 else 'are'} "
+                         "not significantly worse")
+        how = " and ".join(parts)
+        if len(beaten):
+            how += f" (it does beat {_join(list(beaten['label']))})"
         tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
         sentence = (f"No ticket effect: the {name} matches dense down to {level} weights "
                     f"({ticket_value} vs {dense}), but {how}: at no matching level does it "
