@@ -20,7 +20,9 @@ Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
 =============== ==============================================================
 
 *Mask controls* take the winning ticket's mask at every round and train it
-once from a new random initialisation (another seed):
+once from a new random initialisation (another seed). These words mean the
+mask controls everywhere in sklottery (the estimators' chain strategies are
+``reinit='fresh'`` and ``'fresh_budget'``):
 
 =============== ==============================================================
 ``'random'``    Frankle & Carbin's random reinitialisation, same epochs
@@ -268,7 +270,7 @@ def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None
             cut_short = (reason, str(w.message))
     final, _ = _final_step(est)
     evals = dict(final.net_.callbacks_)["sklottery_evaluation"].rounds_
-    score = f"valid_{final._score_name}"
+    score = "valid_r2" if is_regressor(final) else "valid_acc"
     rows = []
     for rec, ev in zip(final.rounds_, evals):
         es = rec["early_stop_iteration"]

@@ -110,6 +110,10 @@ class RoundState:
         State the round started from (θ0/θk when rewinding; the unmasked
         reset weights otherwise), read by ``pruning_criterion=
         'magnitude_increase'``.
+    rewind : dict of str -> Tensor
+        The rewind point every ``reinit='rewind'`` round resets to: θ0, or θk
+        once the dense round has passed iteration ``rewind_iteration``
+        (the estimator's ``rewind_params_``).
     rng : dict
         Global torch RNG and the data-order generator after the round, so a
         warm-started fit continues exactly where an uninterrupted one would.
@@ -119,6 +123,7 @@ class RoundState:
     masks: dict
     trained: dict
     start: dict
+    rewind: dict
     rng: dict
 
 
@@ -808,7 +813,7 @@ class BaseLotteryTicket(BaseEstimator):
             error = FloatingPointError if self.error_on_divergence else TrainingDivergedError
             raise error(self._stop_message(0, result.outcome, result.detail))
         if k > 0:
-            self.rewind_params_ = result.captured
+            self.rewind_params_ = self._checkpoint.rewind = result.captured
 
     def _check_initial_masks(self, initial_masks):
         if not isinstance(initial_masks, dict):
@@ -914,8 +919,8 @@ class BaseLotteryTicket(BaseEstimator):
         self.masks_ = {n: m.to(dev) for n, m in new_masks.items()}
         strategy = canonical_reinit(self.reinit)
         fresh = self._fresh_state() if strategy not in ("rewind", "continue") else None
-        state = next_round_state(strategy, trained, self.rewind_params_, fresh, prunable)
-        start = (self.rewind_params_ if strategy == "rewind" else
+        state = next_round_state(strategy, trained, ckpt.rewind, fresh, prunable)
+        start = (ckpt.rewind if strategy == "rewind" else
                  {n: state[n].clone() for n in prunable})
         self.net_.module_.load_state_dict(state)
         epochs = int(self.max_epochs)
@@ -962,7 +967,7 @@ class BaseLotteryTicket(BaseEstimator):
             return result
         state = RoundState(round=r, masks=self.masks_,
                            trained=_clone_state(self.net_.module_.state_dict()),
-                           start=start, rng=self._rng_state())
+                           start=start, rewind=self.rewind_params_, rng=self._rng_state())
         rec = self._make_record(r, result)
         self._checkpoint = state
         self._commit_record(rec)
