@@ -13,7 +13,9 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklottery import LotteryTicketRegressor
+from skorch.callbacks import Callback
+
+from sklottery import DivergenceWarning, LotteryTicketRegressor
 from sklottery._training import ValidR2, r2_t
 from sklottery.analysis import REGRESSION_COLUMNS, ticket_curve
 from sklottery.stats import matching_summary, verdict
@@ -167,3 +169,44 @@ def test_ticket_curve_and_verdict_for_a_regressor(diabetes):
     assert not r2["percent"]
     assert r2["verdict"] in ("winning_ticket", "no_ticket_effect", "no_ticket")
     assert "Weak evidence: only 2 trials" in verdict(r2)
+
+
+class _PoisonRound2(Callback):
+    """Sets a bias to NaN after the third training batch of round 2."""
+
+    def initialize(self):
+        self.round_ = -1
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.round_ += 1
+        self.batches_ = 0
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.batches_ += 1
+            if self.round_ == 2 and self.batches_ == 3:
+                with torch.no_grad():
+                    net.module_.layers[0].bias[0] = float("nan")
+
+
+def test_divergence_keeps_completed_rounds_and_resumes(diabetes):
+    X, y = diabetes
+    reference = small(n_rounds=1).fit(X, y)
+    reg = small(n_rounds=3, callbacks=[_PoisonRound2()], warm_start=True)
+    with pytest.warns(DivergenceWarning, match="diverged in round 2.*kept the 2 completed"):
+        reg.fit(X, y)
+    assert reg.stop_reason_ == "diverged" and [r["round"] for r in reg.rounds_] == [0, 1]
+    np.testing.assert_array_equal(reg.predict(X), reference.predict(X))
+    # continue without the poison: rounds 2 and 3 run as in an uninterrupted fit
+    reg.set_params(callbacks=None).fit(X, y)
+    full = small(n_rounds=3).fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), full.predict(X))
+
+
+def test_bad_targets_fail_before_training(diabetes):
+    X, y = diabetes
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        small().fit(X, np.where(np.arange(len(y)) == 3, np.nan, y))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        small().fit(X, y[:-1])
