@@ -664,20 +664,20 @@ class BaseLotteryTicket(BaseEstimator):
         return int(self.n_rounds)
 
     # ------------------------------------------------------------------ fit
-    def _fit_engine(self, X, y, initial_masks=None):
+    def _fit_engine(self, X, y, initial_masks=None, initial_params=None):
         """The body of ``fit``: validate, then run (or continue) IMP."""
         self._check_params()
         resume = self.warm_start and getattr(self, "_checkpoint", None) is not None
         if resume:
             # Failures leave the estimator as it was: validation happens before
             # any change, and a failing round restores the last checkpoint.
-            self._fit(X, y, initial_masks, resume=True)
+            self._fit(X, y, initial_masks, initial_params, resume=True)
             return self
         # A fresh fit replaces the previous model. If it fails before a round
         # completes, the estimator is left unfitted (never half-initialised).
         self._clear_fitted()
         try:
-            self._fit(X, y, initial_masks, resume=False)
+            self._fit(X, y, initial_masks, initial_params, resume=False)
         except BaseException:
             if getattr(self, "_checkpoint", None) is None:
                 self._clear_fitted()
@@ -691,7 +691,7 @@ class BaseLotteryTicket(BaseEstimator):
             if (key.endswith("_") and not key.startswith("_")) or key in self._PRIVATE_FIT_ATTRS:
                 delattr(self, key)
 
-    def _fit(self, X, y, initial_masks, resume):
+    def _fit(self, X, y, initial_masks, initial_params, resume):
         X, y = self._validate_X(X, y, reset=not resume)
         if X.shape[0] < 2:
             raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
@@ -704,7 +704,7 @@ class BaseLotteryTicket(BaseEstimator):
                 self._restore_checkpoint()  # weights, masks and RNG of the last round
                 self._set_data(X, y_enc, self._seeds["split"])
             else:
-                self._initialize(X, y_enc, initial_masks)
+                self._initialize(X, y_enc, initial_masks, initial_params)
             try:
                 self._imp_loop()
             finally:
@@ -764,7 +764,7 @@ class BaseLotteryTicket(BaseEstimator):
         self._trainer.set_data(to_t(X[train_idx], torch.float32),
                                to_t(y_enc[train_idx], self._target_dtype), valid)
 
-    def _initialize(self, X, y_enc, initial_masks=None):
+    def _initialize(self, X, y_enc, initial_masks=None, initial_params=None):
         rs = check_random_state(self.random_state)
         seeds = rs.randint(0, 2**31 - 1, size=4)
         self._seeds = {"init": int(seeds[0]), "split": int(seeds[1]),
@@ -782,6 +782,8 @@ class BaseLotteryTicket(BaseEstimator):
             raise ValueError("The module has no prunable (Linear/Conv2d) weights.")
         self._check_scope(kinds)
         self._set_data(X, y_enc, self._seeds["split"])
+        if initial_params is not None:
+            self._load_initial_params(initial_params)
         self.init_params_ = _clone_state(self.net_.module_.state_dict())
         self.masks_ = {
             n: torch.ones_like(self.init_params_[n], dtype=torch.bool) for n in kinds
@@ -814,6 +816,31 @@ class BaseLotteryTicket(BaseEstimator):
             raise error(self._stop_message(0, result.outcome, result.detail))
         if k > 0:
             self.rewind_params_ = self._checkpoint.rewind = result.captured
+
+    def _load_initial_params(self, initial_params):
+        """Start from given weights (e.g. another fit's ``rewind_params_``, θk)."""
+        if not isinstance(initial_params, dict):
+            raise TypeError(
+                f"initial_params must be a dict name -> tensor (a module state dict), got "
+                f"{type(initial_params).__name__}."
+            )
+        module = self.net_.module_
+        own = module.state_dict()
+        missing, extra = set(own) - set(initial_params), set(initial_params) - set(own)
+        if missing or extra:
+            raise ValueError(
+                f"initial_params must have exactly the module's entries {list(own)}; "
+                f"missing {sorted(missing)}, unknown {sorted(extra)}."
+            )
+        state = {}
+        for name, ref in own.items():
+            v = initial_params[name]
+            v = v.detach() if torch.is_tensor(v) else torch.as_tensor(np.asarray(v))
+            if tuple(v.shape) != tuple(ref.shape):
+                raise ValueError(f"initial_params[{name!r}] has shape {tuple(v.shape)}, "
+                                 f"expected {tuple(ref.shape)}.")
+            state[name] = v.to(device=ref.device, dtype=ref.dtype)
+        module.load_state_dict(state)
 
     def _check_initial_masks(self, initial_masks):
         if not isinstance(initial_masks, dict):

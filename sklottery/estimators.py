@@ -62,6 +62,13 @@ _FIT_DOC = """Run iterative magnitude pruning on ``(X, y)``.
             initialisation: with ``n_rounds=0`` this is the random-reinit
             control of Frankle & Carbin and Liu et al.'s scratch training.
             Ignored when a warm-started fit continues.
+        initial_params : dict of str -> Tensor, default=None
+            Weights to start from instead of this estimator's own random
+            initialisation (a module state dict, e.g. another fit's
+            ``rewind_params_``: θk); they become ``init_params_`` (θ0 of this
+            fit). Used by :mod:`sklottery.stability` to train copies of one
+            network with different SGD noise. Ignored when a warm-started fit
+            continues.
 
         Returns
         -------
@@ -152,8 +159,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, initial_masks=None):
-        return self._fit_engine(X, y, initial_masks)
+    def fit(self, X, y, initial_masks=None, initial_params=None):
+        return self._fit_engine(X, y, initial_masks, initial_params)
 
     fit.__doc__ = _FIT_DOC.format(
         y="array-like of shape (n_samples,)\n            Class labels (any type sklearn "
@@ -341,8 +348,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, initial_masks=None):
-        return self._fit_engine(X, y, initial_masks)
+    def fit(self, X, y, initial_masks=None, initial_params=None):
+        return self._fit_engine(X, y, initial_masks, initial_params)
 
     fit.__doc__ = _FIT_DOC.format(
         y="array-like of shape (n_samples,) or (n_samples, n_outputs)\n            "

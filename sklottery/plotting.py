@@ -27,7 +27,7 @@ from .stats import (
     summarize_curve,
 )
 
-__all__ = ["TicketCurveDisplay", "ConditionsMapDisplay", "plot_ticket_figures"]
+__all__ = ["TicketCurveDisplay", "ConditionsMapDisplay", "StabilityDisplay", "plot_ticket_figures"]
 
 #: ``kind`` shortcuts of :class:`TicketCurveDisplay` and the metric each plots.
 KINDS = {
@@ -1067,3 +1067,115 @@ class ConditionsMapDisplay:
             exists=mask,
         )
         return disp.plot(ax=ax, **plot_kwargs)
+
+
+class StabilityDisplay:
+    """Frankle et al. (2020) in one figure: error paths, instability and accuracy vs k.
+
+    Left: the test error along the linear path between two copies trained
+    from θk, one curve per rewind iteration ``k`` (for ``network``). Middle:
+    instability (percentage points) against ``k`` for the dense network and
+    the ticket, with the 2-point stability threshold. Right: the test score of
+    the networks trained from θk (accuracy in percent, or R²) against ``k``:
+    does the ticket match dense once it is stable?
+
+    It is recommended to create it with :meth:`from_results` or
+    :meth:`from_estimator`.
+
+    Parameters
+    ----------
+    summary, paths : pandas.DataFrame
+        The two tables of :func:`sklottery.stability.stability_sweep`.
+    network : {'ticket', 'dense'}, default='ticket'
+        Whose paths the left panel draws.
+
+    Attributes
+    ----------
+    axes_ : ndarray of three matplotlib Axes
+    figure_ : matplotlib Figure
+    """
+
+    def __init__(self, *, summary, paths, network="ticket"):
+        self.summary = summary
+        self.paths = paths
+        self.network = network
+
+    def plot(self, axes=None, *, figsize=(10, 3.4)):
+        """Draw the three panels (creates a 1 x 3 figure when ``axes`` is None).
+
+        Returns
+        -------
+        display : StabilityDisplay
+        """
+        _check_matplotlib(f"{self.__class__.__name__}.plot")
+        import matplotlib.pyplot as plt
+
+        from .stability import STABLE_THRESHOLD
+
+        if self.network not in ("ticket", "dense"):
+            raise ValueError(f"network must be 'ticket' or 'dense', got {self.network!r}.")
+        if axes is None:
+            _, axes = plt.subplots(1, 3, figsize=figsize, layout="constrained")
+        if len(axes) != 3:
+            raise ValueError(f"axes must be three Axes, got {len(axes)}.")
+        ax_path, ax_inst, ax_score = axes
+        paths = self.paths[self.paths["network"] == self.network]
+        ks = sorted(paths["rewind_iteration"].unique())
+        cmap = plt.get_cmap("viridis")
+        for i, k in enumerate(ks):
+            part = paths[paths["rewind_iteration"] == k].groupby("alpha")["error"].mean()
+            ax_path.plot(part.index, part.to_numpy(), marker="o", markersize=3,
+                         color=cmap(i / max(1, len(ks) - 1)), label=f"k = {k}")
+        ax_path.set_xlabel("Interpolation α (copy A → copy B)")
+        ax_path.set_ylabel("Test error (%)")
+        ax_path.set_title(f"Error along the path ({self.network})")
+        ax_path.legend(fontsize="small", title="rewind iteration", title_fontsize="small")
+        grouped = self.summary.groupby(["network", "rewind_iteration"])
+        stats_ = grouped[["instability", "test_score"]].agg(["mean", "std"]).reset_index()
+        regression = self.summary.attrs.get("task") == "regression"
+        scale = 1.0 if regression else 100.0
+        styles = {"dense": dict(color="black", linestyle="--"),
+                  "ticket": dict(color="C0", linestyle="-")}
+        for network, style in styles.items():
+            part = stats_[stats_["network"] == network]
+            if not len(part):
+                continue
+            k = part["rewind_iteration"].to_numpy()
+            label = "dense" if network == "dense" else "ticket"
+            for ax, col, s in ((ax_inst, "instability", 1.0), (ax_score, "test_score", scale)):
+                mean = part[(col, "mean")].to_numpy() * s
+                std = np.nan_to_num(part[(col, "std")].to_numpy()) * s
+                ax.plot(k, mean, marker="o", markersize=3, label=label, **style)
+                ax.fill_between(k, mean - std, mean + std, color=style["color"], alpha=0.12,
+                                linewidth=0)
+        ax_inst.axhline(STABLE_THRESHOLD, color="grey", linestyle=":", linewidth=1,
+                        label=f"stable below {STABLE_THRESHOLD:g} points")
+        ax_inst.set_ylabel("Instability (points)")
+        ax_inst.set_title("Instability vs rewind iteration")
+        ax_score.set_ylabel("Test R²" if regression else "Test accuracy (%)")
+        ax_score.set_title("Trained from θk")
+        k_max = max(1, int(self.summary["rewind_iteration"].max()))
+        for ax in (ax_inst, ax_score):
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(-0.2, k_max * 1.5)  # k >= 0: no negative decades
+            ax.set_xlabel("Rewind iteration k")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize="small")
+        ax_path.grid(True, alpha=0.3)
+        self.axes_ = np.asarray(axes)
+        self.figure_ = ax_path.figure
+        return self
+
+    @classmethod
+    def from_results(cls, summary, paths, *, network="ticket", axes=None, **plot_kwargs):
+        """Create and plot from :func:`~sklottery.stability.stability_sweep`'s tables."""
+        return cls(summary=summary, paths=paths, network=network).plot(axes=axes, **plot_kwargs)
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, rewind_iterations=(0,), *, network="ticket",
+                       axes=None, **sweep_kwargs):
+        """Run :func:`~sklottery.stability.stability_sweep` and plot it."""
+        from .stability import stability_sweep
+
+        summary, paths = stability_sweep(estimator, X, y, rewind_iterations, **sweep_kwargs)
+        return cls.from_results(summary, paths, network=network, axes=axes)
