@@ -60,6 +60,8 @@ from ._training import r2_t
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
+from .modules import MODULES, get_module_class
+from .pruning import structured_hidden_sizes
 from .strategies import scratch_b_epochs
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "mask_analysis",
     "conditions_sweep",
     "tickets_exist",
+    "mask_control",
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
@@ -335,7 +338,6 @@ def _run_mask_control(task):
     (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
     X_train, y_train, X_test, y_test = data
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
-    ltc, _ = _final_step(estimator)
     if strategy == "one_shot":
         _set(est, one_shot=True, n_rounds=r, target_sparsity=None)
         rows, fitted, cut_short = _fit_and_record(est, X_train, y_train, X_test, y_test,
@@ -344,19 +346,62 @@ def _run_mask_control(task):
             rows = []  # the one-shot round itself did not complete
         rows = rows[-1:]
     else:
-        epochs = int(ltc.max_epochs)
-        if strategy == "scratch_b":
-            epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
-        _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
+        est, fit_kwargs = mask_control(est, strategy, masks, level)
         rows, fitted, cut_short = _fit_and_record(
-            est, X_train, y_train, X_test, y_test, fit_kwargs={"initial_masks": masks},
-            n_threads=n_threads)
+            est, X_train, y_train, X_test, y_test, fit_kwargs=fit_kwargs, n_threads=n_threads)
+        for row in rows:
+            row["weights_remaining"] = level  # a compact network keeps exactly these weights
     if not rows:
         rows = [_failed_row(r, level, len(X_test), cut_short[0] if cut_short else "diverged",
                             result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial, round=r)
     return rows, cut_short
+
+
+def mask_control(estimator, strategy, masks, level):
+    """The fit that trains a ticket's mask as a control: ``(estimator, fit_kwargs)``.
+
+    ``'random'`` and ``'scratch_e'`` train the mask for ``max_epochs`` from the
+    estimator's own (new) initialisation, ``'scratch_b'`` for the dense
+    network's compute budget (:func:`sklottery.strategies.scratch_b_epochs`
+    of the fraction of weights left). With a structured ticket
+    (``pruning_granularity='neuron'``/``'filter'``) of the built-in MLP,
+    scratch-E/B follow Liu et al.'s protocol exactly: they train the smaller
+    *dense* architecture the mask defines (its alive units per layer) from a
+    fresh initialisation, so it also trains faster; its weights are exactly
+    the ticket's kept weights. Conv nets train the masked network (the same
+    function class).
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        The template (its random state is that of the control).
+    strategy : {'random', 'scratch_e', 'scratch_b'}
+    masks : dict of str -> bool Tensor
+        The ticket's masks at this level.
+    level : float
+        Percent of weights the ticket keeps.
+
+    Returns
+    -------
+    estimator : estimator or Pipeline
+        A configured clone, one training round (``n_rounds=0``).
+    fit_kwargs : dict
+        ``{'initial_masks': masks}``, or empty for a compact architecture.
+    """
+    est = clone(estimator)
+    ltc, _ = _final_step(est)
+    epochs = int(ltc.max_epochs)
+    if strategy == "scratch_b":
+        epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
+    _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
+    if (strategy in ("scratch_e", "scratch_b") and ltc.pruning_granularity != "weight"
+            and get_module_class(ltc.module) is MODULES["mlp"]):
+        _set(est, hidden_layer_sizes=structured_hidden_sizes(masks),
+             pruning_granularity="weight")
+        return est, {}
+    return est, {"initial_masks": masks}
 
 
 def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs, classifier=True):
@@ -473,6 +518,10 @@ def ticket_curve(
         raise ValueError("strategies must name at least one strategy.")
     if int(n_trials) < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}.")
+    granularity = _final_step(estimator)[0].pruning_granularity
+    if granularity != "weight" and "one_shot" in strategies:
+        raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="
+                         f"{granularity!r} (structured pruning runs rounds); drop it.")
     X = np.asarray(X)
     y = np.asarray(y)
     if len(X) != len(y):

@@ -48,11 +48,14 @@ from ._training import (
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
+    compact_module,
     compute_scores,
     fraction_remaining,
     one_shot_rates,
     prune_masks,
+    prune_units,
     rounds_for_sparsity,
+    unit_chain,
 )
 from .strategies import (
     DEPRECATED_REINIT,
@@ -215,6 +218,20 @@ SHARED_PARAMETERS_DOC = """\
         (``'large_final'`` is Zhou et al.'s name for the same rule), the
         smallest ``|w_final| - |w_init|``, or random ones (random-pruning
         control).
+    pruning_granularity : {{'weight', 'neuron', 'filter'}}, default='weight'
+        ``'weight'`` prunes single weights (Frankle & Carbin). ``'neuron'``
+        and ``'filter'`` prune whole units (Liu et al. 2019's structured
+        pruning): every hidden ``Linear`` layer loses whole neurons (incoming
+        row, bias and outgoing column) and every convolution whole filters
+        (output channel, bias and the next layer's matching inputs, Li et al.
+        2017), at the layer's rate, ranked by the ``structured_norm`` of
+        their kept incoming weights (``pruning_criterion='random'``: at
+        random). The two names are the same rule, for MLPs and conv nets. The
+        output layer's units are never removed. Needs ``pruning_scope=
+        'layer'``, ``n_rounds`` (not ``target_sparsity`` or ``one_shot``) and
+        a module whose prunable layers form a chain (all built-in modules).
+    structured_norm : {{'l1', 'l2'}}, default='l1'
+        Norm that ranks units with a structured ``pruning_granularity``.
     one_shot : bool, default=False
         Prune to the final sparsity in one step after the dense round, then
         train once.
@@ -354,6 +371,8 @@ class BaseLotteryTicket(BaseEstimator):
         "target_sparsity": [None, Interval(Real, 0, 1, closed="left")],
         "pruning_scope": [StrOptions({"layer", "global"})],
         "pruning_criterion": [StrOptions(set(PRUNING_CRITERIA))],
+        "pruning_granularity": [StrOptions({"weight", "neuron", "filter"})],
+        "structured_norm": [StrOptions({"l1", "l2"})],
         "one_shot": ["boolean"],
         "reinit": [StrOptions(set(REINIT_STRATEGIES) | set(DEPRECATED_REINIT),
                               deprecated=set(DEPRECATED_REINIT))],
@@ -392,6 +411,8 @@ class BaseLotteryTicket(BaseEstimator):
         target_sparsity=None,
         pruning_scope="layer",
         pruning_criterion="magnitude",
+        pruning_granularity="weight",
+        structured_norm="l1",
         one_shot=False,
         reinit="rewind",
         rewind_iteration=0,
@@ -426,6 +447,8 @@ class BaseLotteryTicket(BaseEstimator):
         self.target_sparsity = target_sparsity
         self.pruning_scope = pruning_scope
         self.pruning_criterion = pruning_criterion
+        self.pruning_granularity = pruning_granularity
+        self.structured_norm = structured_norm
         self.one_shot = one_shot
         self.reinit = reinit
         self.rewind_iteration = rewind_iteration
@@ -574,6 +597,43 @@ class BaseLotteryTicket(BaseEstimator):
                 f"from pruning_rate={self.pruning_rate}. Use pruning_scope='layer' for "
                 "per-kind rates, or set conv_pruning_rate=None."
             )
+
+    def _check_granularity(self):
+        """Structured pruning's requirements, checked before any training."""
+        if self.pruning_granularity == "weight":
+            return
+        problems = []
+        if self.pruning_scope != "layer":
+            problems.append("pruning_scope='layer' (unit norms of different layers are not "
+                            "comparable)")
+        if self.target_sparsity is not None:
+            problems.append("n_rounds instead of target_sparsity")
+        if self.one_shot:
+            problems.append("one_shot=False")
+        if self.pruning_criterion == "magnitude_increase":
+            problems.append("pruning_criterion 'magnitude', 'large_final' or 'random'")
+        if problems:
+            raise ValueError(
+                f"pruning_granularity={self.pruning_granularity!r} needs "
+                + "; ".join(problems) + ".")
+        unit_chain(self.net_.module_)  # raises for modules that are not a chain
+
+    def get_compact_module(self):
+        """The fitted network without its dead units: a smaller module, same predictions.
+
+        Units (and filters) whose incoming weights are all pruned are removed
+        with their bias and outgoing weights (:func:`sklottery.pruning.
+        compact_module`); with ``pruning_granularity='neuron'`` or
+        ``'filter'`` this is the smaller dense architecture the ticket defines
+        (Liu et al.'s "pruned architecture").
+
+        Returns
+        -------
+        module : torch.nn.Module
+            A deep copy; the estimator is unchanged.
+        """
+        check_is_fitted(self, "net_")
+        return compact_module(self.net_.module_, self.masks_)
 
     @staticmethod
     def _check_not_torch_pruned(module):
@@ -781,6 +841,7 @@ class BaseLotteryTicket(BaseEstimator):
         if not kinds:
             raise ValueError("The module has no prunable (Linear/Conv2d) weights.")
         self._check_scope(kinds)
+        self._check_granularity()
         self._set_data(X, y_enc, self._seeds["split"])
         if initial_params is not None:
             self._load_initial_params(initial_params)
@@ -933,15 +994,21 @@ class BaseLotteryTicket(BaseEstimator):
         ckpt = self._checkpoint
         trained = ckpt.trained
         prunable = list(self.masks_)
-        scores = compute_scores(
-            self.pruning_criterion,
-            {n: trained[n] for n in prunable},
-            init={n: ckpt.start[n] for n in prunable},
-            generator=self._generator,
-        )
         cpu_masks = {n: m.cpu() for n, m in ckpt.masks.items()}
-        new_masks = prune_masks(scores, cpu_masks, rates, scope=self.pruning_scope,
-                                global_layers=pooled)
+        if self.pruning_granularity == "weight":
+            scores = compute_scores(
+                self.pruning_criterion,
+                {n: trained[n] for n in prunable},
+                init={n: ckpt.start[n] for n in prunable},
+                generator=self._generator,
+            )
+            new_masks = prune_masks(scores, cpu_masks, rates, scope=self.pruning_scope,
+                                    global_layers=pooled)
+        else:
+            norm = "random" if self.pruning_criterion == "random" else self.structured_norm
+            new_masks = prune_units({n: trained[n] for n in prunable}, cpu_masks,
+                                    unit_chain(self.net_.module_), rates, norm=norm,
+                                    generator=self._generator)
         dev = torch.device(self.device)
         self.masks_ = {n: m.to(dev) for n, m in new_masks.items()}
         strategy = canonical_reinit(self.reinit)

@@ -39,6 +39,11 @@ __all__ = [
     "rounds_for_sparsity",
     "one_shot_rates",
     "apply_masks_",
+    "unit_chain",
+    "alive_units",
+    "prune_units",
+    "compact_module",
+    "structured_hidden_sizes",
 ]
 
 PRUNING_CRITERIA = ("magnitude", "large_final", "magnitude_increase", "random")
@@ -262,3 +267,195 @@ def apply_masks_(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.T
     """Zero the pruned entries of ``params`` in place (by index)."""
     for name, mask in masks.items():
         params[name].mul_(mask)
+
+
+# --------------------------------------------------------------------------
+# structured pruning: whole units (Linear) and filters (Conv2d)
+# --------------------------------------------------------------------------
+def unit_chain(module):
+    """The prunable layers of ``module`` as a chain of units, for structured pruning.
+
+    Each entry describes one prunable layer (``nn.Linear`` or ``nn.Conv2d``,
+    in ``named_parameters`` order): ``name`` (its weight), ``layer`` (the
+    module), ``n_units`` (output units or filters), ``next`` (the next
+    layer's weight name, None for the output layer) and ``block`` (how many
+    input columns of the next layer one unit feeds: 1, or ``H * W`` when a
+    convolution's feature map is flattened into a Linear layer). Structured
+    pruning removes a unit's incoming row (or filter), its bias, and its
+    outgoing column(s) in the next layer.
+
+    Raises
+    ------
+    ValueError
+        When consecutive prunable layers do not form a chain (the next layer's
+        inputs are not the previous layer's outputs), e.g. branching modules.
+    """
+    from torch import nn
+
+    pairs = [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    chain = []
+    for i, (prefix, layer) in enumerate(pairs):
+        n_units = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        entry = {"name": f"{prefix}.weight" if prefix else "weight", "layer": layer,
+                 "n_units": int(n_units), "next": None, "block": 1}
+        if i + 1 < len(pairs):
+            nxt_prefix, nxt = pairs[i + 1]
+            n_in = nxt.in_features if isinstance(nxt, nn.Linear) else nxt.in_channels
+            if isinstance(nxt, nn.Linear) and isinstance(layer, nn.Conv2d):
+                if n_in % n_units:
+                    raise ValueError(
+                        f"Structured pruning needs a chain of layers: {nxt_prefix} has "
+                        f"{n_in} inputs, not a multiple of the {n_units} filters of {prefix}.")
+                entry["block"] = n_in // n_units
+            elif n_in != n_units:
+                raise ValueError(
+                    f"Structured pruning needs a chain of layers: {nxt_prefix} has {n_in} "
+                    f"inputs but {prefix} has {n_units} outputs.")
+            entry["next"] = f"{nxt_prefix}.weight"
+        chain.append(entry)
+    return chain
+
+
+def _unit_view(mask, entry):
+    """The mask of the units' incoming weights: one row per unit."""
+    return mask.reshape(entry["n_units"], -1)
+
+
+def _outgoing(mask, entry, unit):
+    """Index of the next layer's inputs fed by ``unit``."""
+    block = entry["block"]
+    cols = slice(unit * block, (unit + 1) * block)
+    return (slice(None), cols) if mask.dim() == 2 else (slice(None), cols, ...)
+
+
+def alive_units(masks, chain):
+    """Indices of the units of every hidden layer that still have an incoming weight."""
+    out = {}
+    for entry in chain[:-1]:
+        rows = _unit_view(masks[entry["name"]], entry)
+        out[entry["name"]] = torch.nonzero(rows.any(dim=1)).flatten()
+    return out
+
+
+def structured_hidden_sizes(masks):
+    """Hidden widths of the MLP a structured mask defines (its alive units per layer).
+
+    ``masks`` are an MLP's weight masks in layer order (the estimator's
+    ``masks_``); every layer but the last is hidden.
+    """
+    names = list(masks)
+    return tuple(int(masks[n].reshape(masks[n].shape[0], -1).any(dim=1).sum())
+                 for n in names[:-1])
+
+
+def prune_units(weights, masks, chain, rates, norm="l1", generator=None):
+    """Structured masks after one round: remove whole units of every hidden layer.
+
+    Each hidden layer (every layer of the chain but the output layer) loses
+    ``n_to_prune(alive, rate)`` of its alive units (round half up, never its
+    last unit): those with the smallest norm of their kept incoming weights
+    (Li et al. 2017's L1 rule, or L2), or random ones with ``norm='random'``.
+    A removed unit loses its incoming row (a filter, for a convolution) and
+    its outgoing column(s) in the next layer; the output layer's own units
+    (the classes or targets) are never removed. Ties go to the lower index.
+
+    Parameters
+    ----------
+    weights : dict of str -> Tensor
+        Trained weights of the prunable layers.
+    masks : dict of str -> bool Tensor
+        Current masks (pruned units stay pruned).
+    chain : list of dict
+        From :func:`unit_chain`.
+    rates : dict of str -> float
+        Fraction of the alive units each hidden layer loses.
+    norm : {'l1', 'l2', 'random'}, default='l1'
+    generator : torch.Generator, optional
+        For ``norm='random'``.
+
+    Returns
+    -------
+    new_masks : dict of str -> bool Tensor
+    """
+    if norm not in ("l1", "l2", "random"):
+        raise ValueError(f"norm must be 'l1', 'l2' or 'random', got {norm!r}.")
+    new = {n: m.clone() for n, m in masks.items()}
+    for entry in chain[:-1]:
+        name = entry["name"]
+        rows = _unit_view(new[name], entry)
+        alive = torch.nonzero(rows.any(dim=1)).flatten()
+        k = n_to_prune(len(alive), float(rates[name]))
+        if k == 0:
+            continue
+        if norm == "random":
+            scores = torch.rand(len(alive), generator=generator)
+        else:
+            w = (weights[name].detach().float().cpu() * new[name].float()).reshape(
+                entry["n_units"], -1)[alive]
+            scores = w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1).sqrt()
+        order = torch.sort(scores, stable=True).indices[:k]
+        for unit in alive[order].tolist():
+            rows[unit] = False
+            new[entry["next"]][_outgoing(new[entry["next"]], entry, unit)] = False
+    return new
+
+
+def compact_module(module, masks, chain=None):
+    """A smaller copy of ``module`` without its dead units: same predictions.
+
+    Every hidden unit (or filter) whose incoming weights are all pruned is
+    removed with its bias and its outgoing column(s); the remaining weights
+    keep their values (pruned entries inside kept units stay zero). The
+    module's class and forward are kept (the layers are replaced in a deep
+    copy), so a chain-shaped module (see :func:`unit_chain`) computes the same
+    function as the masked one with fewer weights.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The trained network (its pruned weights are zero).
+    masks : dict of str -> bool Tensor
+    chain : list of dict, optional
+        :func:`unit_chain` of ``module``.
+
+    Returns
+    -------
+    compact : torch.nn.Module
+    """
+    import copy
+
+    from torch import nn
+
+    chain = unit_chain(module) if chain is None else chain
+    small = copy.deepcopy(module)
+    layers = dict(small.named_modules())
+    keep_in = None  # input indices of the current layer that survive
+    for i, entry in enumerate(chain):
+        prefix = entry["name"][:-len(".weight")]
+        old = layers[prefix]
+        weight = old.weight.detach() * masks[entry["name"]].to(old.weight.dtype)
+        bias = None if old.bias is None else old.bias.detach()
+        if i < len(chain) - 1:
+            rows = _unit_view(masks[entry["name"]], entry)
+            keep_out = torch.nonzero(rows.any(dim=1)).flatten()
+        else:
+            keep_out = torch.arange(entry["n_units"])
+        weight = weight[keep_out]
+        bias = None if bias is None else bias[keep_out]
+        if keep_in is not None:
+            weight = weight[:, keep_in]
+        if isinstance(old, nn.Linear):
+            new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        else:
+            new = nn.Conv2d(weight.shape[1], weight.shape[0], old.kernel_size, stride=old.stride,
+                            padding=old.padding, dilation=old.dilation, bias=bias is not None)
+        with torch.no_grad():
+            new.weight.copy_(weight)
+            if bias is not None:
+                new.bias.copy_(bias)
+        parent_name, _, attr = prefix.rpartition(".")
+        setattr(layers[parent_name] if parent_name else small, attr, new)
+        block = entry["block"]
+        keep_in = (keep_out if block == 1 else
+                   (keep_out[:, None] * block + torch.arange(block)[None, :]).flatten())
+    return small
