@@ -216,6 +216,9 @@ def compare(args):
     for s in strategies:
         if s not in STRATEGIES:
             raise SystemExit(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+    if args.granularity != "weight" and "one_shot" in strategies:
+        raise SystemExit("--granularity neuron/filter runs rounds: drop 'one_shot' from "
+                         "--strategies")
     if not any(s in stats.REINIT_CONTROLS for s in strategies):
         raise SystemExit(
             "--strategies needs a random re-initialisation control ('random', 'scratch_e' "
@@ -240,7 +243,7 @@ def compare(args):
         clf = cls(
             hidden_layer_sizes=hidden, n_rounds=args.rounds, pruning_rate=args.pruning_rate,
             max_epochs=epochs, batch_size=args.batch_size, learning_rate_init=args.lr,
-            device=args.device,
+            device=args.device, pruning_granularity=args.granularity,
         )
         metric = verdict_metric(task, args.metric)
         percent = task == "classification"
@@ -456,7 +459,8 @@ def _write_report(path, sections, args, strategies, total_seconds):
             "data order and control seeds all derive from it)\n"
             f"settings: strategies {', '.join(strategies)}; {args.trials} trials; "
             f"{args.rounds} rounds of {100 * args.pruning_rate:g} % (output layer "
-            f"{50 * args.pruning_rate:g} %); hidden {args.hidden or 'none'}; Adam lr "
+            f"{50 * args.pruning_rate:g} %), granularity {args.granularity}; hidden "
+            f"{args.hidden or 'none'}; Adam lr "
             f"{args.lr:g}; batch {args.batch_size}; test fraction {args.test_size:g}; "
             f"device {args.device}; n_jobs {args.n_jobs}\n"
             f"versions: {versions}\n"
@@ -540,6 +544,11 @@ def build_parser():
                         "half of it (default 0.5, so that 5 fast rounds reach the sparse "
                         "levels where tickets and controls part; Frankle & Carbin use 0.2 "
                         "with --rounds 18)")
+    c.add_argument("--granularity", default="weight", choices=["weight", "neuron", "filter"],
+                   help="what a round prunes: single weights (weight, default, Frankle & "
+                        "Carbin) or whole neurons/filters (neuron, filter: Liu et al.'s "
+                        "structured pruning; scratch_e/scratch_b then train the smaller "
+                        "dense architecture)")
     c.add_argument("--hidden", default="300,100",
                    help="hidden layer sizes, comma-separated (default 300,100)")
     c.add_argument("--lr", type=float, default=1.2e-3, help="Adam learning rate (1.2e-3)")

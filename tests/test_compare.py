@@ -173,3 +173,20 @@ def test_compare_regression_data_sets(tmp_path):
     assert cells and all(re.fullmatch(r"-?\d+\.\d{3} ± \d+\.\d{3}", c) for c in cells)
     tests = pd.read_csv(out / "tests.csv")
     assert set(tests["metric"]) == {"test_r2_early_stop"}
+
+
+def test_compare_structured_granularity(tmp_path):
+    out = tmp_path / "structured"
+    rc = main(["compare", "--datasets", "iris", "--trials", "2", "--rounds", "1", "--epochs",
+               "3", "--hidden", "16", "--quiet", "--granularity", "neuron", "--strategies",
+               "rewind,random,continue,scratch_e,scratch_b", "--out", str(out)])
+    assert rc == 0
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert set(res["strategy"]) == {"rewind", "random", "continue", "scratch_e", "scratch_b"}
+    # whole neurons: 16 -> 8 units, 4x16 + 16x3 weights -> 4x8 + 8x3
+    level = res.loc[res["round"] == 1, "weights_remaining"].unique()
+    assert level == pytest.approx([100 * (4 * 8 + 8 * 3) / (4 * 16 + 16 * 3)])
+    assert "granularity neuron" in (out / "report.html").read_text()
+    with pytest.raises(SystemExit, match="one_shot"):
+        main(["compare", "--granularity", "neuron", "--strategies", "rewind,random,one_shot",
+              "--out", str(tmp_path)])
