@@ -5,6 +5,8 @@
 ``compare``  winning tickets vs controls across data sets: table, CSV, PNG
              figures and a self-contained HTML report with a verdict per
              data set.
+``reproduce`` published experiments (Frankle & Carbin, Liu et al., Zhou et
+             al., Frankle et al. 2020, MNIST-1D): published vs measured.
 
 Run ``python -m sklottery compare --help`` for every option.
 """
@@ -473,6 +475,35 @@ def _write_report(path, sections, args, strategies, total_seconds):
         f.write("\n".join(parts))
 
 
+# ----------------------------------------------------------------- reproduce
+def reproduce(args):
+    from .reproduce import EXPERIMENTS, list_experiments, run
+
+    if args.list or not args.names:
+        for name, title, paper in list_experiments():
+            print(f"{name:<22} {title}\n{'':<22} {paper}")
+        if not args.list:
+            print("\nname an experiment (or 'all') to run it")
+        return 0
+    names = list(EXPERIMENTS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise SystemExit(f"unknown experiment(s) {unknown}; see --list")
+    mode = "full" if args.full else ("smoke" if args.smoke else "default")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    for name in names:
+        result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs)
+        print(result.to_text() + "\n", flush=True)
+        if args.out:
+            result.claims.assign(experiment=name, mode=mode).to_csv(
+                os.path.join(args.out, f"{name}.csv"), index=False)
+            result.results.to_csv(os.path.join(args.out, f"{name}_results.csv"), index=False)
+            with open(os.path.join(args.out, f"{name}.txt"), "w", encoding="utf-8") as f:
+                f.write(result.to_text() + "\n")
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -571,6 +602,28 @@ def build_parser():
                    help="output folder (default ./sklottery_compare)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=compare)
+
+    r = sub.add_parser(
+        "reproduce",
+        help="re-run published lottery-ticket experiments; published vs measured",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Re-run a published experiment and print, per claim, the published number or\n"
+            "pattern beside the measured one and whether the pattern was reproduced.\n"
+            "The default is a reduced protocol that runs in minutes on 2 CPU cores\n"
+            "(smaller data subsets, fewer iterations; it says what it ran); --full runs\n"
+            "the paper's protocol (hours on a CPU); --smoke runs seconds (tests)."),
+    )
+    r.add_argument("names", nargs="*", help="experiments to run (see --list), or 'all'")
+    r.add_argument("--list", action="store_true", help="list the experiments")
+    mode = r.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="the paper's protocol")
+    mode.add_argument("--smoke", action="store_true", help="a seconds-long run (tests)")
+    r.add_argument("--out", default=None,
+                   help="folder for NAME.csv (claims), NAME_results.csv and NAME.txt")
+    r.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default 1)")
+    r.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    r.set_defaults(func=reproduce)
     return parser
 
 

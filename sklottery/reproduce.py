@@ -1,0 +1,570 @@
+"""Published lottery-ticket results beside the ones this package measures.
+
+``python -m sklottery reproduce NAME`` (or :func:`run`) re-runs one published
+experiment and prints a table with, per claim, the *published* number or
+pattern (from the paper, cited in :data:`EXPERIMENTS`), the *measured* one,
+and whether the published pattern was reproduced, plus the verdict of
+:func:`sklottery.stats.matching_summary` where it applies.
+
+Three protocols per experiment:
+
+* ``'default'``: a reduced protocol that finishes in a few minutes on two
+  CPU cores (smaller data subsets, fewer iterations and rounds; stated in the
+  output). Patterns, not the papers' exact numbers, are what it can test.
+* ``'full'``: the paper's protocol (hours on a CPU, minutes on a GPU).
+* ``'smoke'``: a seconds-long run of the same code, for tests.
+
+Data: MNIST is used when its files are present (:func:`sklottery.datasets.
+fetch_mnist` with ``download_if_missing=False``), else Fashion-MNIST (Debian
+package ``dataset-fashion-mnist``), else scikit-learn's digits; CIFAR-10 is
+replaced by Fashion-MNIST for Conv-2 unless its files are present. The table
+names the data actually used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["EXPERIMENTS", "Reproduction", "run", "list_experiments"]
+
+MODES = ("smoke", "default", "full")
+
+
+@dataclass
+class Reproduction:
+    """The outcome of one :func:`run`.
+
+    Attributes
+    ----------
+    name, title, paper : str
+        The experiment, what it tests, and the publication.
+    mode : str
+        ``'smoke'``, ``'default'`` or ``'full'``.
+    protocol : str
+        What was run (data, network, training, pruning, trials).
+    claims : pandas.DataFrame
+        ``claim``, ``published``, ``measured``, ``reproduced`` (``'yes'``,
+        ``'no'`` or ``'partly'``).
+    verdict : str
+        The sentence of :func:`sklottery.stats.verdict` where one applies.
+    results : pandas.DataFrame
+        The raw table the claims were measured on.
+    seconds : float
+    """
+
+    name: str
+    title: str
+    paper: str
+    mode: str
+    protocol: str
+    claims: pd.DataFrame
+    verdict: str = ""
+    results: pd.DataFrame = field(default=None, repr=False)
+    seconds: float = 0.0
+
+    def to_text(self):
+        """The printed report: protocol, claims table, verdict."""
+        lines = [f"{self.name}: {self.title}", f"paper: {self.paper}",
+                 f"protocol ({self.mode}): {self.protocol}", "",
+                 self.claims.to_string(index=False)]
+        if self.verdict:
+            lines += ["", "verdict: " + self.verdict]
+        n_yes = int((self.claims["reproduced"] == "yes").sum())
+        n_partly = int((self.claims["reproduced"] == "partly").sum())
+        lines += ["", f"{n_yes} of {len(self.claims)} published patterns reproduced"
+                      + (f", {n_partly} partly (right direction, not significant)"
+                         if n_partly else "") + f"; {self.seconds:.0f} s."]
+        return "\n".join(lines)
+
+
+def _yes(flag):
+    return "yes" if flag else "no"
+
+
+def _pct(x):
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f} %"
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def _image_data(n_train, n_test, random_state, prefer="mnist"):
+    """``(X_train, y_train, X_test, y_test, description)`` of 28x28 images, or digits."""
+    from .datasets import fetch_fashion_mnist, fetch_mnist
+
+    loaders = [("MNIST", fetch_mnist), ("Fashion-MNIST", fetch_fashion_mnist)]
+    if prefer == "fashion":
+        loaders = loaders[::-1]
+    rng = np.random.RandomState(random_state)
+    for label, loader in loaders:
+        try:
+            X_tr, y_tr = loader(subset="train", return_X_y=True, download_if_missing=False)
+            X_te, y_te = loader(subset="test", return_X_y=True, download_if_missing=False)
+        except (OSError, ValueError):
+            continue
+        tr = np.sort(rng.choice(len(X_tr), min(n_train, len(X_tr)), replace=False))
+        te = np.sort(rng.choice(len(X_te), min(n_test, len(X_te)), replace=False))
+        desc = f"{label} ({len(tr)} train / {len(te)} test images)"
+        return X_tr[tr], y_tr[tr], X_te[te], y_te[te], desc, (1, 28, 28)
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split((X / 16).astype(np.float32), y, test_size=0.25,
+                                              random_state=random_state, stratify=y)
+    return X_tr, y_tr, X_te, y_te, ("scikit-learn digits (MNIST and Fashion-MNIST files not "
+                                    f"found; {len(X_tr)} train / {len(X_te)} test)"), (1, 8, 8)
+
+
+def _settings(mode, smoke, default, full):
+    return {"smoke": smoke, "default": default, "full": full}[mode]
+
+
+def _curve(estimator, data, strategies, trials, random_state, n_jobs):
+    from .analysis import ticket_curve
+
+    X_tr, y_tr, X_te, y_te = data
+    return ticket_curve(estimator, X_tr, y_tr, X_test=X_te, y_test=y_te, strategies=strategies,
+                        n_trials=trials, random_state=random_state, n_jobs=n_jobs)
+
+
+def _mean_at(df, strategy, level, metric="test_acc"):
+    from .stats import LEVEL_DECIMALS
+
+    lv = df["weights_remaining"].round(LEVEL_DECIMALS)
+    part = df[(df["strategy"] == strategy) & (lv == round(level, LEVEL_DECIMALS))][metric]
+    return float(part.mean()) if len(part) else np.nan
+
+
+def _beats(df, level, control, metric="test_acc", alpha=0.05):
+    """``(text, reproduced)``: the ticket vs ``control`` at ``level``, Welch-tested.
+
+    ``'yes'`` when the ticket is better with p < ``alpha`` (one test, no
+    correction), ``'partly'`` when it is better but not significantly so,
+    ``'no'`` otherwise.
+    """
+    from .stats import LEVEL_DECIMALS, compare_to_ticket
+
+    cmp = compare_to_ticket(df[df["strategy"].isin(["rewind", control])], metric=metric)
+    row = cmp[cmp["weights_remaining"] == round(level, LEVEL_DECIMALS)]
+    if not len(row):
+        return "n/a", "no"
+    r = row.iloc[0]
+    p = "n/a" if not np.isfinite(r["p_value"]) else f"{r['p_value']:.3f}"
+    text = (f"{100 * r['diff']:+.1f} pp (95 % CI {100 * r['ci_low']:+.1f} to "
+            f"{100 * r['ci_high']:+.1f}; Welch p = {p}; {int(r['n_ticket'])} trials)")
+    if r["diff"] > 0 and np.isfinite(r["p_value"]) and r["p_value"] < alpha:
+        return text, "yes"
+    return text, ("partly" if r["diff"] > 0 else "no")
+
+
+def _nearest_level(df, target):
+    levels = sorted(df.loc[df["strategy"] == "rewind", "weights_remaining"].unique())
+    return float(min(levels, key=lambda v: abs(v - target)))
+
+
+# --------------------------------------------------------------------------
+# Frankle & Carbin 2019, LeNet-300-100
+# --------------------------------------------------------------------------
+FC_SCHEDULE = {0: 100.0, 1: 80.04, 2: 64.06, 3: 51.28, 7: 21.07, 9: 13.52, 12: 6.95, 15: 3.58,
+               16: 2.87, 18: 1.85}
+
+
+def _frankle_carbin_lenet(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+    from . import stats
+
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=10000, n_test=5000, epochs=8, rounds=7, trials=3),
+                  full=dict(n_train=60000, n_test=10000, epochs=55, rounds=18, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
+    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), learning_rate_init=1.2e-3,
+                                  batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
+                                  pruning_rate=0.2, output_pruning_rate=0.1,
+                                  validation_fraction=5000 / 60000)
+    df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random"], s["trials"],
+                random_state, n_jobs)
+    protocol = (f"LeNet-300-100 on {desc}; Adam 1.2e-3, batch 60, {s['epochs']} epochs per "
+                f"round, {s['rounds']} rounds of 20 % (output 10 %), {s['trials']} trials, "
+                "random-reinit control per round; validation 1/12 of the training data.")
+    ticket = df[(df.strategy == "rewind") & (df.trial == 0)].set_index("round")
+    claims = []
+    if X_tr.shape[1] == 784:
+        measured = [round(float(ticket.loc[r, "weights_remaining"]), 2)
+                    for r in sorted(FC_SCHEDULE) if r in ticket.index]
+        published = [FC_SCHEDULE[r] for r in sorted(FC_SCHEDULE) if r in ticket.index]
+        claims.append(("% weights remaining per round (rounding rule)",
+                       ", ".join(f"{v:g}" for v in published),
+                       ", ".join(f"{v:g}" for v in measured), _yes(measured == published)))
+    level = _nearest_level(df, 21.07)
+    dense = _mean_at(df, "rewind", 100.0)
+    tick = _mean_at(df, "rewind", level)
+    rand = _mean_at(df, "random", level)
+    claims.append((f"ticket at {level:.1f} % is at least as accurate as dense",
+                   "yes (up to +0.3 pp at 13.5 %, back to dense at 3.6 %)",
+                   f"{_pct(tick)} vs dense {_pct(dense)}", _yes(tick >= dense - 0.002)))
+    claims.append((f"random reinit falls below dense at {level:.1f} %", "yes (at 21.1 %)",
+                   f"{_pct(rand)} vs dense {_pct(dense)}", _yes(rand < dense)))
+    claims.append((f"ticket beats random reinit at {level:.1f} %", "+0.5 pp at 21 %",
+                   *_beats(df, level, "random")))
+    es_t = _mean_at(df, "rewind", level, "early_stop_iteration")
+    es_d = _mean_at(df, "rewind", 100.0, "early_stop_iteration")
+    es_r = _mean_at(df, "random", level, "early_stop_iteration")
+    claims.append((f"ticket learns faster: early stop at {level:.1f} % vs dense",
+                   "38 % earlier than dense at 21.1 %",
+                   f"{100 * (1 - es_t / es_d):+.0f} % earlier ({es_t:.0f} vs {es_d:.0f} it.)"
+                   if es_d else "n/a", _yes(es_t < es_d)))
+    claims.append((f"ticket stops earlier than random reinit at {level:.1f} %",
+                   "2.51x sooner at 21 %", f"{es_r / es_t:.2f}x" if es_t else "n/a",
+                   _yes(es_t < es_r)))
+    summary = stats.matching_summary(df)
+    return protocol, claims, stats.verdict(summary), df
+
+
+# --------------------------------------------------------------------------
+# Frankle & Carbin 2019, Conv-2
+# --------------------------------------------------------------------------
+def _frankle_carbin_conv2(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+    from . import stats
+
+    s = _settings(mode,
+                  smoke=dict(n_train=200, n_test=100, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=2000, n_test=1000, epochs=3, rounds=4, trials=2),
+                  full=dict(n_train=60000, n_test=10000, epochs=20, rounds=12, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"], random_state,
+                                                      prefer="fashion")
+    est = LotteryTicketClassifier(module="conv2", input_shape=shape, learning_rate_init=2e-4,
+                                  batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
+                                  pruning_rate=0.2, conv_pruning_rate=0.1,
+                                  output_pruning_rate=0.1)
+    df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random"], s["trials"],
+                random_state, n_jobs)
+    protocol = (f"Conv-2 on {desc} (CIFAR-10 in the paper); Adam 2e-4, batch 60, "
+                f"{s['epochs']} epochs per round, {s['rounds']} rounds: conv 10 %, fc 20 %, "
+                f"output 10 % per round; {s['trials']} trials.")
+    sparsest = float(df.loc[df.strategy == "rewind", "weights_remaining"].min())
+    tick, rand = _mean_at(df, "rewind", sparsest), _mean_at(df, "random", sparsest)
+    dense = _mean_at(df, "rewind", 100.0)
+    claims = [
+        (f"ticket at least as accurate as dense down to {sparsest:.1f} %",
+         "Conv-2 tickets match or beat dense down to ~9 % (CIFAR-10)",
+         f"{_pct(tick)} vs dense {_pct(dense)}", _yes(tick >= dense - 0.005)),
+        (f"ticket beats random reinit at {sparsest:.1f} %",
+         "random reinit falls behind as pruning proceeds",
+         *_beats(df, sparsest, "random")),
+    ]
+    return protocol, claims, stats.verdict(stats.matching_summary(df)), df
+
+
+# --------------------------------------------------------------------------
+# MNIST-1D (Greydanus)
+# --------------------------------------------------------------------------
+MNIST1D_PUBLISHED = {90: (74.7, 64.6), 95: (72.8, 56.6), 97: (66.9, 42.9), 98: (62.2, 26.8)}
+
+
+def _mnist1d(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+    from . import stats
+    from .datasets import load_mnist1d
+
+    s = _settings(mode,
+                  smoke=dict(n=1000, epochs=1, rounds=1, trials=1),
+                  default=dict(n=5000, epochs=25, rounds=6, trials=2),
+                  full=dict(n=5000, epochs=100, rounds=6, trials=5))
+    X_tr, y_tr = load_mnist1d(subset="train", n_samples=s["n"], random_state=42,
+                              return_X_y=True)
+    X_te, y_te = load_mnist1d(subset="test", n_samples=s["n"], random_state=42,
+                              return_X_y=True)
+    est = LotteryTicketClassifier(hidden_layer_sizes=(500, 500), learning_rate_init=2e-2,
+                                  batch_size=100, max_epochs=s["epochs"], n_rounds=s["rounds"],
+                                  pruning_rate=0.5, output_pruning_rate=0.5)
+    df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random_mask"], s["trials"],
+                random_state, n_jobs)
+    protocol = (f"MLP 40-500-500-10 on MNIST-1D ({len(X_tr)} train / {len(X_te)} test, "
+                f"generated locally, seed 42); Adam 2e-2, batch 100, {s['epochs']} epochs "
+                f"per round, {s['rounds']} rounds of 50 %, {s['trials']} trials; ticket vs "
+                "random mask (test accuracy at the early-stop iteration, as the paper's "
+                "maximum test accuracy).")
+    metric = "test_acc_early_stop"
+    dense = _mean_at(df, "rewind", 100.0, metric)
+    claims = [("dense accuracy", "64.3 %", _pct(dense), _yes(abs(100 * dense - 64.3) < 10))]
+    for sparsity, (pub_t, pub_r) in MNIST1D_PUBLISHED.items():
+        level = _nearest_level(df, 100 - sparsity)
+        if abs(level - (100 - sparsity)) > 0.6 * (100 - sparsity):
+            continue
+        t, r = _mean_at(df, "rewind", level, metric), _mean_at(df, "random_mask", level, metric)
+        text, ok = _beats(df, level, "random_mask", metric)
+        claims.append((f"ticket vs random mask at {100 - level:.1f} % sparse (paper: {sparsity} %)",
+                       f"{pub_t} vs {pub_r} %", f"{_pct(t)} vs {_pct(r)}: {text}", ok))
+    return protocol, claims, stats.verdict(stats.matching_summary(df, metric=metric)), df
+
+
+# --------------------------------------------------------------------------
+# Liu et al. 2019: learning rate
+# --------------------------------------------------------------------------
+def _liu_learning_rate(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+    from . import stats
+    from .analysis import conditions_sweep, tickets_exist
+
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=6000, n_test=3000, epochs=5, rounds=5, trials=3),
+                  full=dict(n_train=60000, n_test=10000, epochs=30, rounds=10, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
+    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), optimizer="sgd", momentum=0.9,
+                                  batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
+                                  pruning_rate=0.3)
+    res = conditions_sweep(est, X_tr, y_tr, {"learning_rate_init": [0.01, 0.1]},
+                           strategies=["rewind", "random"], n_trials=s["trials"],
+                           random_state=random_state, X_test=X_te, y_test=y_te, n_jobs=n_jobs)
+    table = tickets_exist(res, ["learning_rate_init"])
+    protocol = (f"LeNet-300-100 on {desc} (VGG/ResNet on CIFAR-10 in the paper); SGD momentum "
+                f"0.9 at lr 0.01 and 0.1, batch 60, {s['epochs']} epochs per round, "
+                f"{s['rounds']} rounds of 30 %, {s['trials']} trials; ticket vs random reinit.")
+    adv = table.groupby("learning_rate_init")["diff"].mean()
+    verdicts = table.groupby("learning_rate_init")["verdict"].first()
+    small_ok = ("yes" if verdicts.get(0.01) == "winning_ticket" else
+                "partly" if adv.get(0.01, np.nan) > 0 else "no")
+    claims = [
+        ("small lr (0.01): the ticket's initialisation helps", "yes",
+         f"mean advantage {100 * adv.get(0.01, np.nan):+.2f} pp; verdict "
+         f"{verdicts.get(0.01)}", small_ok),
+        ("large lr (0.1): no better than random reinit", "yes (no improvement)",
+         f"mean advantage {100 * adv.get(0.1, np.nan):+.2f} pp; verdict {verdicts.get(0.1)}",
+         _yes(verdicts.get(0.1) != "winning_ticket")),
+        ("the advantage shrinks at the larger learning rate", "yes",
+         f"{100 * adv.get(0.01, np.nan):+.2f} -> {100 * adv.get(0.1, np.nan):+.2f} pp",
+         _yes(adv.get(0.1, np.nan) < adv.get(0.01, np.nan))),
+    ]
+    sentences = []
+    for lr, part in res.groupby("learning_rate_init"):
+        summary = stats.matching_summary(part.drop(columns="learning_rate_init"))
+        sentences.append(f"lr {lr:g}: {stats.verdict(summary)}")
+    return protocol, claims, " | ".join(sentences), res
+
+
+# --------------------------------------------------------------------------
+# Liu et al. 2019: structured pruning
+# --------------------------------------------------------------------------
+def structured_comparison(X_train, y_train, X_test, y_test, *, granularities=("weight", "neuron"),
+                          learning_rates=(1.2e-3,), epochs=5, rounds=3, pruning_rate=0.5,
+                          trials=2, hidden=(300, 100), random_state=0, n_jobs=None):
+    """Ticket vs fine-tune vs scratch-E/B, for unstructured and structured pruning.
+
+    Runs :func:`~sklottery.analysis.ticket_curve` with the strategies
+    ``'rewind'`` (winning ticket), ``'continue'`` (prune + fine-tune),
+    ``'scratch_e'`` and ``'scratch_b'`` (Liu et al.: the pruned architecture
+    from scratch; for structured pruning the smaller dense network) for every
+    granularity and learning rate.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        ticket_curve's table with ``granularity`` and ``learning_rate_init``
+        columns.
+    """
+    from . import LotteryTicketClassifier
+    from .analysis import ticket_curve
+
+    frames = []
+    for granularity in granularities:
+        for lr in learning_rates:
+            est = LotteryTicketClassifier(hidden_layer_sizes=hidden, learning_rate_init=lr,
+                                          max_epochs=epochs, n_rounds=rounds,
+                                          pruning_rate=pruning_rate,
+                                          pruning_granularity=granularity)
+            df = ticket_curve(est, X_train, y_train, X_test=X_test, y_test=y_test,
+                              strategies=["rewind", "continue", "scratch_e", "scratch_b"],
+                              n_trials=trials, random_state=random_state, n_jobs=n_jobs)
+            frames.append(df.assign(granularity=granularity, learning_rate_init=lr))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _liu_structured(mode, random_state, n_jobs):
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=6000, n_test=3000, epochs=5, rounds=3, trials=2),
+                  full=dict(n_train=60000, n_test=10000, epochs=30, rounds=5, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
+    res = structured_comparison(X_tr, y_tr, X_te, y_te, epochs=s["epochs"], rounds=s["rounds"],
+                                trials=s["trials"], random_state=random_state, n_jobs=n_jobs)
+    protocol = (f"LeNet-300-100 on {desc} (VGG/ResNet on CIFAR in the paper); Adam 1.2e-3, "
+                f"{s['epochs']} epochs per round, {s['rounds']} rounds of 50 % of the weights "
+                f"(weight) or of the hidden neurons (neuron, L1 norm), {s['trials']} trials; "
+                "fine-tune = prune and keep training the trained weights; scratch-E/B train "
+                "the pruned architecture from a new initialisation (the smaller dense MLP for "
+                "neurons).")
+    claims = []
+    for granularity in ("neuron", "weight"):
+        part = res[res.granularity == granularity]
+        level = float(part.loc[part.strategy == "rewind", "weights_remaining"].min())
+        m = {st: _mean_at(part, st, level) for st in ("rewind", "continue", "scratch_e",
+                                                       "scratch_b")}
+        measured = (f"at {level:.1f} %: fine-tune {_pct(m['continue'])}, scratch-E "
+                    f"{_pct(m['scratch_e'])}, scratch-B {_pct(m['scratch_b'])}, ticket "
+                    f"{_pct(m['rewind'])}")
+        if granularity == "neuron":
+            best = max(m["scratch_e"], m["scratch_b"])
+            claims.append(("structured: training the pruned architecture from scratch is "
+                           "comparable to or better than fine-tuning",
+                           "yes (six structured methods)", measured,
+                           _yes(best >= m["continue"] - 0.01)))
+        else:
+            claims.append(("unstructured: scratch-B closes scratch-E's gap",
+                           "scratch-E can fall short at high sparsity; scratch-B usually "
+                           "matches", measured, _yes(m["scratch_b"] >= m["scratch_e"] - 0.005)))
+    return protocol, claims, "", res
+
+
+# --------------------------------------------------------------------------
+# Zhou et al. 2019: supermasks
+# --------------------------------------------------------------------------
+def _zhou_supermask(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=6000, n_test=3000, epochs=5, rounds=8, trials=2),
+                  full=dict(n_train=60000, n_test=10000, epochs=30, rounds=15, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
+    frames = []
+    for criterion in ("large_final", "magnitude_increase"):
+        est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
+                                      n_rounds=s["rounds"], pruning_rate=0.4,
+                                      pruning_criterion=criterion)
+        df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random_mask"], s["trials"],
+                    random_state, n_jobs)
+        frames.append(df.assign(criterion=criterion))
+    res = pd.concat(frames, ignore_index=True)
+    chance = 1.0 / len(np.unique(y_tr))
+    protocol = (f"LeNet-300-100 on {desc}; Adam 1.2e-3, {s['epochs']} epochs per round, "
+                f"{s['rounds']} rounds of 40 %, {s['trials']} trials; test accuracy of θ0 "
+                "under each round's mask, before any training (test_acc_init).")
+    claims = []
+    for criterion, part in res.groupby("criterion"):
+        tick = part[part.strategy == "rewind"].groupby("weights_remaining")["test_acc_init"]
+        best = tick.mean().max()
+        level = tick.mean().idxmax()
+        rand = part[part.strategy == "random_mask"]
+        rand_best = rand.groupby("weights_remaining")["test_acc_init"].mean().max()
+        claims.append((f"masked θ0 ({criterion} mask) is far above chance without training",
+                       "up to 86 % on MNIST (their best supermask)",
+                       f"best {_pct(best)} at {level:.1f} % weights; chance {_pct(chance)}; "
+                       f"random mask {_pct(rand_best)}", _yes(best > 2 * chance)))
+    return protocol, claims, "", res
+
+
+# --------------------------------------------------------------------------
+# Frankle et al. 2020: stability
+# --------------------------------------------------------------------------
+def _stability(mode, random_state, n_jobs):
+    from . import LotteryTicketClassifier
+    from .stability import STABLE_THRESHOLD, stability_sweep
+
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, ks=(0, 5), points=3),
+                  default=dict(n_train=6000, n_test=3000, epochs=4, rounds=7, ks=(0, 50, 200),
+                               points=11),
+                  full=dict(n_train=60000, n_test=10000, epochs=55, rounds=7,
+                            ks=(0, 100, 500, 2000), points=30))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
+    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
+                                  n_rounds=s["rounds"], pruning_rate=0.2,
+                                  output_pruning_rate=0.1)
+    X = np.concatenate([X_tr, X_te])
+    y = np.concatenate([y_tr, y_te])
+    summary, paths = stability_sweep(est, X, y, s["ks"], n_points=s["points"],
+                                     test_size=len(X_te) / len(X), random_state=random_state)
+    protocol = (f"LeNet-300-100 on {desc}; Adam 1.2e-3, {s['epochs']} epochs, ticket = IMP "
+                f"with {s['rounds']} rounds of 20 % (output 10 %); two copies from θk with "
+                f"different data orders, {s['points']} points on the path; k in "
+                f"{list(s['ks'])}.")
+    at0 = summary[summary.rewind_iteration == 0].set_index("network")
+    claims = [
+        ("LeNet-300-100 is stable at k = 0 (dense)",
+         f"instability < {STABLE_THRESHOLD:g} pp", f"{at0.loc['dense', 'instability']:.2f} pp",
+         _yes(at0.loc["dense", "instability"] < STABLE_THRESHOLD)),
+        ("the IMP ticket is stable at k = 0",
+         f"instability < {STABLE_THRESHOLD:g} pp (tickets exist at k = 0)",
+         f"{at0.loc['ticket', 'instability']:.2f} pp at "
+         f"{at0.loc['ticket', 'weights_remaining']:.1f} % weights",
+         _yes(at0.loc["ticket", "instability"] < STABLE_THRESHOLD)),
+        ("a stable ticket matches dense accuracy",
+         "matches exactly when stable", f"ticket {_pct(at0.loc['ticket', 'test_score'])} vs "
+         f"dense {_pct(at0.loc['dense', 'test_score'])}",
+         _yes(at0.loc["ticket", "test_score"] >= at0.loc["dense", "test_score"] - 0.01)),
+    ]
+    return protocol, claims, "", summary
+
+
+#: name -> (title, publication, runner)
+EXPERIMENTS = {
+    "frankle-carbin-lenet": (
+        "winning tickets of LeNet-300-100: schedule, accuracy, early stop, random reinit",
+        "Frankle & Carbin, The Lottery Ticket Hypothesis, ICLR 2019 (Figures 1, 3, 4)",
+        _frankle_carbin_lenet),
+    "frankle-carbin-conv2": (
+        "winning tickets of Conv-2 with per-kind pruning rates",
+        "Frankle & Carbin, ICLR 2019 (Figure 5)", _frankle_carbin_conv2),
+    "mnist1d": (
+        "lottery ticket vs random mask on MNIST-1D",
+        "Greydanus, Scaling down deep learning (MNIST-1D), 2020", _mnist1d),
+    "liu-learning-rate": (
+        "the ticket's advantage over random reinit at small and large learning rates",
+        "Liu et al., Rethinking the Value of Network Pruning, ICLR 2019 (Section 6)",
+        _liu_learning_rate),
+    "liu-structured": (
+        "structured vs unstructured: fine-tune vs training the pruned architecture from scratch",
+        "Liu et al., ICLR 2019; Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017",
+        _liu_structured),
+    "zhou-supermask": (
+        "accuracy of masked initial weights without training (supermasks)",
+        "Zhou et al., Deconstructing Lottery Tickets, NeurIPS 2019", _zhou_supermask),
+    "stability": (
+        "instability to SGD noise vs rewind iteration, and whether tickets are stable",
+        "Frankle et al., Linear Mode Connectivity and the Lottery Ticket Hypothesis, ICML 2020",
+        _stability),
+}
+
+
+def list_experiments():
+    """``(name, title, publication)`` of every experiment."""
+    return [(name, title, paper) for name, (title, paper, _) in EXPERIMENTS.items()]
+
+
+def run(name, mode="default", *, random_state=0, n_jobs=None):
+    """Run one experiment of :data:`EXPERIMENTS` and compare with the publication.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`EXPERIMENTS`.
+    mode : {'smoke', 'default', 'full'}, default='default'
+        Seconds (tests), minutes on two CPU cores (reduced protocol), or the
+        paper's protocol.
+    random_state : int, default=0
+    n_jobs : int, default=None
+        Parallel fits (joblib).
+
+    Returns
+    -------
+    result : Reproduction
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {list(EXPERIMENTS)}.")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    title, paper, runner = EXPERIMENTS[name]
+    t0 = time.perf_counter()
+    protocol, claims, verdict, results = runner(mode, random_state, n_jobs)
+    table = pd.DataFrame(claims, columns=["claim", "published", "measured", "reproduced"])
+    return Reproduction(name=name, title=title, paper=paper, mode=mode, protocol=protocol,
+                        claims=table, verdict=verdict, results=results,
+                        seconds=time.perf_counter() - t0)
