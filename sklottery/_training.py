@@ -1,10 +1,21 @@
-"""skorch glue: a fast tensor-batch iterator and the mask callback.
+"""The trainer: one masked round of training, with skorch.
 
-skorch's default path builds a ``torch.utils.data.DataLoader`` over a
-per-item ``Dataset`` and collates every batch item by item; on small tabular
-data that costs several times the actual training. :class:`TensorBatchIterator`
-slices batches straight out of tensors that already live on the training
-device, so skorch's per-batch work is reduced to its own bookkeeping.
+:class:`SkorchTrainer` is the seam between the IMP engine
+(:mod:`sklottery.base`) and the training loop: ``train(masks, epochs,
+capture_at)`` returns a :class:`RoundResult`. Its pieces:
+
+* :class:`TensorBatchIterator`: skorch's default path builds a
+  ``torch.utils.data.DataLoader`` over a per-item ``Dataset`` and collates
+  every batch item by item; on small tabular data that costs several times
+  the actual training. This iterator slices batches straight out of tensors
+  that already live on the training device.
+* :class:`MaskCallback`: pruned weights exactly zero after every step, and the
+  θk snapshot of late rewinding.
+* :class:`EvalGrid`: validation loss and score every ``eval_every``
+  iterations (the early-stop iteration), and the ``on_evaluation`` hook.
+* :class:`WarmupScheduler`: the learning-rate warmup, a ``LambdaLR``.
+* :class:`LotteryNet` / :class:`LotteryRegressorNet`: skorch nets with
+  cheaper per-batch bookkeeping, for classification and regression.
 """
 
 from __future__ import annotations

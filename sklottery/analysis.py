@@ -205,7 +205,9 @@ def _encode(y, classes):
 
 
 def _to_tensor(X):
-    return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1))
+    X = np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1)
+    # joblib hands large arrays to workers as read-only memmaps: copy those
+    return torch.from_numpy(X if X.flags.writeable else X.copy())
 
 
 def _final_step(estimator):

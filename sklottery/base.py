@@ -56,6 +56,7 @@ from .pruning import (
     prune_units,
     rounds_for_sparsity,
     unit_chain,
+    zero_dead_biases_,
 )
 from .strategies import (
     DEPRECATED_REINIT,
@@ -1014,6 +1015,10 @@ class BaseLotteryTicket(BaseEstimator):
         strategy = canonical_reinit(self.reinit)
         fresh = self._fresh_state() if strategy not in ("rewind", "continue") else None
         state = next_round_state(strategy, trained, ckpt.rewind, fresh, prunable)
+        if self.pruning_granularity != "weight":
+            # a removed unit's bias goes with it; no gradient reaches it afterwards
+            # (its outgoing weights are pruned), so it stays zero
+            zero_dead_biases_(state, self.masks_, unit_chain(self.net_.module_))
         start = (ckpt.rewind if strategy == "rewind" else
                  {n: state[n].clone() for n in prunable})
         self.net_.module_.load_state_dict(state)

@@ -44,6 +44,7 @@ __all__ = [
     "prune_units",
     "compact_module",
     "structured_hidden_sizes",
+    "zero_dead_biases_",
 ]
 
 PRUNING_CRITERIA = ("magnitude", "large_final", "magnitude_increase", "random")
@@ -398,6 +399,21 @@ def prune_units(weights, masks, chain, rates, norm="l1", generator=None):
             rows[unit] = False
             new[entry["next"]][_outgoing(new[entry["next"]], entry, unit)] = False
     return new
+
+
+@torch.no_grad()
+def zero_dead_biases_(state, masks, chain):
+    """Zero, in place in ``state``, the bias of every unit structured pruning removed.
+
+    A unit is removed when its incoming weights are all pruned (see
+    :func:`prune_units`); ``state`` is a module state dict.
+    """
+    for entry in chain[:-1]:
+        bias = entry["name"][:-len("weight")] + "bias"
+        if bias not in state:
+            continue
+        dead = ~_unit_view(masks[entry["name"]], entry).any(dim=1)
+        state[bias][dead.to(state[bias].device)] = 0.0
 
 
 def compact_module(module, masks, chain=None):

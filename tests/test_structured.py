@@ -104,6 +104,14 @@ def test_estimator_prunes_whole_neurons_and_compacts(digits):
         ours = clf.predict_proba(X)
         theirs = torch.softmax(compact(torch.as_tensor(X)), 1).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    # a removed unit's bias goes with it and training does not revive it; with
+    # 'continue' the trained (non-zero) biases are carried into the next round
+    fine = small(reinit="continue").fit(X, y)
+    state = fine.net_.module_.state_dict()
+    for name, bias in (("layers.0.weight", "layers.0.bias"), ("layers.2.weight", "layers.2.bias")):
+        dead = ~fine.masks_[name].any(dim=1)
+        assert dead.sum() > 0 and torch.all(state[bias][dead] == 0)
+        assert torch.any(state[bias][~dead] != 0)
     # rounds_ counts weights: incoming rows and outgoing columns both go
     dense = 64 * 40 + 40 * 20 + 20 * 10
     assert clf.rounds_[-1]["weights_remaining"] == pytest.approx(
