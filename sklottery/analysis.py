@@ -60,7 +60,7 @@ from ._training import r2_t
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
-from .modules import MODULES, get_module_class
+from .modules import MODULES, ImageClassifierModule, get_module_class
 from .pruning import structured_hidden_sizes
 from .strategies import scratch_b_epochs
 
@@ -368,11 +368,12 @@ def mask_control(estimator, strategy, masks, level):
     estimator's own (new) initialisation, ``'scratch_b'`` for the dense
     network's compute budget (:func:`sklottery.strategies.scratch_b_epochs`
     of the fraction of weights left). With a structured ticket
-    (``pruning_granularity='neuron'``/``'filter'``) of the built-in MLP,
-    scratch-E/B follow Liu et al.'s protocol exactly: they train the smaller
-    *dense* architecture the mask defines (its alive units per layer) from a
-    fresh initialisation, so it also trains faster; its weights are exactly
-    the ticket's kept weights. Conv nets train the masked network (the same
+    (``pruning_granularity='neuron'``/``'filter'``) of a built-in module (the
+    MLP, or a conv net through its ``widths``), scratch-E/B follow Liu et al.'s
+    protocol exactly: they train the smaller *dense* architecture the mask
+    defines (its alive units and filters per layer) from a fresh
+    initialisation, so it also trains faster; its weights are exactly the
+    ticket's kept weights. A user module trains the masked network (the same
     function class).
 
     Parameters
@@ -398,11 +399,16 @@ def mask_control(estimator, strategy, masks, level):
     if strategy == "scratch_b":
         epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
     _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
-    if (strategy in ("scratch_e", "scratch_b") and ltc.pruning_granularity != "weight"
-            and get_module_class(ltc.module) is MODULES["mlp"]):
-        _set(est, hidden_layer_sizes=structured_hidden_sizes(masks),
-             pruning_granularity="weight")
-        return est, {}
+    if strategy in ("scratch_e", "scratch_b") and ltc.pruning_granularity != "weight":
+        cls = get_module_class(ltc.module)
+        widths = structured_hidden_sizes(masks)
+        if cls is MODULES["mlp"]:
+            _set(est, hidden_layer_sizes=widths, pruning_granularity="weight")
+            return est, {}
+        if issubclass(cls, ImageClassifierModule):
+            _set(est, module_params={**(ltc.module_params or {}), "widths": widths},
+                 pruning_granularity="weight")
+            return est, {}
     return est, {"initial_masks": masks}
 
 

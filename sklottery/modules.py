@@ -265,6 +265,11 @@ class ImageClassifierModule(nn.Module):
         only (``module.train()``), the identity in eval mode.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Non-linearity after every convolution and hidden fc layer.
+    widths : sequence of int, default=None
+        Other widths for the same architecture: the output channels of every
+        convolution, then the width of every hidden fc layer, in order. None
+        keeps the class's widths. Used for the smaller dense architecture a
+        structured ticket defines (Liu et al.'s scratch training).
 
     Input
     -----
@@ -289,7 +294,7 @@ class ImageClassifierModule(nn.Module):
     fc_sizes: tuple = ()
 
     def __init__(self, n_features, n_classes, input_shape=None, dropout=0.0,
-                 activation="relu"):
+                 activation="relu", widths=None):
         super().__init__()
         shape = _check_input_shape(input_shape, n_features)
         act = _check_activation(activation)
@@ -304,6 +309,9 @@ class ImageClassifierModule(nn.Module):
         self.activation = activation
 
         plan = self.conv_plan(h, w)
+        fc_sizes = tuple(self.fc_sizes)
+        if widths is not None:
+            plan, fc_sizes = self._with_widths(plan, fc_sizes, widths)
         out_h, out_w, failed = _spatial_size(plan, h, w)
         if failed is not None:
             raise ValueError(
@@ -330,7 +338,7 @@ class ImageClassifierModule(nn.Module):
 
         fc = []
         n_in = self.n_flat
-        for n_out in self.fc_sizes:
+        for n_out in fc_sizes:
             fc.append(nn.Linear(n_in, n_out))
             fc.append(act())
             if p > 0:
@@ -345,6 +353,20 @@ class ImageClassifierModule(nn.Module):
         """List of ``('conv', out_channels, kernel, (pad_h, pad_w))`` and
         ``('pool', kernel)`` steps for an input of ``height x width``."""
         raise NotImplementedError
+
+    @staticmethod
+    def _with_widths(plan, fc_sizes, widths):
+        """``plan`` and ``fc_sizes`` with the widths replaced, in layer order."""
+        widths = [int(w) for w in widths]
+        n_conv = sum(step[0] == "conv" for step in plan)
+        if len(widths) != n_conv + len(fc_sizes) or min(widths, default=1) < 1:
+            raise ValueError(
+                f"widths must give {n_conv} convolution widths and {len(fc_sizes)} hidden "
+                f"fc widths (all >= 1), got {widths}.")
+        it = iter(widths[:n_conv])
+        plan = [("conv", next(it), *step[2:]) if step[0] == "conv" else step
+                for step in plan]
+        return plan, tuple(widths[n_conv:])
 
     @classmethod
     def _min_side(cls, limit=4096):

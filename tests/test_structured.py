@@ -166,3 +166,32 @@ def test_scratch_controls_train_the_compact_architecture(digits):
                       n_trials=1, random_state=0)
     t = df[(df.strategy == "rewind") & (df["round"] == 1)]["weights_remaining"].iloc[0]
     assert df[df.strategy == "scratch_e"]["weights_remaining"].iloc[0] == pytest.approx(t)
+
+
+def test_conv_scratch_trains_the_compact_conv_architecture():
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 64)).astype(np.float32)
+    y = np.arange(120) % 3
+    est = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), max_epochs=1,
+                                  n_rounds=1, pruning_rate=0.5, conv_pruning_rate=0.5,
+                                  pruning_granularity="filter", random_state=0)
+    ticket = est.fit(X, y)
+    widths = structured_hidden_sizes(ticket.masks_)
+    assert widths == (32, 32, 128, 128)
+    level = ticket.rounds_[-1]["weights_remaining"]
+    scratch, kwargs = mask_control(est, "scratch_e", ticket.masks_, level)
+    assert kwargs == {} and scratch.module_params == {"widths": widths}
+    scratch.fit(X, y)
+    convs = [m for m in scratch.net_.module_.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert [getattr(m, "out_channels", getattr(m, "out_features", None)) for m in convs] \
+        == [32, 32, 128, 128, 3]
+    n_weights = sum(m.numel() for m in scratch.masks_.values())
+    dense = sum(m.numel() for m in ticket.masks_.values())
+    assert 100 * n_weights / dense == pytest.approx(level)
+    # the compact module of the ticket has the same shapes
+    compact = ticket.get_compact_module()
+    assert [tuple(p.shape) for p in compact.parameters()] == [
+        tuple(p.shape) for p in scratch.net_.module_.parameters()]
+    with pytest.raises(ValueError, match="widths must give 2 convolution widths"):
+        Conv2(64, 3, input_shape=(1, 8, 8), widths=(4, 4))
