@@ -31,7 +31,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -725,6 +725,40 @@ class BaseLotteryTicket(BaseEstimator):
         return int(self.n_rounds)
 
     # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, initial_masks=None, initial_params=None):
+        """Run iterative magnitude pruning on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training data (n-d arrays need ``input_shape``).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels for the classifier (any type scikit-learn accepts,
+            strings included); target values, one or several columns, for the
+            regressor.
+        initial_masks : dict of str -> bool array, default=None
+            Masks (``True`` = kept) applied from the very first round, e.g. a
+            ticket's masks found by another fit (``other.masks_``). Round 0 then
+            trains this sparse network from this estimator's own
+            initialisation: with ``n_rounds=0`` this is the random-reinit
+            control of Frankle & Carbin and Liu et al.'s scratch training.
+            Ignored when a warm-started fit continues.
+        initial_params : dict of str -> Tensor, default=None
+            Weights to start from instead of this estimator's own random
+            initialisation (a module state dict, e.g. another fit's
+            ``rewind_params_``: θk); they become ``init_params_`` (θ0 of this
+            fit). Used by :mod:`sklottery.stability` to train copies of one
+            network with different SGD noise. Ignored when a warm-started fit
+            continues.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit_engine(X, y, initial_masks, initial_params)
+
     def _fit_engine(self, X, y, initial_masks=None, initial_params=None):
         """The body of ``fit``: validate, then run (or continue) IMP."""
         self._check_params()

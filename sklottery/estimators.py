@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -47,35 +47,6 @@ def target_standardization(y, scale_y=True):
         return np.zeros(y2.shape[1]), np.ones(y2.shape[1])
     scale = y2.std(axis=0)
     return y2.mean(axis=0), np.where(scale > 0, scale, 1.0)
-
-_FIT_DOC = """Run iterative magnitude pruning on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
-            Training data (n-d arrays need ``input_shape``).
-        y : {y}
-        initial_masks : dict of str -> bool array, default=None
-            Masks (``True`` = kept) applied from the very first round, e.g. a
-            ticket's masks found by another fit (``other.masks_``). Round 0 then
-            trains this sparse network from this estimator's own
-            initialisation: with ``n_rounds=0`` this is the random-reinit
-            control of Frankle & Carbin and Liu et al.'s scratch training.
-            Ignored when a warm-started fit continues.
-        initial_params : dict of str -> Tensor, default=None
-            Weights to start from instead of this estimator's own random
-            initialisation (a module state dict, e.g. another fit's
-            ``rewind_params_``: θk); they become ``init_params_`` (θ0 of this
-            fit). Used by :mod:`sklottery.stability` to train copies of one
-            network with different SGD noise. Ignored when a warm-started fit
-            continues.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-
 
 class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     __doc__ = """Find winning lottery tickets by iterative magnitude pruning (IMP).
@@ -156,15 +127,6 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
             return train_test_split(idx, test_size=n_val, random_state=seed, stratify=y_enc)
         except ValueError:  # a class too small to stratify
             return train_test_split(idx, test_size=n_val, random_state=seed)
-
-    # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, initial_masks=None, initial_params=None):
-        return self._fit_engine(X, y, initial_masks, initial_params)
-
-    fit.__doc__ = _FIT_DOC.format(
-        y="array-like of shape (n_samples,)\n            Class labels (any type sklearn "
-          "accepts, strings included).")
 
     # ------------------------------------------------------------- predict
     def predict_proba(self, X):
@@ -348,15 +310,6 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     def _n_outputs(self):
         return self.n_outputs_
-
-    # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, initial_masks=None, initial_params=None):
-        return self._fit_engine(X, y, initial_masks, initial_params)
-
-    fit.__doc__ = _FIT_DOC.format(
-        y="array-like of shape (n_samples,) or (n_samples, n_outputs)\n            "
-          "Target values.")
 
     # ------------------------------------------------------------- predict
     def predict(self, X):

@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skorch.callbacks import Callback
+from test_reliability import PoisonInRound
 
 from sklottery import DivergenceWarning, LotteryTicketRegressor
 from sklottery._training import ValidR2, r2_t
@@ -171,29 +171,11 @@ def test_ticket_curve_and_verdict_for_a_regressor(diabetes):
     assert "Weak evidence: only 2 trials" in verdict(r2)
 
 
-class _PoisonRound2(Callback):
-    """Sets a bias to NaN after the third training batch of round 2."""
-
-    def initialize(self):
-        self.round_ = -1
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        self.round_ += 1
-        self.batches_ = 0
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training:
-            self.batches_ += 1
-            if self.round_ == 2 and self.batches_ == 3:
-                with torch.no_grad():
-                    net.module_.layers[0].bias[0] = float("nan")
-
-
 def test_divergence_keeps_completed_rounds_and_resumes(diabetes):
     X, y = diabetes
     reference = small(n_rounds=1).fit(X, y)
-    reg = small(n_rounds=3, callbacks=[_PoisonRound2()], warm_start=True)
+    reg = small(n_rounds=3, callbacks=[PoisonInRound(at_round=2, at_batch=3)],
+                warm_start=True)
     with pytest.warns(DivergenceWarning, match="diverged in round 2.*kept the 2 completed"):
         reg.fit(X, y)
     assert reg.stop_reason_ == "diverged" and [r["round"] for r in reg.rounds_] == [0, 1]
