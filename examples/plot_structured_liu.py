@@ -45,6 +45,7 @@ args = parser.parse_args()
 if not args.show:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
@@ -97,6 +98,9 @@ for ax, ((granularity, lr), part) in zip(axes.ravel(),
         ax.plot(line["weights_remaining"], 100 * line["mean"], marker="o", markersize=3,
                 label=stats.strategy_label(strategy))
     ax.set_xscale("log")
+    levels = sorted(part["weights_remaining"].unique())
+    ax.set_xticks(levels, [f"{v:.3g}" for v in levels])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.invert_xaxis()
     ax.set_title(f"{granularity}, learning rate {lr:g}")
     ax.set_xlabel("Weights remaining (%)")
