@@ -1,0 +1,128 @@
+"""Masked training per batch against the plain dense torch loop (the physical reference).
+
+LeNet-300-100 on a random 20000 x 784 array, Adam 1.2e-3, batch 60: a plain
+dense torch loop (no masks, no skorch) against the estimator training a
+round with masks leaving 80 % and 5 % of the weights (random masks, as a
+pruning round would give). The estimator's time per batch is skorch's epoch
+timer divided by the batches of the epoch (validation off). Epochs alternate
+between the two after a warm-up epoch each; medians are compared.
+
+Before the fix the masked rounds paid a tax: ``torch.sqrt`` in Adam's step
+over the exact-zero second moments of pruned weights (a tensor holding zeros
+is square-rooted several times slower on this CPU; the script prints that
+micro-benchmark too). The trainer now starts Adam's second moments at 1 on
+pruned entries (:func:`sklottery._training.prime_adam_state`); ``--no-prime``
+measures the old behaviour.
+
+Run:  python benchmarks/bench_masked_step.py [--epochs 5] [--threads 1] [--no-prime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import sklottery._training as training
+from sklottery import LotteryTicketClassifier
+from sklottery.modules import MLP
+
+
+def sqrt_micro(n=235_200, repeats=200):
+    out = {}
+    for name, t in [("zeros", torch.zeros(n)), ("ones", torch.ones(n)),
+                    ("20 % zeros", (torch.rand(n) > 0.2).float())]:
+        for _ in range(20):
+            torch.sqrt(t)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.sqrt(t)
+        out[name] = (time.perf_counter() - t0) / repeats * 1e6
+    return out
+
+
+class DenseLoop:
+    """The plain dense loop: one call = the first epoch of a fresh network and Adam.
+
+    Like the estimator's round (a fresh optimizer every round), every call
+    starts from a new network: both sides are timed on the same stage of
+    training (long runs let Adam's moments of dead units decay into denormal
+    floats, which slows any loop; see the note printed at the end).
+    """
+
+    def __init__(self, X, y, batch_size, lr):
+        self.X, self.y, self.bs, self.lr = X, y, batch_size, lr
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.g = torch.Generator().manual_seed(0)
+
+    def __call__(self):
+        torch.manual_seed(0)
+        model = MLP(784, 10)  # LeNet-300-100 with the estimator's Glorot init
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        perm = torch.randperm(len(self.X), generator=self.g)
+        X, y = self.X[perm], self.y[perm]
+        t0 = time.perf_counter()
+        for i in range(0, len(X), self.bs):
+            opt.zero_grad()
+            self.loss(model(X[i:i + self.bs]), y[i:i + self.bs]).backward()
+            opt.step()
+        return (time.perf_counter() - t0) / -(-len(X) // self.bs)
+
+
+class MaskedRound:
+    """The estimator training one round under masks keeping ``keep`` of the weights."""
+
+    def __init__(self, X, y, batch_size, lr, keep):
+        self.est = LotteryTicketClassifier(max_epochs=1, batch_size=batch_size,
+                                           learning_rate_init=lr, n_rounds=0,
+                                           validation_fraction=0, random_state=0)
+        g = torch.Generator().manual_seed(1)
+        shapes = {"layers.0.weight": (300, 784), "layers.2.weight": (100, 300),
+                  "layers.4.weight": (10, 100)}
+        self.masks = {n: torch.rand(s, generator=g) < keep for n, s in shapes.items()}
+        self.X, self.y = X.numpy(), y.numpy()
+        self.bs = batch_size
+
+    def __call__(self):
+        self.est.fit(self.X, self.y, initial_masks=self.masks)
+        hist = self.est.net_.history
+        return float(hist[-1, "dur"]) / -(-len(self.X) // self.bs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-prime", action="store_true",
+                        help="measure without priming Adam's state (the old behaviour)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.no_prime:
+        training.prime_adam_state = lambda *a, **k: None
+    micro = sqrt_micro()
+    print("torch.sqrt over 235,200 floats: " + ", ".join(
+        f"{k} {v:.0f} us" for k, v in micro.items()))
+    rng = np.random.default_rng(0)
+    X = torch.as_tensor(rng.random((20000, 784), dtype=np.float32))
+    y = torch.as_tensor(rng.integers(0, 10, 20000))
+    dense = DenseLoop(X, y, 60, 1.2e-3)
+    print(f"LeNet-300-100, 20000 x 784, Adam, batch 60, {args.threads} torch thread(s), "
+          f"median of {args.epochs} alternating epochs"
+          + (" (Adam state NOT primed)" if args.no_prime else ""))
+    for keep in (0.8, 0.05):
+        masked = MaskedRound(X, y, 60, 1.2e-3, keep)
+        dense(), masked()  # warm-up
+        d, m = [], []
+        for _ in range(args.epochs):
+            d.append(dense())
+            m.append(masked())
+        md, mm = statistics.median(d), statistics.median(m)
+        print(f"  {100 * keep:4.0f} % weights left: dense loop {1000 * md:.3f} ms/batch, "
+              f"masked estimator round {1000 * mm:.3f} ms/batch, ratio {mm / md:.2f}")
+
+
+if __name__ == "__main__":
+    main()
