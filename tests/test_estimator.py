@@ -579,3 +579,18 @@ def test_primed_adam_trains_exactly_like_plain_adam(digits):
     p = primed.net_.module_.layers[0].weight
     v = primed.net_.optimizer_.state[p]["exp_avg_sq"]
     assert torch.all(v[~masks["layers.0.weight"]] > 0)  # no exact zeros: no slow sqrt
+
+
+def test_initial_params_start_from_given_weights(digits):
+    X, y = digits
+    donor = small(n_rounds=0, max_epochs=1, random_state=3).fit(X, y)
+    theta = {k: v.clone() for k, v in donor.net_.module_.state_dict().items()}
+    clf = small(n_rounds=0, max_epochs=1, random_state=9).fit(X, y, initial_params=theta)
+    for k, v in theta.items():
+        assert torch.equal(clf.init_params_[k], v)  # theta0 of this fit is the given state
+    with pytest.raises(ValueError, match="missing"):
+        small(n_rounds=0).fit(X, y, initial_params={"layers.0.weight": theta["layers.0.weight"]})
+    with pytest.raises(ValueError, match="shape"):
+        small(n_rounds=0).fit(X, y, initial_params={**theta, "layers.0.bias": torch.zeros(3)})
+    with pytest.raises(TypeError, match="state dict"):
+        small(n_rounds=0).fit(X, y, initial_params=[1, 2])
