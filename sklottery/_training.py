@@ -192,6 +192,23 @@ class ValidAccuracy(Callback):
             net.history.record("valid_acc", self.correct_ / self.total_)
 
 
+class EpochProgress(Callback):
+    """One line per epoch inside a round (``verbose >= 2``): losses, score, seconds."""
+
+    def __init__(self, score="acc"):
+        self.score = score
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        parts = [f"    epoch {row['epoch']:>3}", f"train loss {row['train_loss']:.4f}"]
+        if "valid_loss" in row:
+            parts.append(f"val loss {row['valid_loss']:.4f}")
+        if f"valid_{self.score}" in row:
+            parts.append(f"val {self.score} {row['valid_' + self.score]:.4f}")
+        parts.append(f"{row['dur']:.2f} s")
+        print("  ".join(parts), flush=True)
+
+
 class WarmupScheduler(Callback):
     """Linear learning-rate warmup over the first ``warmup`` iterations of a round.
 

@@ -24,6 +24,7 @@ The layers, from data to report::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._training import (
+    EpochProgress,
     EvalGrid,
     MaskCallback,
     SkorchTrainer,
@@ -274,8 +276,17 @@ default='rewind'
         dropout. ``fit`` and ``predict`` leave the global torch RNG untouched,
         and the global numpy RNG too unless ``random_state`` is ``None``
         (then, as in scikit-learn, the seeds are drawn from it).
+    n_threads : int, default=None
+        Torch threads (intra-op) while fitting and predicting; the previous
+        setting is restored afterwards. None leaves torch's setting. On a
+        small machine that is busy (or runs parallel fits) use 1: OpenMP
+        threads spin on oversubscribed cores, and an epoch can be many times
+        slower with 2 threads than with 1. :func:`~sklottery.analysis.
+        ticket_curve` with ``n_jobs`` sets ``cpu_count // n_jobs`` per fit.
     verbose : int, default=0
-        ``1`` prints one line per round (the header before round 0).
+        ``1`` prints one line per round (the header before round 0); ``2``
+        also one line per epoch inside a round (train and validation loss,
+        validation score, seconds).
     warm_start : bool, default=False
         Calling ``fit`` again with a larger ``n_rounds`` (or after an
         interruption or divergence) continues pruning from the stored masks,
@@ -382,6 +393,7 @@ class BaseLotteryTicket(BaseEstimator):
         "record_history": ["boolean", StrOptions({"masks"})],
         "error_on_divergence": ["boolean"],
         "random_state": ["random_state"],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
@@ -421,6 +433,7 @@ class BaseLotteryTicket(BaseEstimator):
         record_history=False,
         error_on_divergence=False,
         random_state=None,
+        n_threads=None,
         verbose=0,
         warm_start=False,
     ):
@@ -457,6 +470,7 @@ class BaseLotteryTicket(BaseEstimator):
         self.record_history = record_history
         self.error_on_divergence = error_on_divergence
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
 
@@ -673,6 +687,8 @@ class BaseLotteryTicket(BaseEstimator):
         eval_cb = EvalGrid(score=self._score_name)
         callbacks = [("sklottery_masks", mask_cb), ("sklottery_eval", eval_cb),
                      ("sklottery_warmup", WarmupScheduler(int(self.lr_warmup)))]
+        if self.verbose and self.verbose >= 2:
+            callbacks.append(("sklottery_progress", EpochProgress(self._score_name)))
         for i, cb in enumerate(self.callbacks or []):
             callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
         net = self._net_class(
@@ -757,7 +773,21 @@ class BaseLotteryTicket(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        return self._fit_engine(X, y, initial_masks, initial_params)
+        with self._threads():
+            return self._fit_engine(X, y, initial_masks, initial_params)
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """``n_threads`` torch threads inside the block; the old setting after it."""
+        if self.n_threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.n_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     def _fit_engine(self, X, y, initial_masks=None, initial_params=None):
         """The body of ``fit``: validate, then run (or continue) IMP."""
@@ -1180,6 +1210,10 @@ class BaseLotteryTicket(BaseEstimator):
     def _forward(self, X):
         """Raw module outputs (logits, or standardised regression outputs) for ``X``."""
         check_is_fitted(self, "net_")
+        with self._threads():
+            return self._forward_checked(X)
+
+    def _forward_checked(self, X):
         X = self._validate_X(X, reset=False)
         # read-only inputs (e.g. pandas 3 arrays) cannot back a tensor: copy those
         X = np.ascontiguousarray(X, dtype=np.float32)

@@ -260,6 +260,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         record_history=False,
         error_on_divergence=False,
         random_state=None,
+        n_threads=None,
         verbose=0,
         warm_start=False,
     ):
@@ -277,7 +278,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
             structured_norm=structured_norm, one_shot=one_shot, reinit=reinit,
             rewind_iteration=rewind_iteration, scratch_b_max_factor=scratch_b_max_factor,
             record_history=record_history, error_on_divergence=error_on_divergence,
-            random_state=random_state, verbose=verbose, warm_start=warm_start,
+            random_state=random_state, n_threads=n_threads, verbose=verbose,
+            warm_start=warm_start,
         )
         self.loss = loss
         self.scale_y = scale_y

@@ -594,3 +594,39 @@ def test_initial_params_start_from_given_weights(digits):
         small(n_rounds=0).fit(X, y, initial_params={**theta, "layers.0.bias": torch.zeros(3)})
     with pytest.raises(TypeError, match="state dict"):
         small(n_rounds=0).fit(X, y, initial_params=[1, 2])
+
+
+def test_n_threads_applies_during_fit_and_predict_and_is_restored(digits):
+    X, y = digits
+
+    class ThreadProbe(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.seen_ = torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    target = 2 if before != 2 else 1
+    clf = small(n_rounds=0, max_epochs=1, n_threads=target,
+                callbacks=[("probe", ThreadProbe())]).fit(X, y)
+    assert dict(clf.net_.callbacks_)["probe"].seen_ == target
+    assert torch.get_num_threads() == before
+    clf.predict(X)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads"):
+        small(n_threads=0).fit(X, y)
+
+
+def test_verbose_2_prints_epochs_inside_rounds_after_the_header(digits):
+    X, y = digits
+    out = io.StringIO()
+    with redirect_stdout(out):
+        small(n_rounds=1, max_epochs=2, verbose=2).fit(X, y)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:2] == ["round", "%"]  # the header comes before round 0
+    epochs = [line for line in lines if line.strip().startswith("epoch")]
+    assert len(epochs) == 4 and "val loss" in epochs[0] and "val acc" in epochs[0]
+    # the round lines follow their epochs: epoch 1, epoch 2, round 0, ...
+    assert lines[1].strip().startswith("epoch   1") and lines[3].split()[0] == "0"
+    quiet = io.StringIO()
+    with redirect_stdout(quiet):
+        small(n_rounds=1, max_epochs=2, verbose=1).fit(X, y)
+    assert "epoch" not in quiet.getvalue()
