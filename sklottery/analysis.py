@@ -51,12 +51,13 @@ import pandas as pd
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_regressor
-from sklearn.model_selection import check_cv, train_test_split
+from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from ._training import r2_t
+from ._utils import split
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
@@ -425,12 +426,8 @@ def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs, classifier=
         return
     for _ in range(n_trials):
         seed = int(rs.randint(0, 2**31 - 1))
-        try:
-            parts = train_test_split(X, y, test_size=test_size, random_state=seed,
-                                     stratify=y if classifier else None)
-        except ValueError:  # a class too small to stratify
-            parts = train_test_split(X, y, test_size=test_size, random_state=seed)
-        X_tr, X_te, y_tr, y_te = parts
+        X_tr, X_te, y_tr, y_te = split(X, y, test_size=test_size, random_state=seed,
+                                       stratify=y if classifier else None)
         yield X_tr, y_tr, X_te, y_te
 
 

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -47,6 +46,7 @@ from ._training import (
     TensorBatchIterator,
     WarmupScheduler,
 )
+from ._utils import split
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -485,7 +485,7 @@ class BaseLotteryTicket(BaseEstimator):
 
     def _validation_split(self, idx, n_val, y_enc, seed):
         """``(train_idx, valid_idx)``: how the validation set is drawn."""
-        return train_test_split(idx, test_size=n_val, random_state=seed)
+        return split(idx, test_size=n_val, random_state=seed)
 
     def _criterion_kwargs(self):
         return {}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._training import LotteryNet, LotteryRegressorNet
+from ._utils import split
 from .base import (
     SHARED_ATTRIBUTES_DOC,
     SHARED_PARAMETERS_DOC,
@@ -123,10 +123,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         return {"classes": list(range(len(self.classes_)))}
 
     def _validation_split(self, idx, n_val, y_enc, seed):
-        try:
-            return train_test_split(idx, test_size=n_val, random_state=seed, stratify=y_enc)
-        except ValueError:  # a class too small to stratify
-            return train_test_split(idx, test_size=n_val, random_state=seed)
+        return split(idx, test_size=n_val, random_state=seed, stratify=y_enc)
 
     # ------------------------------------------------------------- predict
     def predict_proba(self, X):

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import clone, is_regressor
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from ._utils import split
 from .base import BaseLotteryTicket
 
 __all__ = ["StabilityResult", "linear_mode_connectivity", "stability_sweep", "instability",
@@ -173,12 +173,8 @@ def _path(copy_a, copy_b, X_test, y_test, alphas):
 
 
 def _split(estimator, X, y, test_size, rs):
-    stratify = None if is_regressor(_final(estimator)) else y
-    try:
-        return train_test_split(X, y, test_size=test_size, stratify=stratify,
-                                random_state=rs.randint(2**31 - 1))
-    except ValueError:  # a class too small to stratify
-        return train_test_split(X, y, test_size=test_size, random_state=rs.randint(2**31 - 1))
+    return split(X, y, test_size=test_size, random_state=rs.randint(2**31 - 1),
+                 stratify=None if is_regressor(_final(estimator)) else y)
 
 
 def linear_mode_connectivity(estimator, X, y, *, rewind_iteration=0, masks=None, n_points=11,
