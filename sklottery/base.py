@@ -636,8 +636,8 @@ class BaseLotteryTicket(BaseEstimator):
     def get_compact_module(self):
         """The fitted network without its dead units: a smaller module, same predictions.
 
-        Units (and filters) whose incoming weights are all pruned are removed
-        with their bias and outgoing weights (:func:`sklottery.pruning.
+        Units (and filters) whose outgoing weights are all pruned are removed
+        with their incoming weights and bias (:func:`sklottery.pruning.
         compact_module`); with ``pruning_granularity='neuron'`` or
         ``'filter'`` this is the smaller dense architecture the ticket defines
         (Liu et al.'s "pruned architecture").

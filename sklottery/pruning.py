@@ -322,6 +322,14 @@ def _unit_view(mask, entry):
     return mask.reshape(entry["n_units"], -1)
 
 
+def _read_units(next_mask, entry):
+    """Units of ``entry``'s layer that the next layer still reads (a kept weight)."""
+    cols = next_mask.transpose(0, 1).reshape(next_mask.shape[1], -1)  # input-major
+    if entry["block"] > 1:
+        cols = cols.reshape(entry["n_units"], -1)
+    return torch.nonzero(cols.any(dim=1)).flatten()
+
+
 def _outgoing(mask, entry, unit):
     """Index of the next layer's inputs fed by ``unit``."""
     block = entry["block"]
@@ -419,10 +427,13 @@ def zero_dead_biases_(state, masks, chain):
 def compact_module(module, masks, chain=None):
     """A smaller copy of ``module`` without its dead units: same predictions.
 
-    Every hidden unit (or filter) whose incoming weights are all pruned is
-    removed with its bias and its outgoing column(s); the remaining weights
-    keep their values (pruned entries inside kept units stay zero). The
-    module's class and forward are kept (the layers are replaced in a deep
+    Every hidden unit (or filter) whose *outgoing* weights are all pruned is
+    removed, with its incoming row and bias: nothing downstream reads it, so
+    the function is unchanged whatever its activation. (With structured
+    pruning a removed unit loses both; a unit that only lost its incoming
+    weights still emits the constant ``act(bias)`` and is kept.) The remaining
+    weights keep their values (pruned entries inside kept units stay zero).
+    The module's class and forward are kept (the layers are replaced in a deep
     copy), so a chain-shaped module (see :func:`unit_chain`) computes the same
     function as the masked one with fewer weights.
 
@@ -452,8 +463,7 @@ def compact_module(module, masks, chain=None):
         weight = old.weight.detach() * masks[entry["name"]].to(old.weight.dtype)
         bias = None if old.bias is None else old.bias.detach()
         if i < len(chain) - 1:
-            rows = _unit_view(masks[entry["name"]], entry)
-            keep_out = torch.nonzero(rows.any(dim=1)).flatten()
+            keep_out = _read_units(masks[entry["next"]], entry)
         else:
             keep_out = torch.arange(entry["n_units"])
         weight = weight[keep_out]

@@ -195,3 +195,22 @@ def test_conv_scratch_trains_the_compact_conv_architecture():
         tuple(p.shape) for p in scratch.net_.module_.parameters()]
     with pytest.raises(ValueError, match="widths must give 2 convolution widths"):
         Conv2(64, 3, input_shape=(1, 8, 8), widths=(4, 4))
+
+
+def test_compact_module_is_exact_for_unstructured_masks():
+    # Unit 0 loses every incoming weight but keeps its outgoing ones: it emits
+    # relu(bias) and must stay. Unit 1 loses every outgoing weight: it goes.
+    torch.manual_seed(0)
+    net = MLP(6, 2, (4,))
+    chain = unit_chain(net)
+    masks = _ones(chain)
+    masks["layers.0.weight"][0] = False
+    masks["layers.2.weight"][:, 1] = False
+    with torch.no_grad():
+        net.layers[0].bias.fill_(0.5)
+        for e in chain:
+            e["layer"].weight.mul_(masks[e["name"]])
+    small_net = compact_module(net, masks)
+    assert small_net.layers[0].out_features == 3  # only unit 1 removed
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(small_net(x), net(x))
