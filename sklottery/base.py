@@ -650,6 +650,100 @@ class BaseLotteryTicket(BaseEstimator):
         check_is_fitted(self, "net_")
         return compact_module(self.net_.module_, self.masks_)
 
+    def export(self, format="masked"):
+        """The fitted network as a plain torch module (a copy; the estimator is unchanged).
+
+        Parameters
+        ----------
+        format : {'masked', 'prune', 'compact'}, default='masked'
+            ``'masked'``: the network with its pruned weights at exactly zero
+            (the masks made permanent). ``'prune'``: the same module
+            reparametrised by :mod:`torch.nn.utils.prune` (each pruned layer
+            has ``weight_orig`` and a ``weight_mask`` buffer), so further
+            training in plain torch keeps the mask. ``'compact'``: units and
+            filters nothing reads removed (:meth:`get_compact_module`).
+            All three give the same outputs as the estimator's network.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            In eval mode, on the estimator's device.
+        """
+        check_is_fitted(self, "net_")
+        if format not in ("masked", "prune", "compact"):
+            raise ValueError(
+                f"format must be 'masked', 'prune' or 'compact', got {format!r}.")
+        if format == "compact":
+            return self.get_compact_module().eval()
+        module = copy.deepcopy(self.net_.module_)
+        params = dict(module.named_parameters())
+        with torch.no_grad():
+            for name, mask in self.masks_.items():
+                params[name].mul_(mask.to(params[name].dtype))
+        if format == "prune":
+            import torch.nn.utils.prune as torch_prune
+
+            layers = dict(module.named_modules())
+            for name, mask in self.masks_.items():
+                owner, _, attr = name.rpartition(".")
+                torch_prune.custom_from_mask(layers[owner], attr, mask.clone())
+        return module.eval()
+
+    def size_report(self):
+        """Weights, bytes and multiply-adds of the pruned network against the dense one.
+
+        Returns
+        -------
+        report : pandas.DataFrame
+            One row per prunable layer and a ``'total'`` row: ``n_weights``,
+            ``n_nonzero`` (kept), ``fraction``, ``dense_bytes`` (float32),
+            ``sparse_bytes`` (CSR: float32 values, int64 column indices and
+            row pointers), ``macs_dense`` and ``macs_pruned`` (multiply-adds
+            per sample: a weight of a convolution counts once per output
+            position) and ``compact_weights`` (weights of the
+            :meth:`get_compact_module`).
+        """
+        import pandas as pd
+
+        check_is_fitted(self, "net_")
+        module = self.net_.module_
+        positions = {}
+        hooks = []
+        layers = dict(module.named_modules())
+        for name in self.masks_:
+            owner = name.rpartition(".")[0]
+
+            def record(mod, inputs, output, owner=owner):
+                positions[owner] = int(output[0, 0].numel()) if output.dim() > 2 else 1
+
+            hooks.append(layers[owner].register_forward_hook(record))
+        try:
+            with torch.no_grad():
+                was_training = module.training
+                module.eval()
+                module(torch.zeros(1, self.n_features_in_, device=self.net_.device))
+                module.train(was_training)
+        finally:
+            for h in hooks:
+                h.remove()
+        compact = {n: p for n, p in self.get_compact_module().named_parameters()}
+        rows = []
+        for name, mask in self.masks_.items():
+            owner = name.rpartition(".")[0]
+            n, k = mask.numel(), int(mask.sum())
+            n_rows = mask.shape[0]
+            rows.append({"layer": name, "n_weights": n, "n_nonzero": k,
+                         "dense_bytes": 4 * n, "sparse_bytes": 12 * k + 8 * (n_rows + 1),
+                         "macs_dense": n * positions[owner],
+                         "macs_pruned": k * positions[owner],
+                         "compact_weights": int(compact[name].numel())})
+        out = pd.DataFrame(rows)
+        total = out.drop(columns="layer").sum()
+        out = pd.concat([out, pd.DataFrame([{"layer": "total", **total.to_dict()}])],
+                        ignore_index=True)
+        out.insert(3, "fraction", out["n_nonzero"] / out["n_weights"])
+        return out.set_index("layer")
+
     @staticmethod
     def _check_not_torch_pruned(module):
         pruned = sorted({n.rsplit("_orig", 1)[0] for n, _ in module.named_parameters()

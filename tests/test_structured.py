@@ -214,3 +214,43 @@ def test_compact_module_is_exact_for_unstructured_masks():
     assert small_net.layers[0].out_features == 3  # only unit 1 removed
     x = torch.randn(5, 6)
     torch.testing.assert_close(small_net(x), net(x))
+
+
+@pytest.mark.parametrize("fmt", ["masked", "prune", "compact"])
+def test_export_formats_give_the_estimators_outputs(digits, fmt):
+    X, y = digits
+    clf = small(pruning_granularity="weight", n_rounds=3, pruning_rate=0.6).fit(X, y)
+    module = clf.export(fmt)
+    with torch.no_grad():
+        proba = torch.softmax(module(torch.as_tensor(X)), 1).numpy()
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+    if fmt == "prune":
+        layer = module.layers[0]
+        assert hasattr(layer, "weight_orig") and hasattr(layer, "weight_mask")
+        assert torch.equal(layer.weight_mask.bool(), clf.masks_["layers.0.weight"])
+    if fmt == "masked":
+        w = module.layers[0].weight
+        assert torch.all(w[~clf.masks_["layers.0.weight"]] == 0)
+    # the estimator's own network is untouched (a copy was exported)
+    assert not hasattr(clf.net_.module_.layers[0], "weight_orig")
+    assert module is not clf.net_.module_
+    with pytest.raises(ValueError, match="format"):
+        clf.export("onnx")
+
+
+def test_size_report_counts(digits):
+    X, y = digits
+    clf = small(n_rounds=2).fit(X, y)  # structured: 40 -> 10, 20 -> 5 units
+    rep = clf.size_report()
+    assert list(rep.index) == ["layers.0.weight", "layers.2.weight", "layers.4.weight",
+                               "total"]
+    kept = {n: int(m.sum()) for n, m in clf.masks_.items()}
+    assert rep.loc["total", "n_nonzero"] == sum(kept.values())
+    assert rep.loc["layers.0.weight", "macs_pruned"] == kept["layers.0.weight"]  # Linear
+    assert rep.loc["total", "compact_weights"] == 64 * 10 + 10 * 5 + 5 * 10
+    assert rep.loc["layers.0.weight", "dense_bytes"] == 4 * 64 * 40
+    conv = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), n_rounds=1,
+                                   max_epochs=1, random_state=0).fit(X, y)
+    crep = conv.size_report()
+    first = conv.masks_["features.0.weight"]
+    assert crep.loc["features.0.weight", "macs_pruned"] == int(first.sum()) * 64  # 8x8 out
