@@ -630,3 +630,26 @@ def test_verbose_2_prints_epochs_inside_rounds_after_the_header(digits):
     with redirect_stdout(quiet):
         small(n_rounds=1, max_epochs=2, verbose=1).fit(X, y)
     assert "epoch" not in quiet.getvalue()
+
+
+def test_training_flushes_denormals_and_restores_the_mode(digits):
+    from sklottery._training import _flushing_denormals, flush_denormals
+
+    class Probe(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.flushing_ = _flushing_denormals()
+
+    X, y = digits
+    assert not _flushing_denormals()
+    clf = small(n_rounds=0, max_epochs=1, callbacks=[("probe", Probe())]).fit(X, y)
+    if torch.set_flush_denormal(False):  # this CPU can flush (x86 with SSE3)
+        assert dict(clf.net_.callbacks_)["probe"].flushing_ is True
+    assert not _flushing_denormals()  # restored after fit
+    # a caller who already flushes keeps flushing afterwards
+    if torch.set_flush_denormal(True):
+        try:
+            with flush_denormals():
+                assert _flushing_denormals()
+            assert _flushing_denormals()
+        finally:
+            torch.set_flush_denormal(False)
