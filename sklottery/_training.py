@@ -254,6 +254,24 @@ def resolve_eval_every(eval_every, iters_per_epoch):
     return int(eval_every)
 
 
+@torch.no_grad()
+def forward_chunks(module, X, chunk=1024, device=None):
+    """Outputs of ``module`` on ``X`` in eval mode, ``chunk`` rows at a time.
+
+    Chunks bound the activation memory of conv networks; the module's
+    train/eval mode is restored afterwards. With ``device``, each chunk is
+    moved there first.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        return torch.cat([module(X[i:i + chunk] if device is None
+                                 else X[i:i + chunk].to(device))
+                          for i in range(0, len(X), chunk)])
+    finally:
+        module.train(was_training)
+
+
 def accuracy_t(outputs, y):
     """Accuracy of logits ``outputs`` against class indices ``y`` (tensors)."""
     return float((outputs.argmax(1) == y).double().mean())
@@ -381,16 +399,9 @@ class EvalGrid(Callback):
         net.notify("on_evaluation", iteration=it, valid_loss=loss)
 
     def _loss_acc(self, net, X, y):
-        module = net.module_
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                out = torch.cat([module(X[start:start + self.chunk])
-                                 for start in range(0, len(X), self.chunk)])
-                loss = float(net.criterion_(out, y))
-        finally:
-            module.train(was_training)
+        out = forward_chunks(net.module_, X, self.chunk)
+        with torch.no_grad():
+            loss = float(net.criterion_(out, y))
         return loss, SCORES[self.score](out, y)
 
     def early_stop(self):

@@ -56,7 +56,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
-from ._training import r2_t
+from ._training import accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
 from .estimators import target_standardization
@@ -153,15 +153,9 @@ class EvaluationCallback(Callback):
                 return {"acc": np.nan}
         elif X is None or len(X) == 0:
             return {"r2": np.nan, "mse": np.nan}
-        chunk = 1024  # bounds the activation memory of conv networks
-        module = net.module_
-        with torch.no_grad():
-            module.eval()
-            out = torch.cat([module(X[i:i + chunk].to(net.device)).cpu()
-                             for i in range(0, len(X), chunk)])
-            module.train()
+        out = forward_chunks(net.module_, X, device=net.device).cpu()
         if self.task == "classification":
-            return {"acc": int((out.argmax(1) == y).sum()) / len(X)}
+            return {"acc": accuracy_t(out, y)}
         out = out.double().reshape(len(y), -1)
         target = y.double().reshape(len(y), -1)
         scale = torch.as_tensor(np.asarray(self.y_scale, dtype=float)).reshape(1, -1)

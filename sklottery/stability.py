@@ -30,6 +30,7 @@ from sklearn.base import clone, is_regressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from ._training import accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from .base import BaseLotteryTicket
 
@@ -139,7 +140,7 @@ def _path(copy_a, copy_b, X_test, y_test, alphas):
     module = copy_a.net_.module_
     net = copy_a.net_
     state_a = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    state_b = {k: v.detach().to(v.device) for k, v in copy_b.net_.module_.state_dict().items()}
+    state_b = {k: v.detach() for k, v in copy_b.net_.module_.state_dict().items()}
     Xt = torch.as_tensor(np.ascontiguousarray(X_test, dtype=np.float32)).to(net.device)
     regression = is_regressor(copy_a)
     if regression:
@@ -148,27 +149,19 @@ def _path(copy_a, copy_b, X_test, y_test, alphas):
     else:
         yt = torch.as_tensor(np.searchsorted(copy_a.classes_, np.asarray(y_test)))
     yt = yt.to(net.device)
+    score = r2_t if regression else accuracy_t
     errors, losses = [], []
     try:
-        module.eval()
         with torch.no_grad():
             for a in alphas:
                 module.load_state_dict({k: (1 - a) * state_a[k] + a * state_b[k]
                                         if state_a[k].is_floating_point() else state_a[k]
                                         for k in state_a})
-                out = torch.cat([module(Xt[i:i + 1024]) for i in range(0, len(Xt), 1024)])
+                out = forward_chunks(module, Xt)
                 losses.append(float(net.criterion_(out, yt)))
-                if regression:
-                    target = yt.double().reshape(len(yt), -1)
-                    pred = out.double().reshape(len(yt), -1)
-                    ss_tot = ((target - target.mean(0)) ** 2).sum(0).clamp_min(1e-300)
-                    r2 = float((1 - ((target - pred) ** 2).sum(0) / ss_tot).mean())
-                    errors.append(100.0 * (1.0 - r2))
-                else:
-                    errors.append(100.0 * float((out.argmax(1) != yt).double().mean()))
+                errors.append(100.0 * (1.0 - score(out, yt)))
     finally:
         module.load_state_dict(state_a)
-        module.train()
     return np.asarray(errors), np.asarray(losses)
 
 
