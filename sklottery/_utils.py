@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+import sklearn
 from sklearn.model_selection import train_test_split
 
-__all__ = ["split"]
+__all__ = ["split", "user_stacklevel"]
 
 
 def split(*arrays, test_size, random_state, stratify=None):
@@ -20,3 +24,27 @@ def split(*arrays, test_size, random_state, stratify=None):
         except ValueError:  # a class too small to stratify
             pass
     return train_test_split(*arrays, test_size=test_size, random_state=random_state)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__))
+
+
+def user_stacklevel():
+    """``stacklevel`` for :func:`warnings.warn` that points at the user's code.
+
+    Counts the frames, from the caller of this function up, that belong to
+    sklottery or to scikit-learn's wrappers (``fit``'s validation context, a
+    meta-estimator), so a warning raised deep inside the engine (whose fit is
+    a generator driven by a trainer) is attributed to the line that called
+    ``fit`` or ``ticket_curve``.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(_PACKAGE_DIR) or path.startswith(_SKLEARN_DIR)):
+            return level
+        frame = frame.f_back
+        level += 1
+    return level

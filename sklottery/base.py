@@ -46,7 +46,7 @@ from ._training import (
     TensorBatchIterator,
     WarmupScheduler,
 )
-from ._utils import split
+from ._utils import split, user_stacklevel
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -77,6 +77,53 @@ __all__ = [
 ]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+@dataclass
+class TrainRequest:
+    """One round of training the engine asks its trainer for.
+
+    The engine's fit is a generator (:meth:`BaseLotteryTicket._fit_steps`)
+    that yields one request per round and receives the trainer's
+    :class:`~sklottery._training.RoundResult`: the module of
+    ``estimator.net_`` already holds the round's start weights, ``masks`` are
+    the round's masks, ``epochs`` its length and ``capture_at`` the iteration
+    whose full state is returned as ``captured`` (θk), or None. A plain
+    ``fit`` hands every request to the estimator's own
+    :class:`~sklottery._training.SkorchTrainer`; :mod:`sklottery._batched`
+    trains the requests of many estimators at once.
+    """
+
+    estimator: object
+    masks: dict
+    epochs: int
+    capture_at: int = None
+
+
+def run_steps(steps, train):
+    """Drive an engine step generator: ``train(request)`` answers every request.
+
+    An exception raised by ``train`` is thrown into the generator at the point
+    that asked, so the engine's failure policy sees it exactly as if the
+    engine had trained the round itself.
+    """
+    result, error = None, None
+    while True:
+        try:
+            request = steps.send(result) if error is None else steps.throw(error)
+        except StopIteration:
+            return
+        result, error = None, None
+        try:
+            result = train(request)
+        except BaseException as exc:  # handed to the engine's failure policy
+            error = exc
+
+
+def _own_trainer(request):
+    """Train a request with its estimator's own (skorch) trainer."""
+    return request.estimator._trainer.train(request.masks, request.epochs,
+                                            capture_at=request.capture_at)
 
 # Features beyond sqrt(float32 max) make squared gradients (Adam's second
 # moment, the gradient norm) overflow to inf: training silently stops or NaNs.
@@ -598,7 +645,7 @@ class BaseLotteryTicket(BaseEstimator):
                 "controls (the ticket's mask trained once from a new initialisation), a "
                 "different experiment.",
                 FutureWarning,
-                stacklevel=5,  # _check_params < _fit_engine < fit < _fit_context < caller
+                stacklevel=user_stacklevel(),
             )
 
     def _check_scope(self, kinds):
@@ -885,23 +932,32 @@ class BaseLotteryTicket(BaseEstimator):
 
     def _fit_engine(self, X, y, initial_masks=None, initial_params=None):
         """The body of ``fit``: validate, then run (or continue) IMP."""
+        run_steps(self._fit_steps(X, y, initial_masks, initial_params), _own_trainer)
+        return self
+
+    def _fit_steps(self, X, y, initial_masks=None, initial_params=None):
+        """``fit`` as a generator of :class:`TrainRequest` (see :func:`run_steps`).
+
+        Everything but the training itself happens here: validation,
+        initialisation, pruning, resetting, records, checkpoints and the
+        failure policy. Whoever drives it trains each request.
+        """
         self._check_params()
         resume = self.warm_start and getattr(self, "_checkpoint", None) is not None
         if resume:
             # Failures leave the estimator as it was: validation happens before
             # any change, and a failing round restores the last checkpoint.
-            self._fit(X, y, initial_masks, initial_params, resume=True)
-            return self
+            yield from self._fit(X, y, initial_masks, initial_params, resume=True)
+            return
         # A fresh fit replaces the previous model. If it fails before a round
         # completes, the estimator is left unfitted (never half-initialised).
         self._clear_fitted()
         try:
-            self._fit(X, y, initial_masks, initial_params, resume=False)
+            yield from self._fit(X, y, initial_masks, initial_params, resume=False)
         except BaseException:
             if getattr(self, "_checkpoint", None) is None:
                 self._clear_fitted()
             raise
-        return self
 
     _PRIVATE_FIT_ATTRS = ("_checkpoint", "_trainer", "_generator", "_seeds")
 
@@ -923,9 +979,9 @@ class BaseLotteryTicket(BaseEstimator):
                 self._restore_checkpoint()  # weights, masks and RNG of the last round
                 self._set_data(X, y_enc, self._seeds["split"])
             else:
-                self._initialize(X, y_enc, initial_masks, initial_params)
+                yield from self._initialize(X, y_enc, initial_masks, initial_params)
             try:
-                self._imp_loop()
+                yield from self._imp_loop()
             finally:
                 self._trainer.release_data()
 
@@ -1027,8 +1083,8 @@ class BaseLotteryTicket(BaseEstimator):
         self._checkpoint = None
         # dense round
         self.rewind_params_ = self.init_params_
-        result = self._train_round(0, int(self.max_epochs), start=self.init_params_,
-                                   capture_at=k if k > 0 else None)
+        result = yield from self._train_round(0, int(self.max_epochs), start=self.init_params_,
+                                              capture_at=k if k > 0 else None)
         if result.outcome == "interrupted":
             raise KeyboardInterrupt("Interrupted in the dense round 0; no round completed.")
         if result.outcome == "diverged":
@@ -1116,7 +1172,7 @@ class BaseLotteryTicket(BaseEstimator):
                 )
             plan = range(start, total + 1)
         for r in plan:
-            if not self._run_round(r, rates, pooled):
+            if not (yield from self._run_round(r, rates, pooled)):
                 break
 
     def _run_round(self, r, rates, pooled):
@@ -1128,7 +1184,7 @@ class BaseLotteryTicket(BaseEstimator):
         last completed round and propagates.
         """
         try:
-            result = self._prune_and_train(r, rates, pooled)
+            result = yield from self._prune_and_train(r, rates, pooled)
             outcome, detail = result.outcome, result.detail
         except KeyboardInterrupt:
             outcome, detail = "interrupted", None
@@ -1145,7 +1201,7 @@ class BaseLotteryTicket(BaseEstimator):
         warnings.warn(
             message,
             DivergenceWarning if outcome == "diverged" else PruningInterruptedWarning,
-            stacklevel=7,  # _run_round < _imp_loop < _fit < _fit_engine < fit < _fit_context
+            stacklevel=user_stacklevel(),
         )
         return False
 
@@ -1184,7 +1240,7 @@ class BaseLotteryTicket(BaseEstimator):
         if strategy == "fresh_budget":
             frac = fraction_remaining(self.masks_)["total"]
             epochs = scratch_b_epochs(epochs, frac, self.scratch_b_max_factor)
-        return self._train_round(r, epochs, start=start)
+        return (yield from self._train_round(r, epochs, start=start))
 
     def _stop_message(self, r, outcome, detail=None):
         n = len(self.rounds_)
@@ -1219,7 +1275,7 @@ class BaseLotteryTicket(BaseEstimator):
             module_state = self.net_.module_.state_dict()
             masked_start = {n: (module_state[n] * m).detach().cpu()
                             for n, m in self.masks_.items()}
-        result = self._trainer.train(self.masks_, epochs, capture_at=capture_at)
+        result = yield TrainRequest(self, self.masks_, epochs, capture_at)
         if result.outcome != "ok":
             return result
         state = RoundState(round=r, masks=self.masks_,
