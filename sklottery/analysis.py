@@ -56,6 +56,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
+from ._batched import fit_many
 from ._training import accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
@@ -218,76 +219,102 @@ def _set(estimator, **params):
     return estimator.set_params(**{prefix + k: v for k, v in params.items()})
 
 
-def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None,
-                    n_threads=None, keep_states=False):
-    """Fit ``estimator`` with an evaluation callback.
+class _PreparedFit:
+    """A configured clone of a ticket_curve run, ready to fit, and how to read it."""
 
-    Returns ``(rows, fitted estimator, cut_short)``, where
-    ``cut_short`` is None or ``(reason, message)`` when the fit stopped early
-    (divergence or interruption; the completed rounds are kept). A fit that
-    diverges before any round completes gives no rows and no estimator.
-    """
-    if n_threads:
-        torch.set_num_threads(n_threads)
-    est = clone(estimator)
-    final, prefix = _final_step(est)
-    # the callback sees the data as the network does: after any preprocessing
-    transform = est[:-1].fit(X_train, y_train) if isinstance(est, Pipeline) else None
-    X_test_t = X_test if transform is None else transform.transform(X_test)
-    X_train_t = X_train if transform is None else transform.transform(X_train)
-    if is_regressor(final):
-        mean, scale = target_standardization(y_train, final.scale_y)
+    def __init__(self, estimator, X_train, y_train, X_test, y_test, keep_states=False):
+        est = clone(estimator)
+        final, prefix = _final_step(est)
+        # the callback sees the data as the network does: after any preprocessing
+        transform = est[:-1].fit(X_train, y_train) if isinstance(est, Pipeline) else None
+        X_test_t = X_test if transform is None else transform.transform(X_test)
+        X_train_t = X_train if transform is None else transform.transform(X_train)
+        if is_regressor(final):
+            mean, scale = target_standardization(y_train, final.scale_y)
 
-        def targets(y):
-            y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-            return torch.as_tensor((y - mean) / scale)
+            def targets(y):
+                y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+                return torch.as_tensor((y - mean) / scale)
 
-        cb = EvaluationCallback(_to_tensor(X_test_t), targets(y_test), _to_tensor(X_train_t),
-                                targets(y_train), task="regression", y_scale=scale)
-    else:
-        classes = np.unique(y_train)
-        cb = EvaluationCallback(
-            _to_tensor(X_test_t), torch.as_tensor(_encode(y_test, classes)),
-            _to_tensor(X_train_t), torch.as_tensor(_encode(y_train, classes)))
-    user_callbacks = list(final.callbacks or [])
-    _set(est, callbacks=user_callbacks + [("sklottery_evaluation", cb)], verbose=0,
-         record_history=keep_states or "masks")
-    fit_kwargs = {prefix + k: v for k, v in (fit_kwargs or {}).items()}
-    with warnings.catch_warnings(record=True) as caught:
-        # Routine UserWarnings of the many fits are silenced; the warnings of a
-        # run cut short are recorded and surfaced once by ticket_curve.
+            cb = EvaluationCallback(_to_tensor(X_test_t), targets(y_test), _to_tensor(X_train_t),
+                                    targets(y_train), task="regression", y_scale=scale)
+        else:
+            classes = np.unique(y_train)
+            cb = EvaluationCallback(
+                _to_tensor(X_test_t), torch.as_tensor(_encode(y_test, classes)),
+                _to_tensor(X_train_t), torch.as_tensor(_encode(y_train, classes)))
+        user_callbacks = list(final.callbacks or [])
+        _set(est, callbacks=user_callbacks + [("sklottery_evaluation", cb)], verbose=0,
+             record_history=keep_states or "masks")
+        self.estimator, self.final, self.prefix = est, final, prefix
+        self.X_train, self.y_train = X_train, y_train
+        self.X_final = X_train_t  # what the final step is fitted on
+        self.n_test = len(X_test)
+
+    @staticmethod
+    def record_filters():
+        """Routine UserWarnings of the many fits are silenced; the warnings of a
+        run cut short are recorded and surfaced once by ticket_curve."""
         warnings.simplefilter("ignore", UserWarning)
         for category in _CUT_SHORT:
             warnings.simplefilter("always", category)
-        try:
-            est.fit(X_train, y_train, **fit_kwargs)
-        except TrainingDivergedError as exc:
-            return [], None, ("diverged", str(exc))
-    cut_short = None
-    for w in caught:
-        if issubclass(w.category, _CUT_SHORT):
-            reason = "diverged" if issubclass(w.category, DivergenceWarning) else "interrupted"
-            cut_short = (reason, str(w.message))
-    final, _ = _final_step(est)
-    evals = dict(final.net_.callbacks_)["sklottery_evaluation"].rounds_
-    score = "valid_r2" if is_regressor(final) else "valid_acc"
-    rows = []
-    for rec, ev in zip(final.rounds_, evals):
-        es = rec["early_stop_iteration"]
-        rows.append({
-            "round": rec["round"],
-            "weights_remaining": rec["weights_remaining"],
-            **{k: v for k, v in ev.items() if k != "early_stop_iteration"},
-            "early_stop_iteration": np.nan if es is None else es,
-            score: rec[score],
-            "valid_loss": rec["valid_loss"],
-            "epochs": rec["epochs"],
-            "n_iter": rec["n_iter"],
-            "n_test": len(X_test),
-            "stop_reason": "" if cut_short is None else cut_short[0],
-            "seconds": rec["seconds"],
-        })
-    return rows, final, cut_short
+
+    def fit(self, fit_kwargs=None):
+        """Fit (the whole Pipeline); ``(rows, fitted final step, cut_short)``."""
+        fit_kwargs = {self.prefix + k: v for k, v in (fit_kwargs or {}).items()}
+        error = None
+        with warnings.catch_warnings(record=True) as caught:
+            self.record_filters()
+            try:
+                self.estimator.fit(self.X_train, self.y_train, **fit_kwargs)
+            except TrainingDivergedError as exc:
+                error = exc
+        return self.collect(error, caught)
+
+    def collect(self, error, caught):
+        """Rows of the fitted run: ``(rows, fitted final step, cut_short)``.
+
+        ``cut_short`` is None or ``(reason, message)`` when the fit stopped
+        early (divergence or interruption; the completed rounds are kept). A
+        fit that diverged before any round completed (``error``) gives no rows
+        and no estimator.
+        """
+        if error is not None:
+            return [], None, ("diverged", str(error))
+        cut_short = None
+        for w in caught:
+            if issubclass(w.category, _CUT_SHORT):
+                reason = "diverged" if issubclass(w.category, DivergenceWarning) else "interrupted"
+                cut_short = (reason, str(w.message))
+        final, _ = _final_step(self.estimator)
+        evals = dict(final.net_.callbacks_)["sklottery_evaluation"].rounds_
+        score = "valid_r2" if is_regressor(final) else "valid_acc"
+        rows = []
+        for rec, ev in zip(final.rounds_, evals):
+            es = rec["early_stop_iteration"]
+            rows.append({
+                "round": rec["round"],
+                "weights_remaining": rec["weights_remaining"],
+                **{k: v for k, v in ev.items() if k != "early_stop_iteration"},
+                "early_stop_iteration": np.nan if es is None else es,
+                score: rec[score],
+                "valid_loss": rec["valid_loss"],
+                "epochs": rec["epochs"],
+                "n_iter": rec["n_iter"],
+                "n_test": self.n_test,
+                "stop_reason": "" if cut_short is None else cut_short[0],
+                "seconds": rec["seconds"],
+            })
+        return rows, final, cut_short
+
+
+def _fit_and_record(estimator, X_train, y_train, X_test, y_test, fit_kwargs=None,
+                    n_threads=None, keep_states=False):
+    """Fit ``estimator`` with an evaluation callback (see :meth:`_PreparedFit.collect`)."""
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    prepared = _PreparedFit(estimator, X_train, y_train, X_test, y_test, keep_states)
+    return prepared.fit(fit_kwargs)
 
 
 def _chain_params(strategy, estimator, rewind_iteration):
@@ -311,14 +338,16 @@ def _failed_row(r, level, n_test, reason, columns):
     return row
 
 
-def _run_chain(task):
+def _chain_spec(task):
+    """``(estimator, data, fit_kwargs, keep_states)`` of a chain run."""
     (strategy, trial, estimator, params, data, n_threads, keep_states) = task
-    X_train, y_train, X_test, y_test = data
-    est = _set(clone(estimator), **params)
-    rows, fitted, cut_short = _fit_and_record(
-        est, X_train, y_train, X_test, y_test, n_threads=n_threads, keep_states=keep_states)
+    return _set(clone(estimator), **params), data, {}, keep_states
+
+
+def _chain_output(task, rows, fitted, cut_short):
+    (strategy, trial, estimator, params, data, n_threads, keep_states) = task
     if fitted is None:
-        rows = [_failed_row(0, 100.0, len(X_test), cut_short[0], result_columns(estimator))]
+        rows = [_failed_row(0, 100.0, len(data[2]), cut_short[0], result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial)
     history = [] if fitted is None else fitted.history_
@@ -331,29 +360,69 @@ def _run_chain(task):
     return strategy, trial, rows, masks, extras, cut_short
 
 
-def _run_mask_control(task):
+def _run_chain(task):
+    est, data, fit_kwargs, keep_states = _chain_spec(task)
+    out = _fit_and_record(est, *data, fit_kwargs=fit_kwargs, n_threads=task[5],
+                          keep_states=keep_states)
+    return _chain_output(task, *out)
+
+
+def _control_spec(task):
+    """``(estimator, data, fit_kwargs, keep_states)`` of a mask-control run."""
     (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
-    X_train, y_train, X_test, y_test = data
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
-        _set(est, one_shot=True, n_rounds=r, target_sparsity=None)
-        rows, fitted, cut_short = _fit_and_record(est, X_train, y_train, X_test, y_test,
-                                                  n_threads=n_threads)
+        return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), data, {}, False
+    est, fit_kwargs = mask_control(est, strategy, masks, level)
+    return est, data, fit_kwargs, False
+
+
+def _control_output(task, rows, fitted, cut_short):
+    (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
+    if strategy == "one_shot":
         if fitted is not None and len(rows) < 2:
             rows = []  # the one-shot round itself did not complete
         rows = rows[-1:]
     else:
-        est, fit_kwargs = mask_control(est, strategy, masks, level)
-        rows, fitted, cut_short = _fit_and_record(
-            est, X_train, y_train, X_test, y_test, fit_kwargs=fit_kwargs, n_threads=n_threads)
         for row in rows:
             row["weights_remaining"] = level  # a compact network keeps exactly these weights
     if not rows:
-        rows = [_failed_row(r, level, len(X_test), cut_short[0] if cut_short else "diverged",
+        rows = [_failed_row(r, level, len(data[2]), cut_short[0] if cut_short else "diverged",
                             result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial, round=r)
     return rows, cut_short
+
+
+def _run_mask_control(task):
+    est, data, fit_kwargs, keep_states = _control_spec(task)
+    out = _fit_and_record(est, *data, fit_kwargs=fit_kwargs, n_threads=task[8])
+    return _control_output(task, *out)
+
+
+def _run_batched(kind, tasks, n_threads=None, on_done=None):
+    """Run chain or mask-control tasks in one process with the batched trainer.
+
+    Returns the outputs of ``_chain_output`` / ``_control_output``, in order.
+    """
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    spec, output = (_chain_spec, _chain_output) if kind == "chain" else \
+        (_control_spec, _control_output)
+    prepared, kwargs = [], []
+    for task in tasks:
+        est, data, fit_kwargs, keep_states = spec(task)
+        prepared.append(_PreparedFit(est, *data, keep_states=keep_states))
+        kwargs.append(fit_kwargs)
+    fits = [(p.final, p.X_final, p.y_train, kw) for p, kw in zip(prepared, kwargs)]
+    outcomes = fit_many(fits, batched=True, record_warnings=_PreparedFit.record_filters,
+                        on_done=on_done)
+    results = []
+    for task, p, (error, caught) in zip(tasks, prepared, outcomes):
+        if error is not None and not isinstance(error, TrainingDivergedError):
+            raise error
+        results.append(output(task, *p.collect(error, caught)))
+    return results
 
 
 def mask_control(estimator, strategy, masks, level):
@@ -425,12 +494,18 @@ def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs, classifier=
         yield X_tr, y_tr, X_te, y_te
 
 
+def _n_workers(n_jobs):
+    """How many processes joblib runs for ``n_jobs`` (at most the CPUs)."""
+    if n_jobs in (None, 1):
+        return 1
+    n_cpu = os.cpu_count() or 1
+    return n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
+
+
 def _threads_per_job(n_jobs):
     if n_jobs in (None, 1):
         return None
-    n_cpu = os.cpu_count() or 1
-    n = n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
-    return max(1, n_cpu // max(1, n))
+    return max(1, (os.cpu_count() or 1) // _n_workers(n_jobs))
 
 
 def ticket_curve(
@@ -449,6 +524,7 @@ def ticket_curve(
     random_state=None,
     progress=None,
     return_runs=False,
+    batched=True,
 ):
     """Accuracy of winning tickets and controls at every pruning level.
 
@@ -485,6 +561,15 @@ def ticket_curve(
         Also return a dict ``(strategy, trial) -> {'masks', 'start', 'final',
         'init'}`` with per-round masks and weights of the chain runs (for
         :func:`mask_analysis`).
+    batched : bool, default=True
+        Train the runs' rounds that share an architecture and training
+        settings as one vectorised model (:mod:`sklottery._batched`): the
+        trials x chain strategies go round by round together, then the mask
+        controls. Each run gives the same numbers as when trained alone, up to
+        float rounding. Runs it cannot batch (dropout, batch norm, user
+        callbacks) train alone. With ``n_jobs``, every worker batches its
+        share of the runs. ``False`` fits every run on its own (as
+        ``estimator.fit`` would), in parallel with ``n_jobs``.
 
     Returns
     -------
@@ -559,7 +644,26 @@ def ticket_curve(
         return result
 
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    chain_out = [_done(r) for r in parallel(delayed(_run_chain)(task) for task in tasks)]
+
+    def run(kind, run_tasks):
+        if not batched:
+            worker = _run_chain if kind == "chain" else _run_mask_control
+            return [_done(r) for r in parallel(delayed(worker)(task) for task in run_tasks)]
+        # the batched trainer in every worker, each with an even share of the runs
+        n_workers = max(1, min(len(run_tasks), _n_workers(n_jobs)))
+        if n_workers == 1:
+            return _run_batched(kind, run_tasks, None,
+                                on_done=None if progress is None else lambda i: progress())
+        shares = [list(range(w, len(run_tasks), n_workers)) for w in range(n_workers)]
+        out = [None] * len(run_tasks)
+        for share, results in zip(shares, parallel(
+                delayed(_run_batched)(kind, [run_tasks[i] for i in share], n_threads)
+                for share in shares)):
+            for i, result in zip(share, results):
+                out[i] = _done(result)
+        return out
+
+    chain_out = run("chain", tasks)
     rows, runs, ticket_masks, cut_short = [], {}, {}, []
     for strategy, trial, r_rows, masks, extras, stopped in chain_out:
         rows.extend(r_rows)
@@ -577,9 +681,8 @@ def ticket_curve(
                 seed = control_seeds[(s, t)] + r
                 control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
                                       n_threads))
-    outputs = parallel(delayed(_run_mask_control)(task) for task in control_tasks)
+    outputs = run("control", control_tasks)
     for task, (r_rows, stopped) in zip(control_tasks, outputs):
-        _done(None)
         rows.extend(r_rows)
         if stopped is not None:
             cut_short.append((task[0], task[1], task[2], *stopped))

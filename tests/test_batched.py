@@ -1,0 +1,203 @@
+"""The batched trainer: many fits trained as one vectorised model.
+
+A member trained in a batch must give what the same fit gives alone. The
+batched path stacks the members' weights and runs batched matmuls (MLP) or
+vmap'd convolutions; the per-member arithmetic is the same as the skorch
+path's, but a batched kernel may sum in another order, so weights are
+compared to 1e-4 (float32 after a few hundred Adam steps of small networks;
+the runs here agree far closer) and masks must agree on all but a handful of
+ties.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_regression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklottery import LotteryTicketClassifier, LotteryTicketRegressor
+from sklottery._batched import BatchedTrainer, batchable, fit_many
+from sklottery.analysis import ticket_curve
+from sklottery.base import TrainingDivergedError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32)[:600], y[:600]
+
+
+def _count_batches(monkeypatch):
+    sizes = []
+    original = BatchedTrainer.train
+
+    def train(self, requests):
+        sizes.append(len(requests))
+        return original(self, requests)
+
+    monkeypatch.setattr(BatchedTrainer, "train", train)
+    return sizes
+
+
+def _assert_same_fit(a, b, atol=1e-4):
+    assert [r["round"] for r in a.rounds_] == [r["round"] for r in b.rounds_]
+    for n in a.masks_:
+        differ = int((a.masks_[n] != b.masks_[n]).sum())
+        assert differ <= max(2, a.masks_[n].numel() // 10_000), (n, differ)
+    sa, sb = a.net_.module_.state_dict(), b.net_.module_.state_dict()
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=1e-4)
+    for ra, rb in zip(a.rounds_, b.rounds_):
+        assert ra["early_stop_iteration"] == rb["early_stop_iteration"]
+        assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-4, abs=1e-6)
+        assert ra["epochs"] == rb["epochs"] and ra["n_iter"] == rb["n_iter"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_batched_members_equal_fits_alone(digits, monkeypatch, optimizer):
+    X, y = digits
+    base = LotteryTicketClassifier(max_epochs=2, n_rounds=2, batch_size=50,
+                                   optimizer=optimizer, learning_rate_init=1e-2
+                                   if optimizer == "sgd" else 1e-3, lr_warmup=5,
+                                   record_history="masks")
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    ests.append(clone(base).set_params(random_state=7, reinit="continue"))
+    ests.append(clone(base).set_params(random_state=8, rewind_iteration=4))
+    ests.append(clone(base).set_params(random_state=9, pruning_criterion="random"))
+    sizes = _count_batches(monkeypatch)
+    outcomes = fit_many([(e, X, y, {}) for e in ests])
+    assert all(err is None for err, _ in outcomes)
+    assert sizes == [6, 6, 6]  # every round of every fit went through one batch
+    for est in ests:
+        _assert_same_fit(est, clone(est).set_params(record_history="masks").fit(X, y))
+    # θk of late rewinding is captured per member
+    alone = clone(ests[4]).fit(X, y)
+    for k, v in ests[4].rewind_params_.items():
+        torch.testing.assert_close(v, alone.rewind_params_[k], atol=1e-6, rtol=0)
+
+
+def test_ticket_curve_batched_equals_unbatched(digits, monkeypatch):
+    X, y = digits
+    est = LotteryTicketClassifier(max_epochs=2, n_rounds=2, batch_size=50)
+    kw = dict(strategies=("rewind", "rewind_k", "continue", "random", "scratch_b"),
+              n_trials=2, random_state=0)
+    sizes = _count_batches(monkeypatch)
+    a = ticket_curve(est, X, y, batched=True, **kw)
+    assert max(sizes) == 6  # 3 chain strategies x 2 trials
+    b = ticket_curve(est, X, y, batched=False, **kw)
+    assert list(a.columns) == list(b.columns)
+    assert a[["strategy", "trial", "round"]].equals(b[["strategy", "trial", "round"]])
+    for col in ("test_acc", "test_acc_early_stop", "test_acc_init", "train_acc",
+                "valid_acc", "valid_loss", "weights_remaining"):
+        np.testing.assert_allclose(a[col], b[col], atol=1e-4, err_msg=col)
+    np.testing.assert_array_equal(a["early_stop_iteration"], b["early_stop_iteration"])
+    np.testing.assert_array_equal(a["epochs"], b["epochs"])
+
+
+def test_batched_conv_members_equal_fits_alone(monkeypatch):
+    rng = np.random.RandomState(0)
+    X = rng.rand(96, 1, 8, 8).astype(np.float32)
+    y = (X[:, 0, :4].mean((1, 2)) > X[:, 0, 4:].mean((1, 2))).astype(int)
+    base = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), max_epochs=2,
+                                   n_rounds=1, batch_size=32, conv_pruning_rate=0.1)
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    sizes = _count_batches(monkeypatch)
+    fit_many([(e, X, y, {}) for e in ests])
+    assert sizes == [3, 3]
+    for est in ests:
+        _assert_same_fit(est, clone(est).fit(X, y))
+
+
+def test_batched_regressor_members_equal_fits_alone(monkeypatch):
+    X, y = make_regression(n_samples=200, n_features=8, n_targets=2, noise=1.0,
+                           random_state=0)
+    base = LotteryTicketRegressor(hidden_layer_sizes=(32,), max_epochs=3, n_rounds=1,
+                                  batch_size=40, loss="huber")
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    sizes = _count_batches(monkeypatch)
+    fit_many([(e, X, y, {}) for e in ests])
+    assert sizes == [3, 3]
+    for est in ests:
+        alone = clone(est).fit(X, y)
+        _assert_same_fit(est, alone)
+        np.testing.assert_allclose(est.predict(X), alone.predict(X), rtol=1e-4, atol=1e-3)
+
+
+def test_unbatchable_fits_train_alone_on_their_own_rng(digits, monkeypatch):
+    X, y = digits
+    base = LotteryTicketClassifier(max_epochs=1, n_rounds=1, batch_size=50,
+                                   module_params={"dropout": 0.3})
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    sizes = _count_batches(monkeypatch)
+    fit_many([(e, X, y, {}) for e in ests])
+    assert sizes == []
+    assert batchable(ests[0]) == "the module uses dropout"
+    for est in ests:
+        alone = clone(est).fit(X, y)  # dropout draws from the global RNG: exact
+        for k, v in est.net_.module_.state_dict().items():
+            torch.testing.assert_close(v, alone.net_.module_.state_dict()[k], atol=0, rtol=0)
+
+
+def test_divergent_member_does_not_disturb_the_batch(digits, monkeypatch):
+    X, y = digits
+    sizes = _count_batches(monkeypatch)
+    base = LotteryTicketClassifier(max_epochs=2, n_rounds=1, batch_size=50, optimizer="sgd",
+                                   learning_rate_init=0.5)
+    X_bad = X * 1e15
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    outcomes = fit_many([(ests[0], X, y, {}), (ests[1], X_bad, y, {}), (ests[2], X, y, {})])
+    assert outcomes[0][0] is None and outcomes[2][0] is None
+    assert isinstance(outcomes[1][0], TrainingDivergedError)
+    assert sizes == [3, 2]  # it diverged inside the batch of round 0
+    assert not hasattr(ests[1], "net_")  # left unfitted, as fit would
+    _assert_same_fit(ests[0], clone(ests[0]).fit(X, y))
+    _assert_same_fit(ests[2], clone(ests[2]).fit(X, y))
+
+
+def test_bad_member_fails_before_any_training(digits, monkeypatch):
+    X, y = digits
+    sizes = _count_batches(monkeypatch)
+    good = LotteryTicketClassifier(max_epochs=1, n_rounds=1)
+    bad = LotteryTicketClassifier(max_epochs=1, n_rounds=1, pruning_rate=1.5)
+    with pytest.raises(ValueError, match="pruning_rate"):
+        fit_many([(good, X, y, {}), (bad, X, y, {})])
+    assert sizes == []
+
+
+def test_batched_fit_warm_starts_like_a_plain_fit(digits):
+    X, y = digits
+    base = LotteryTicketClassifier(max_epochs=1, n_rounds=1, batch_size=50)
+    ests = [clone(base).set_params(random_state=s) for s in range(2)]
+    fit_many([(e, X, y, {}) for e in ests])
+    plain = clone(ests[0]).fit(X, y)
+    for est in (ests[0], plain):
+        est.set_params(warm_start=True, n_rounds=2).fit(X, y)
+    _assert_same_fit(ests[0], plain)
+
+
+def test_ticket_curve_batched_in_workers_and_pipelines(digits):
+    X, y = digits
+    est = make_pipeline(StandardScaler(), LotteryTicketClassifier(max_epochs=1, n_rounds=1,
+                                                                  batch_size=50))
+    kw = dict(strategies=("rewind", "random"), n_trials=3, random_state=1)
+    one = ticket_curve(est, X, y, batched=True, **kw)
+    two = ticket_curve(est, X, y, batched=True, n_jobs=2, **kw)
+    alone = ticket_curve(est, X, y, batched=False, **kw)
+    for df in (two, alone):
+        np.testing.assert_allclose(one["test_acc"], df["test_acc"], atol=1e-4)
+        np.testing.assert_array_equal(one["early_stop_iteration"], df["early_stop_iteration"])
+
+
+def test_progress_is_reported_per_run(digits):
+    X, y = digits
+    calls = []
+    est = LotteryTicketClassifier(max_epochs=1, n_rounds=1, batch_size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the batched path raises no warning of its own
+        ticket_curve(est, X, y, strategies=("rewind", "random"), n_trials=2, random_state=0,
+                     progress=lambda: calls.append(1))
+    assert len(calls) == 2 + 2  # two chains, then one control per trial and round
