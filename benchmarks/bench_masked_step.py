@@ -10,9 +10,14 @@ between the two after a warm-up epoch each; medians are compared.
 Before the fix the masked rounds paid a tax: ``torch.sqrt`` in Adam's step
 over the exact-zero second moments of pruned weights (a tensor holding zeros
 is square-rooted several times slower on this CPU; the script prints that
-micro-benchmark too). The trainer now starts Adam's second moments at 1 on
-pruned entries (:func:`sklottery._training.prime_adam_state`); ``--no-prime``
-measures the old behaviour.
+micro-benchmark too). The trainer now uses torch's fused Adam kernel (one
+pass over each weight tensor per step, no slow path on zeros); the dense
+loop is timed both as written (torch's default Adam) and with the same fused
+kernel, so the ratio against the latter isolates what masking and skorch
+cost. ``--unfused`` measures the estimator with the default Adam kernel
+instead (whose pruned entries' second moments the trainer then starts at 1,
+:func:`sklottery._training.prime_adam_state`), ``--unfused --no-prime`` the
+original behaviour.
 
 ``--long`` measures training over several epochs of one run instead: Adam's
 moments of dead units then decay into denormal floats, which CPUs process
@@ -21,7 +26,7 @@ many times slower; the trainer flushes denormals to zero while it trains
 for the plain dense loop (as written, and with flushing) and for a masked
 estimator round (as shipped, and with flushing switched off).
 
-Run:  python benchmarks/bench_masked_step.py [--epochs 5] [--threads 1] [--no-prime] [--long]
+Run:  python benchmarks/bench_masked_step.py [--epochs 5] [--threads 1] [--unfused [--no-prime]] [--long]
 """
 
 from __future__ import annotations
@@ -61,15 +66,15 @@ class DenseLoop:
     floats, which slows any loop; see the note printed at the end).
     """
 
-    def __init__(self, X, y, batch_size, lr):
-        self.X, self.y, self.bs, self.lr = X, y, batch_size, lr
+    def __init__(self, X, y, batch_size, lr, fused=False):
+        self.X, self.y, self.bs, self.lr, self.fused = X, y, batch_size, lr, fused
         self.loss = torch.nn.CrossEntropyLoss()
         self.g = torch.Generator().manual_seed(0)
 
     def __call__(self):
         torch.manual_seed(0)
         model = MLP(784, 10)  # LeNet-300-100 with the estimator's Glorot init
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr, fused=self.fused or None)
         perm = torch.randperm(len(self.X), generator=self.g)
         X, y = self.X[perm], self.y[perm]
         t0 = time.perf_counter()
@@ -149,8 +154,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--unfused", action="store_true",
+                        help="the estimator with torch's default (unfused) Adam kernel")
     parser.add_argument("--no-prime", action="store_true",
-                        help="measure without priming Adam's state (the old behaviour)")
+                        help="with --unfused: without priming Adam's state (the original)")
     parser.add_argument("--long", action="store_true",
                         help="several epochs of one run: the denormal slowdown")
     args = parser.parse_args()
@@ -159,6 +166,17 @@ def main():
         return long_runs(args.epochs)
     if args.no_prime:
         training.prime_adam_state = lambda *a, **k: None
+    if args.unfused:
+        import sklottery.base as base
+
+        original = base.BaseLotteryTicket._build_trainer
+
+        def unfused(self, *a, **k):
+            trainer = original(self, *a, **k)
+            trainer.net.set_params(optimizer__fused=None)
+            return trainer
+
+        base.BaseLotteryTicket._build_trainer = unfused
     micro = sqrt_micro()
     print("torch.sqrt over 235,200 floats: " + ", ".join(
         f"{k} {v:.0f} us" for k, v in micro.items()))
@@ -166,19 +184,24 @@ def main():
     X = torch.as_tensor(rng.random((20000, 784), dtype=np.float32))
     y = torch.as_tensor(rng.integers(0, 10, 20000))
     dense = DenseLoop(X, y, 60, 1.2e-3)
+    dense_fused = DenseLoop(X, y, 60, 1.2e-3, fused=True)
     print(f"LeNet-300-100, 20000 x 784, Adam, batch 60, {args.threads} torch thread(s), "
           f"median of {args.epochs} alternating epochs"
+          + (" (estimator: unfused Adam)" if args.unfused else "")
           + (" (Adam state NOT primed)" if args.no_prime else ""))
+    print("  ms per batch: plain dense loop (default Adam) | plain dense loop (fused Adam) "
+          "| masked estimator round; ratios to each loop")
     for keep in (0.8, 0.05):
         masked = MaskedRound(X, y, 60, 1.2e-3, keep)
-        dense(), masked()  # warm-up
-        d, m = [], []
+        dense(), dense_fused(), masked()  # warm-up
+        d, f, m = [], [], []
         for _ in range(args.epochs):
             d.append(dense())
+            f.append(dense_fused())
             m.append(masked())
-        md, mm = statistics.median(d), statistics.median(m)
-        print(f"  {100 * keep:4.0f} % weights left: dense loop {1000 * md:.3f} ms/batch, "
-              f"masked estimator round {1000 * mm:.3f} ms/batch, ratio {mm / md:.2f}")
+        md, mf, mm = (statistics.median(v) for v in (d, f, m))
+        print(f"  {100 * keep:4.0f} % weights left: {1000 * md:.3f} | {1000 * mf:.3f} | "
+              f"{1000 * mm:.3f}   ratios {mm / md:.2f} | {mm / mf:.2f}")
 
 
 if __name__ == "__main__":

@@ -824,6 +824,8 @@ class BaseLotteryTicket(BaseEstimator):
         optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
+        else:
+            optimizer_kwargs["optimizer__fused"] = True
         mask_cb = MaskCallback()
         eval_cb = EvalGrid(score=self._score_name)
         callbacks = [("sklottery_masks", mask_cb), ("sklottery_eval", eval_cb),
