@@ -58,10 +58,11 @@ class StepChecker(Callback):
     """After every optimizer step, check pruned weights and the moment buffers that
     drive their update (Adam's first moment, SGD's momentum) are zero.
 
-    Adam's *second* moment of a pruned entry is started at 1, not 0
-    (``prime_adam_state``: square roots of zeros are slow on this CPU); the
-    update ``m / (sqrt(v) + eps)`` is zero whatever it is, so it is checked to
-    be positive instead (the slow path is never taken).
+    Adam's *second* moment of a pruned entry does not drive its update
+    (``m / (sqrt(v) + eps)`` is zero whatever it is). The trainer uses the
+    fused Adam kernel, which has no slow path over zeros, so it is left at 0;
+    with the unfused kernel it is started at 1 (``prime_adam_state``: square
+    roots of zeros are slow on this CPU) and checked to be positive.
     """
 
     def initialize(self):
@@ -82,7 +83,7 @@ class StepChecker(Callback):
                                       and k != "exp_avg_sq"]
                 for t in tensors:
                     self.violations += int((t[pruned] != 0).sum())
-                if "exp_avg_sq" in state:
+                if "exp_avg_sq" in state and not optimizer.defaults.get("fused"):
                     self.violations += int((state["exp_avg_sq"][pruned] <= 0).sum())
             self.n_checked += 1
 
@@ -560,13 +561,29 @@ def test_license_file_matches_the_metadata():
     assert "license = BSD-3-Clause" in (root / "setup.cfg").read_text()
 
 
-def test_primed_adam_trains_exactly_like_plain_adam(digits):
-    """Priming changes only the pruned entries' second moments: same training."""
+def _unfused_adam(monkeypatch):
+    """Make the estimators train with torch's default (unfused) Adam kernel."""
+    import sklottery.base as base
+
+    original = base.BaseLotteryTicket._build_trainer
+
+    def build(self, *args, **kwargs):
+        trainer = original(self, *args, **kwargs)
+        trainer.net.set_params(optimizer__fused=None)
+        return trainer
+
+    monkeypatch.setattr(base.BaseLotteryTicket, "_build_trainer", build)
+
+
+def test_primed_adam_trains_exactly_like_plain_adam(digits, monkeypatch):
+    """Priming (unfused kernel) changes only the pruned entries' second moments."""
     import sklottery._training as training
 
     X, y = digits
+    _unfused_adam(monkeypatch)
     masks = small(n_rounds=1, max_epochs=1, random_state=0).fit(X, y).masks_
     primed = small(n_rounds=0, max_epochs=2, random_state=1).fit(X, y, initial_masks=masks)
+    assert not primed.net_.optimizer_.defaults.get("fused")
     original = training.prime_adam_state
     try:
         training.prime_adam_state = lambda *args, **kwargs: None
@@ -579,6 +596,19 @@ def test_primed_adam_trains_exactly_like_plain_adam(digits):
     p = primed.net_.module_.layers[0].weight
     v = primed.net_.optimizer_.state[p]["exp_avg_sq"]
     assert torch.all(v[~masks["layers.0.weight"]] > 0)  # no exact zeros: no slow sqrt
+
+
+def test_fused_adam_trains_like_the_default_kernel(digits, monkeypatch):
+    """The shipped fused Adam is the same algorithm: same masks, weights to float rounding."""
+    X, y = digits
+    fused = small(n_rounds=2, max_epochs=2, random_state=4).fit(X, y)
+    assert fused.net_.optimizer_.defaults.get("fused")
+    _unfused_adam(monkeypatch)
+    plain = small(n_rounds=2, max_epochs=2, random_state=4).fit(X, y)
+    for n, m in fused.masks_.items():
+        assert torch.equal(m, plain.masks_[n]), n
+    for k, v in fused.net_.module_.state_dict().items():
+        torch.testing.assert_close(v, plain.net_.module_.state_dict()[k], atol=1e-5, rtol=1e-4)
 
 
 def test_initial_params_start_from_given_weights(digits):
