@@ -142,6 +142,41 @@ def stacked_forward(module):
     return vmap(lambda p, x: functional_call(template, p, (x,))), set()
 
 
+def stacked_loss(criterion):
+    """``f(outputs, y)``: each member's own loss, shape ``[members]``.
+
+    Cross-entropy, MSE and Huber with their default mean reduction are
+    computed unreduced in one call and averaged per member (the profile of a
+    vmap'd cross-entropy showed its backward at 0.5 ms per step for a
+    ``[15, 60, 10]`` output); any other criterion through
+    :func:`torch.func.vmap`.
+    """
+    F = torch.nn.functional
+    kind = type(criterion)
+    if kind is torch.nn.CrossEntropyLoss and criterion.weight is None \
+            and criterion.label_smoothing == 0 and criterion.reduction == "mean":
+        ignore = criterion.ignore_index
+
+        def cross_entropy(out, y):
+            per = F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none",
+                                  ignore_index=ignore).view(y.shape[:2])
+            if bool((y == ignore).any()):  # mean over the counted targets only
+                return per.sum(1) / (y != ignore).sum(1)
+            return per.mean(1)
+
+        return cross_entropy
+    if kind in (torch.nn.MSELoss, torch.nn.HuberLoss) and criterion.reduction == "mean":
+        def regression(out, y):
+            if kind is torch.nn.MSELoss:
+                per = F.mse_loss(out, y, reduction="none")
+            else:
+                per = F.huber_loss(out, y, reduction="none", delta=criterion.delta)
+            return per.flatten(1).mean(1)
+
+        return regression
+    return vmap(lambda out, y: criterion(out, y))
+
+
 def _unique_tensors(tensors):
     """``(unique, index)``: equal tensors (same data) are stacked once."""
     unique, index = [], []
@@ -199,7 +234,7 @@ class BatchedTrainer:
             if not bool(stacked.all()):
                 masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
         criterion = nets[0].criterion_
-        self._loss = vmap(lambda out, y: criterion(out, y))
+        self._loss = stacked_loss(criterion)
         est0 = ests[0]
         opt = self._optimizer(est0, params, masks)
         # data: each member's trial, stacked once per distinct trial
@@ -263,10 +298,11 @@ class BatchedTrainer:
                         with torch.no_grad():
                             for name, keep in masks.items():
                                 params[name].grad.mul_(keep)
+                        # A pruned weight starts at exactly 0 (the mask callback) and
+                        # gets a zero gradient, so Adam's and SGD's moments and
+                        # update (weight decay included: it adds alpha * 0) stay
+                        # exactly 0 there: the step needs no second masking.
                         opt.step()
-                        with torch.no_grad():
-                            for name, keep in masks.items():
-                                params[name].mul_(keep)
                         it += 1
                         lv = losses.detach().double()
                         sums += lv.cpu() * xb.shape[1]

@@ -45,6 +45,9 @@ def _count_batches(monkeypatch):
 
 def _assert_same_fit(a, b, atol=1e-4):
     assert [r["round"] for r in a.rounds_] == [r["round"] for r in b.rounds_]
+    weights = dict(a.net_.module_.named_parameters())
+    for n, m in a.masks_.items():
+        assert torch.all(weights[n][~m] == 0), n  # pruned weights exactly zero
     for n in a.masks_:
         differ = int((a.masks_[n] != b.masks_[n]).sum())
         assert differ <= max(2, a.masks_[n].numel() // 10_000), (n, differ)
@@ -112,11 +115,12 @@ def test_batched_conv_members_equal_fits_alone(monkeypatch):
         _assert_same_fit(est, clone(est).fit(X, y))
 
 
-def test_batched_regressor_members_equal_fits_alone(monkeypatch):
-    X, y = make_regression(n_samples=200, n_features=8, n_targets=2, noise=1.0,
+@pytest.mark.parametrize("loss, n_targets", [("squared_error", 1), ("huber", 2)])
+def test_batched_regressor_members_equal_fits_alone(monkeypatch, loss, n_targets):
+    X, y = make_regression(n_samples=200, n_features=8, n_targets=n_targets, noise=1.0,
                            random_state=0)
     base = LotteryTicketRegressor(hidden_layer_sizes=(32,), max_epochs=3, n_rounds=1,
-                                  batch_size=40, loss="huber")
+                                  batch_size=40, loss=loss)
     ests = [clone(base).set_params(random_state=s) for s in range(3)]
     sizes = _count_batches(monkeypatch)
     fit_many([(e, X, y, {}) for e in ests])
