@@ -338,14 +338,28 @@ def _failed_row(r, level, n_test, reason, columns):
     return row
 
 
-def _chain_spec(task):
-    """``(estimator, data, fit_kwargs, keep_states)`` of a chain run."""
-    (strategy, trial, estimator, params, data, n_threads, keep_states) = task
-    return _set(clone(estimator), **params), data, {}, keep_states
+def _materialize(split, X, y, X_test, y_test):
+    """A trial's ``(X_train, y_train, X_test, y_test)`` from its split indices.
+
+    ``split`` is ``(train_idx, test_idx)``; ``(None, None)`` trains on all of
+    ``X`` and tests on the fixed ``X_test``. The workers receive the full
+    arrays as arguments of their own (joblib's Dask backend scatters each
+    array to the cluster once, not once per run) and the indices in the task.
+    """
+    train, test = split
+    if train is None:
+        return X, y, X_test, y_test
+    return X[train], y[train], X[test], y[test]
 
 
-def _chain_output(task, rows, fitted, cut_short):
-    (strategy, trial, estimator, params, data, n_threads, keep_states) = task
+def _chain_spec(task, data):
+    """``(estimator, fit_kwargs, keep_states)`` of a chain run."""
+    (strategy, trial, estimator, params, split, n_threads, keep_states) = task
+    return _set(clone(estimator), **params), {}, keep_states
+
+
+def _chain_output(task, data, rows, fitted, cut_short):
+    (strategy, trial, estimator, params, split, n_threads, keep_states) = task
     if fitted is None:
         rows = [_failed_row(0, 100.0, len(data[2]), cut_short[0], result_columns(estimator))]
     for row in rows:
@@ -360,25 +374,26 @@ def _chain_output(task, rows, fitted, cut_short):
     return strategy, trial, rows, masks, extras, cut_short
 
 
-def _run_chain(task):
-    est, data, fit_kwargs, keep_states = _chain_spec(task)
+def _run_chain(task, *arrays):
+    data = _materialize(task[4], *arrays)
+    est, fit_kwargs, keep_states = _chain_spec(task, data)
     out = _fit_and_record(est, *data, fit_kwargs=fit_kwargs, n_threads=task[5],
                           keep_states=keep_states)
-    return _chain_output(task, *out)
+    return _chain_output(task, data, *out)
 
 
-def _control_spec(task):
-    """``(estimator, data, fit_kwargs, keep_states)`` of a mask-control run."""
-    (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
+def _control_spec(task, data):
+    """``(estimator, fit_kwargs, keep_states)`` of a mask-control run."""
+    (strategy, trial, r, estimator, seed, masks, level, split, n_threads) = task
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
-        return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), data, {}, False
+        return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
     est, fit_kwargs = mask_control(est, strategy, masks, level)
-    return est, data, fit_kwargs, False
+    return est, fit_kwargs, False
 
 
-def _control_output(task, rows, fitted, cut_short):
-    (strategy, trial, r, estimator, seed, masks, level, data, n_threads) = task
+def _control_output(task, data, rows, fitted, cut_short):
+    (strategy, trial, r, estimator, seed, masks, level, split, n_threads) = task
     if strategy == "one_shot":
         if fitted is not None and len(rows) < 2:
             rows = []  # the one-shot round itself did not complete
@@ -394,34 +409,39 @@ def _control_output(task, rows, fitted, cut_short):
     return rows, cut_short
 
 
-def _run_mask_control(task):
-    est, data, fit_kwargs, keep_states = _control_spec(task)
+def _run_mask_control(task, *arrays):
+    data = _materialize(task[7], *arrays)
+    est, fit_kwargs, keep_states = _control_spec(task, data)
     out = _fit_and_record(est, *data, fit_kwargs=fit_kwargs, n_threads=task[8])
-    return _control_output(task, *out)
+    return _control_output(task, data, *out)
 
 
-def _run_batched(kind, tasks, n_threads=None, on_done=None):
+def _run_batched(kind, tasks, n_threads, *arrays, on_done=None):
     """Run chain or mask-control tasks in one process with the batched trainer.
 
     Returns the outputs of ``_chain_output`` / ``_control_output``, in order.
     """
     if n_threads:
         torch.set_num_threads(n_threads)
-    spec, output = (_chain_spec, _chain_output) if kind == "chain" else \
-        (_control_spec, _control_output)
-    prepared, kwargs = [], []
+    spec, output, where = (_chain_spec, _chain_output, 4) if kind == "chain" else \
+        (_control_spec, _control_output, 7)
+    prepared, kwargs, datas, trials = [], [], [], {}
     for task in tasks:
-        est, data, fit_kwargs, keep_states = spec(task)
+        if task[1] not in trials:  # one copy of a trial's data for all its runs
+            trials[task[1]] = _materialize(task[where], *arrays)
+        data = trials[task[1]]
+        est, fit_kwargs, keep_states = spec(task, data)
         prepared.append(_PreparedFit(est, *data, keep_states=keep_states))
         kwargs.append(fit_kwargs)
+        datas.append(data)
     fits = [(p.final, p.X_final, p.y_train, kw) for p, kw in zip(prepared, kwargs)]
     outcomes = fit_many(fits, batched=True, record_warnings=_PreparedFit.record_filters,
                         on_done=on_done)
     results = []
-    for task, p, (error, caught) in zip(tasks, prepared, outcomes):
+    for task, data, p, (error, caught) in zip(tasks, datas, prepared, outcomes):
         if error is not None and not isinstance(error, TrainingDivergedError):
             raise error
-        results.append(output(task, *p.collect(error, caught)))
+        results.append(output(task, data, *p.collect(error, caught)))
     return results
 
 
@@ -476,22 +496,24 @@ def mask_control(estimator, strategy, masks, level):
     return est, {"initial_masks": masks}
 
 
-def _trial_splits(X, y, n_trials, test_size, cv, X_test, y_test, rs, classifier=True):
-    """Yield (X_train, y_train, X_test, y_test) per trial (stratified for classifiers)."""
+def _trial_splits(X, y, n_trials, test_size, cv, X_test, rs, classifier=True):
+    """Yield ``(train_idx, test_idx)`` per trial (stratified for classifiers).
+
+    ``(None, None)`` with a fixed test set: train on all of ``X``.
+    """
     if X_test is not None:
         for _ in range(n_trials):
-            yield X, y, X_test, y_test
+            yield None, None
         return
     if cv is not None:
         cv = check_cv(cv, y, classifier=classifier)
-        for train, test in cv.split(X, y):
-            yield X[train], y[train], X[test], y[test]
+        yield from cv.split(X, y)
         return
     for _ in range(n_trials):
         seed = int(rs.randint(0, 2**31 - 1))
-        X_tr, X_te, y_tr, y_te = split(X, y, test_size=test_size, random_state=seed,
-                                       stratify=y if classifier else None)
-        yield X_tr, y_tr, X_te, y_te
+        train, test = split(np.arange(len(X)), test_size=test_size, random_state=seed,
+                            stratify=y if classifier else None)
+        yield train, test
 
 
 def _n_workers(n_jobs):
@@ -613,9 +635,10 @@ def ticket_curve(
     if (X_test is None) != (y_test is None):
         raise ValueError("Pass both X_test and y_test, or neither.")
     rs = check_random_state(random_state)
-    splits = list(_trial_splits(X, y, int(n_trials), test_size, cv,
-                                None if X_test is None else np.asarray(X_test),
-                                None if y_test is None else np.asarray(y_test), rs,
+    if X_test is not None:
+        X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+    arrays = (X, y, X_test, y_test)
+    splits = list(_trial_splits(X, y, int(n_trials), test_size, cv, X_test, rs,
                                 classifier=not is_regressor(_final_step(estimator)[0])))
     n_threads = _threads_per_job(n_jobs)
     chain = [s for s in strategies if s in CHAIN_STRATEGIES]
@@ -632,7 +655,8 @@ def ticket_curve(
         for s in chain:
             k = rewind_iteration
             if s == "rewind_k" and k is None:
-                n_tr = len(data[0]) * (1 - (ltc.validation_fraction or 0))
+                n_tr = (len(X) if data[0] is None else len(data[0])) \
+                    * (1 - (ltc.validation_fraction or 0))
                 k = max(1, int(np.ceil(n_tr / max(1, min(ltc.batch_size, n_tr)))))
             params = _chain_params(s, ltc, k)
             params["random_state"] = trial_seeds[t]
@@ -648,16 +672,17 @@ def ticket_curve(
     def run(kind, run_tasks):
         if not batched:
             worker = _run_chain if kind == "chain" else _run_mask_control
-            return [_done(r) for r in parallel(delayed(worker)(task) for task in run_tasks)]
+            return [_done(r) for r in parallel(delayed(worker)(task, *arrays)
+                                               for task in run_tasks)]
         # the batched trainer in every worker, each with an even share of the runs
         n_workers = max(1, min(len(run_tasks), _n_workers(n_jobs)))
         if n_workers == 1:
-            return _run_batched(kind, run_tasks, None,
+            return _run_batched(kind, run_tasks, None, *arrays,
                                 on_done=None if progress is None else lambda i: progress())
         shares = [list(range(w, len(run_tasks), n_workers)) for w in range(n_workers)]
         out = [None] * len(run_tasks)
         for share, results in zip(shares, parallel(
-                delayed(_run_batched)(kind, [run_tasks[i] for i in share], n_threads)
+                delayed(_run_batched)(kind, [run_tasks[i] for i in share], n_threads, *arrays)
                 for share in shares)):
             for i, result in zip(share, results):
                 out[i] = _done(result)
