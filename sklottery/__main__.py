@@ -200,6 +200,26 @@ def _versions():
 
 
 def compare(args):
+    if args.scheduler and args.backend != "dask":
+        raise SystemExit("--scheduler is the address of a Dask scheduler: use it with "
+                         "--backend dask")
+    if args.backend != "dask":
+        return _compare(args)
+    from ._dask import dask_backend, require_distributed
+
+    try:
+        require_distributed()
+    except ImportError as exc:
+        raise SystemExit(str(exc)) from None
+    with dask_backend(args.scheduler) as client:
+        if not args.quiet:
+            print(f"Dask cluster: {client.scheduler_info().get('address', args.scheduler)}, "
+                  f"{len(client.scheduler_info().get('workers', {}))} workers",
+                  file=sys.stderr)
+        return _compare(args)
+
+
+def _compare(args):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -596,6 +616,14 @@ def build_parser():
     c.add_argument("--n-jobs", type=int, default=-1,
                    help="parallel runs with joblib, torch threads capped per run so the "
                         "CPUs are not oversubscribed (default -1: one run per CPU)")
+    c.add_argument("--backend", default="loky", choices=["loky", "dask"],
+                   help="where the parallel runs go: worker processes on this machine "
+                        "(loky, default) or a Dask cluster (dask; needs "
+                        "pip install 'sklottery[dask]')")
+    c.add_argument("--scheduler", default=None,
+                   help="with --backend dask: address of a running Dask scheduler, e.g. "
+                        "tcp://10.0.0.5:8786 (default: start a local cluster of worker "
+                        "processes)")
     c.add_argument("--device", default="cpu", help="torch device (default cpu)")
     c.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     c.add_argument("--out", default="sklottery_compare",

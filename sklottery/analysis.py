@@ -42,6 +42,7 @@ compared on paired data.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import warnings
@@ -49,7 +50,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib._parallel_backends import LokyBackend, MultiprocessingBackend, SequentialBackend
+from joblib.parallel import get_active_backend
 from sklearn.base import clone, is_regressor
 from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
@@ -516,16 +519,34 @@ def _trial_splits(X, y, n_trials, test_size, cv, X_test, rs, classifier=True):
         yield train, test
 
 
+def _local_backend():
+    """Whether joblib's active backend runs its workers on this machine's CPUs."""
+    backend, _ = get_active_backend()
+    return isinstance(backend, (LokyBackend, MultiprocessingBackend, SequentialBackend))
+
+
 def _n_workers(n_jobs):
-    """How many processes joblib runs for ``n_jobs`` (at most the CPUs)."""
-    if n_jobs in (None, 1):
-        return 1
-    n_cpu = os.cpu_count() or 1
-    return n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
+    """How many workers joblib runs for ``n_jobs`` under the active backend.
+
+    On this machine at most the CPUs; on a cluster (joblib's Dask or Ray
+    backend) what the backend reports, e.g. the workers' threads in all.
+    """
+    if _local_backend():
+        if n_jobs in (None, 1):
+            return 1
+        n_cpu = os.cpu_count() or 1
+        return n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
+    return max(1, effective_n_jobs(n_jobs))
 
 
 def _threads_per_job(n_jobs):
-    if n_jobs in (None, 1):
+    """Torch threads of each parallel run: local workers share the CPUs.
+
+    None leaves a worker's own setting: a Dask worker starts with
+    ``OMP_NUM_THREADS=1`` (its nanny's default), so its runs never
+    oversubscribe the worker's machine.
+    """
+    if n_jobs in (None, 1) or not _local_backend():
         return None
     return max(1, (os.cpu_count() or 1) // _n_workers(n_jobs))
 
@@ -661,7 +682,26 @@ def ticket_curve(
             params = _chain_params(s, ltc, k)
             params["random_state"] = trial_seeds[t]
             tasks.append((s, t, estimator, params, data, n_threads, return_runs))
+    with _scatter_once(arrays):  # on a Dask cluster, the data goes there once
+        return _curve(estimator, strategies, controls, tasks, splits, arrays,
+                      control_seeds, n_jobs, n_threads, batched, progress, return_runs)
 
+
+def _scatter_once(arrays):
+    """On joblib's Dask backend: scatter the data arrays once for every phase.
+
+    (The backend would otherwise scatter them once per ``Parallel`` call.)
+    """
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return contextlib.nullcontext()
+    return parallel_config(backend="dask", client=backend.client,
+                           scatter=[a for a in arrays if a is not None])
+
+
+def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds,
+           n_jobs, n_threads, batched, progress, return_runs):
+    """The runs of :func:`ticket_curve`: chains, then the ticket's mask controls."""
     def _done(result):
         if progress is not None:
             progress()
