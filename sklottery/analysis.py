@@ -11,29 +11,29 @@ Strategies
 Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
 ``r + 1`` is pruned from the weights trained in round ``r``):
 
-=============== ==============================================================
-``'rewind'``    winning ticket: survivors reset to θ0 after every prune
-``'rewind_k'``  late rewinding to θk (``rewind_iteration``; Frankle et al.)
+================= ============================================================
+``'rewind'``      winning ticket: survivors reset to θ0 after every prune
+``'rewind_k'``    late rewinding to θk (``rewind_iteration``; Frankle et al.)
 ``'random_mask'`` random pruning (``pruning_criterion='random'``), θ0 kept
-``'continue'``  traditional pruning: keep the trained weights, fine-tune
-``'same_sign'`` fresh magnitudes with θ0's signs after every prune (Zhou)
-=============== ==============================================================
+``'continue'``    traditional pruning: keep the trained weights, fine-tune
+``'same_sign'``   fresh magnitudes with θ0's signs after every prune (Zhou)
+================= ============================================================
 
 *Mask controls* take the winning ticket's mask at every round and train it
 once from a new random initialisation (another seed). These words mean the
 mask controls everywhere in sklottery (the estimators' chain strategies are
 ``reinit='fresh'`` and ``'fresh_budget'``):
 
-=============== ==============================================================
-``'random'``    Frankle & Carbin's random reinitialisation, same epochs
-``'scratch_e'`` Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
-                unstructured masks the two coincide) with its own seeds
-``'scratch_b'`` Liu et al.'s Scratch-B: same compute budget; epochs
-                ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
-                ``f`` of weights left (see :mod:`sklottery.strategies`)
-``'one_shot'``  prune the dense network to the ticket's level in one step,
-                rewind to θ0, train once (one fit per level)
-=============== ==============================================================
+================= ============================================================
+``'random'``      Frankle & Carbin's random reinitialisation, same epochs
+``'scratch_e'``   Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
+                  unstructured masks the two coincide) with its own seeds
+``'scratch_b'``   Liu et al.'s Scratch-B: same compute budget; epochs
+                  ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
+                  ``f`` of weights left (see :mod:`sklottery.strategies`)
+``'one_shot'``    prune the dense network to the ticket's level in one step,
+                  rewind to θ0, train once (one fit per level)
+================= ============================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
 data split and the same θ0 for all chain strategies, so the strategies are

@@ -629,13 +629,13 @@ def fetch_mnist(
     accepted too), downloading the ones that are missing from
     :data:`MNIST_URL` and checking them against :data:`MNIST_MD5`.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                70000
     Samples train/test     60000/10000
     Dimensionality                 784
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     Parameters
     ----------
@@ -735,13 +735,13 @@ def fetch_fashion_mnist(
     Ubuntu); missing files are downloaded from :data:`FASHION_MNIST_URL` and
     checked against :data:`FASHION_MNIST_MD5`.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                70000
     Samples train/test     60000/10000
     Dimensionality                 784
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     Parameters
     ----------
@@ -960,13 +960,13 @@ def fetch_cifar10(
     :data:`CIFAR10_URL` into ``<data_home>/cifar-10/`` and checked against
     :data:`CIFAR10_MD5` *before* anything in it is unpickled.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                60000
     Samples train/test     50000/10000
     Dimensionality                3072
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     .. warning:: The CIFAR-10 batches are Python pickles, and unpickling data
        from an untrusted source can execute arbitrary code. Only the files

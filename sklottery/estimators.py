@@ -179,7 +179,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     ----------
     n_outputs_ : int
         Number of target columns.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         The target standardisation (0 and 1 with ``scale_y=False``).
 {attributes}
 

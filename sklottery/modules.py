@@ -271,7 +271,7 @@ class ImageClassifierModule(nn.Module):
         keeps the class's widths. Used for the smaller dense architecture a
         structured ticket defines (Liu et al.'s scratch training).
 
-    Input
+    Notes
     -----
     ``forward`` accepts ``(n, C*H*W)`` flat rows (reshaped in C, H, W order,
     i.e. ``X.reshape(n, C, H, W)`` / NumPy C order), ``(n, C, H, W)`` images,

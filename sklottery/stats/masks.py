@@ -255,7 +255,7 @@ def mask_analysis(runs, strategy="rewind"):
         (Jaccard of the final masks between trials); ``'overlap_rounds'``
         (Jaccard of consecutive rounds' masks, per trial); ``'sign_kept'``
         (fraction of surviving weights whose sign at the end of the final
-        round equals θ0's, per trial); ``'movement'`` (mean |w_final - w_init|
+        round equals θ0's, per trial); ``'movement'`` (mean ``|w_final - w_init|``
         over the final round, for weights kept vs pruned at the next prune).
     """
     trials = sorted(t for (s, t) in runs if s == strategy and runs[(s, t)] is not None)
