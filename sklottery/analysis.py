@@ -387,6 +387,19 @@ def mask_control(estimator, strategy, masks, level):
         A configured clone, one training round (``n_rounds=0``).
     fit_kwargs : dict
         ``{'initial_masks': masks}``, or empty for a compact architecture.
+
+    See Also
+    --------
+    ticket_curve : Runs these controls for every trial and level.
+    sklottery.strategies.scratch_b_epochs : The epochs of the scratch-B budget
+        rule.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
     est = clone(estimator)
     ltc, _ = _final_step(est)
@@ -500,14 +513,40 @@ def ticket_curve(
         trial), ``stop_reason`` (``''``, or ``'diverged'`` /
         ``'interrupted'`` for every row of a run that was cut short) and
         ``seconds`` of training.
+    runs : dict
+        Only with ``return_runs=True``.
 
     Warns
     -----
     DivergenceWarning or PruningInterruptedWarning
         Once, listing every run that was cut short (the completed rounds of
         such a run are kept in the table).
-    runs : dict
-        Only with ``return_runs=True``.
+
+    See Also
+    --------
+    sklottery.stats.matching_summary : The verdict: does the ticket match dense
+        and beat the controls?
+    sklottery.stats.summarize_curve : Mean, spread and confidence interval per
+        strategy and level.
+    sklottery.plotting.TicketCurveDisplay : Frankle & Carbin's figures from this
+        table.
+    conditions_sweep : The same experiment for every combination of a parameter
+        grid.
+    sklottery.stats.mask_analysis : Mask statistics of the runs
+        (``return_runs=True``).
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+    .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
     """
     strategies = list(dict.fromkeys(strategies))
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -648,6 +687,20 @@ def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "rand
     -------
     results : pandas.DataFrame
         ``ticket_curve``'s table with one extra column per swept parameter.
+
+    See Also
+    --------
+    ticket_curve : One condition.
+    sklottery.stats.tickets_exist : Where tickets exist, per condition and
+        level.
+    sklottery.plotting.ConditionsMapDisplay : The conditions as a heatmap.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [2] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2019).
+       Stabilizing the Lottery Ticket Hypothesis. arXiv:1903.01611.
     """
     if not param_grid:
         raise ValueError("param_grid must name at least one parameter to sweep.")

@@ -297,6 +297,10 @@ def get_data_home(data_home=None):
     data_home : str
         The path to the data folder.
 
+    See Also
+    --------
+    fetch_fashion_mnist : One of the loaders that use it.
+
     Examples
     --------
     >>> from sklottery.datasets import get_data_home
@@ -693,6 +697,17 @@ def fetch_mnist(
         If ``subset`` is invalid, or if a file is corrupted or truncated (the
         message names the file).
 
+    See Also
+    --------
+    fetch_fashion_mnist : A harder drop-in replacement.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P. (1998).
+       Gradient-Based Learning Applied to Document Recognition. Proceedings of
+       the IEEE, 86(11), 2278-2324.
+
     Examples
     --------
     >>> from sklottery.datasets import fetch_mnist
@@ -799,6 +814,17 @@ def fetch_fashion_mnist(
     ValueError
         If ``subset`` is invalid, or if a file is corrupted or truncated (the
         message names the file).
+
+    See Also
+    --------
+    fetch_mnist : The original handwritten digits.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] Xiao, H., Rasul, K. and Vollgraf, R. (2017). Fashion-MNIST: a Novel
+       Image Dataset for Benchmarking Machine Learning Algorithms.
+       arXiv:1708.07747.
 
     Examples
     --------
@@ -1033,6 +1059,18 @@ def fetch_cifar10(
         If ``subset`` is invalid, or if the archive or a batch is corrupted,
         truncated or not a CIFAR-10 batch (the message names the file).
 
+    See Also
+    --------
+    sklottery.modules.Conv2 : Frankle & Carbin's CIFAR-10 networks.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny
+       Images. Technical Report, University of Toronto.
+    .. [2] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+
     Examples
     --------
     >>> from sklottery.datasets import fetch_cifar10
@@ -1192,6 +1230,15 @@ def load_mnist1d(
         If the ``mnist1d`` package is not installed.
     ValueError
         If ``subset`` or ``n_samples`` is invalid.
+
+    See Also
+    --------
+    sklottery.reproduce.run : Experiment ``'mnist1d'``: ticket vs random mask.
+
+    References
+    ----------
+    .. [1] Greydanus, S. and Kobak, D. (2024). Scaling Down Deep Learning with
+       MNIST-1D. ICML. arXiv:2011.14439.
 
     Examples
     --------
