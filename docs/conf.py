@@ -1,0 +1,110 @@
+"""Sphinx configuration of the sklottery documentation.
+
+Build with ``bash tools/build_docs.sh`` (HTML in ``docs/_build/html``).
+Warnings are errors there (``-W --keep-going``).
+"""
+
+import os
+import re
+import sys
+
+# The package from this checkout, and the gallery helpers next to this file.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..")))
+sys.path.insert(0, os.path.join(HERE, "sphinxext"))
+
+import sklottery  # noqa: E402
+
+project = "sklottery"
+author = "the sklottery developers"
+copyright = "2026, the sklottery developers"
+release = sklottery.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "readme_tables",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.md5", "auto_examples/*.json"]
+default_role = "literal"
+root_doc = "index"
+
+# -- API reference ---------------------------------------------------------
+autosummary_generate = True
+autodoc_typehints = "none"
+# numpydoc writes the parameter tables; the class template lists the methods.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+
+# -- HTML ------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"sklottery {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_show_sourcelink = False
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "navbar_align": "left",
+    "header_links_before_dropdown": 6,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+    # examples get the full width: long code lines, wide figures
+    "secondary_sidebar_items": {
+        "index": ["page-toc"], "getting_started": ["page-toc"], "api": ["page-toc"],
+        "user_guide/*": ["page-toc"], "generated/*": ["page-toc"],
+        "reproduce": ["page-toc"], "references": ["page-toc"], "auto_examples/*": [],
+    },
+}
+html_sidebars = {"index": [], "getting_started": [], "reproduce": []}
+
+# -- Gallery ---------------------------------------------------------------
+# Executed while building: the examples measured to run in under ~20 s on
+# two CPU cores (see tools/build_docs.sh). The others are rendered with their
+# code and text but not run; their figures come from running them as scripts.
+FAST_EXAMPLES = ("quickstart", "plot_regression_diabetes")
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"[\\/](%s)\.py$" % "|".join(FAST_EXAMPLES),
+    "ignore_pattern": r"__init__\.py",
+    "reset_argv": "gallery_args.reset_argv",
+    "within_subsection_order": "gallery_args.ExampleOrder",
+    "doc_module": ("sklottery",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"sklottery": None},
+    "abort_on_example_error": True,
+    "min_reported_time": 0,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "download_all_examples": False,
+    "capture_repr": ("_repr_html_", "__repr__"),
+}
+
+
+# -- Inherited scikit-learn docstrings ---------------------------------------
+# ``score`` comes from scikit-learn's mixins, whose docstrings link into
+# scikit-learn's own user guide (``:ref:``, ``:term:``). Those targets do not
+# exist here (and intersphinx needs the network), so they are shown as text.
+_SKLEARN_XREF = re.compile(r":(?:ref|term):`([^`<]*?)\s*(?:<([^>]*)>)?`")
+
+
+def _plain_sklearn_xrefs(app, what, name, obj, options, lines):
+    if (getattr(obj, "__module__", None) or "").startswith("sklearn"):
+        lines[:] = [_SKLEARN_XREF.sub(lambda m: m.group(1).strip() or m.group(2), line)
+                    for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_sklearn_xrefs, priority=400)
