@@ -4,6 +4,7 @@ Build with ``bash tools/build_docs.sh`` (HTML in ``docs/_build/html``).
 Warnings are errors there (``-W --keep-going``).
 """
 
+import inspect
 import os
 import re
 import sys
@@ -106,5 +107,15 @@ def _plain_sklearn_xrefs(app, what, name, obj, options, lines):
                     for line in lines]
 
 
+# A constant without a ``#:`` comment would show its type's docstring (a
+# tuple's "Built-in immutable sequence..."); api.rst describes those itself.
+def _no_type_docstrings(app, what, name, obj, options, lines):
+    if what == "data" and lines:
+        own = inspect.getdoc(type(obj))
+        if own and "\n".join(lines).strip() == own.strip():
+            lines[:] = []
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _plain_sklearn_xrefs, priority=400)
+    app.connect("autodoc-process-docstring", _no_type_docstrings, priority=400)
