@@ -587,7 +587,7 @@ class TicketCurveDisplay:
         ax=None,
         **plot_kwargs,
     ):
-        """Create and plot the display from a :func:`ticket_curve` table.
+        """Create and plot the display from a :func:`~sklottery.analysis.ticket_curve` table.
 
         Parameters
         ----------

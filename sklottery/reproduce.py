@@ -14,11 +14,11 @@ Three protocols per experiment:
 * ``'full'``: the paper's protocol (hours on a CPU, minutes on a GPU).
 * ``'smoke'``: a seconds-long run of the same code, for tests.
 
-Data: MNIST is used when its files are present (:func:`sklottery.datasets.
-fetch_mnist` with ``download_if_missing=False``), else Fashion-MNIST (Debian
-package ``dataset-fashion-mnist``), else scikit-learn's digits; CIFAR-10 is
-replaced by Fashion-MNIST for Conv-2 unless its files are present. The table
-names the data actually used.
+Data: MNIST is used when its files are present
+(:func:`sklottery.datasets.fetch_mnist` with ``download_if_missing=False``),
+else Fashion-MNIST (Debian package ``dataset-fashion-mnist``), else
+scikit-learn's digits; CIFAR-10 is replaced by Fashion-MNIST for Conv-2
+unless its files are present. The table names the data actually used.
 """
 
 from __future__ import annotations
