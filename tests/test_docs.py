@@ -73,24 +73,21 @@ def _documented_objects():
         lines = f.read().splitlines()
     module, in_summary, found = None, False, []
     for line in lines:
-        m = re.match(r"\.\. currentmodule:: (\S+)", line)
+        if not line.startswith(" ") and line.strip():
+            in_summary = False  # any unindented line ends an autosummary block
+        m = re.match(r"\.\. (?:currentmodule|py:module):: (\S+)", line)
         if m:
             module = m.group(1)
             continue
-        m = re.match(r"\.\. autodata:: (\S+)", line)
+        m = re.match(r"\.\. (?:autodata|function|autoclass|autofunction):: (\w+)", line)
         if m:
             found.append((module, m.group(1)))
             continue
         if line.startswith(".. autosummary::"):
             in_summary = True
             continue
-        if in_summary:
-            if line.strip() == "" or line.lstrip().startswith(":"):
-                continue
-            if line.startswith("   "):
-                found.append((module, line.strip()))
-                continue
-            in_summary = False
+        if in_summary and line.startswith("   ") and not line.lstrip().startswith(":"):
+            found.append((module, line.strip()))
     objects = []
     for module, name in found:
         obj = getattr(importlib.import_module(module), name, None)
