@@ -71,9 +71,11 @@ html_sidebars = {"index": [], "getting_started": [], "reproduce": []}
 
 # -- Gallery ---------------------------------------------------------------
 # Executed while building: the examples measured to run in under ~20 s on
-# two CPU cores (see tools/build_docs.sh). The others are rendered with their
-# code and text but not run; their figures come from running them as scripts.
-FAST_EXAMPLES = ("quickstart", "plot_regression_diabetes")
+# the project's two CPU cores. quickstart.py: 7 s. The next fastest,
+# plot_regression_diabetes.py, took 26-35 s (5 trials x 3 strategies), and
+# the others 40 s to 7 min, so they are rendered with their code and text
+# but not run; running them as scripts gives their tables and figures.
+FAST_EXAMPLES = ("quickstart",)
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
