@@ -67,7 +67,7 @@ html_theme_options = {
         "reproduce": ["page-toc"], "references": ["page-toc"], "auto_examples/*": [],
     },
 }
-html_sidebars = {"index": [], "getting_started": [], "reproduce": []}
+html_sidebars = {"index": [], "getting_started": [], "reproduce": [], "references": []}
 
 # -- Gallery ---------------------------------------------------------------
 # Executed while building: the examples measured to run in under ~20 s on

@@ -497,7 +497,7 @@ def ticket_curve(
     return_runs : bool, default=False
         Also return a dict ``(strategy, trial) -> {'masks', 'start', 'final',
         'init'}`` with per-round masks and weights of the chain runs (for
-        :func:`~sklottery.stats.mask_analysis`).
+        :func:`mask_analysis`).
 
     Returns
     -------
