@@ -1,6 +1,6 @@
 """
 Structured vs unstructured tickets: where Liu et al.'s claim holds
-=================================================================
+==================================================================
 
 Liu et al. (2019) found that for *structured* pruning (whole filters or
 neurons removed) training the pruned architecture from scratch is as good as

@@ -234,7 +234,7 @@ print("\nsurviving weights with the sign of θ0 after training, per trial")
 print(report["sign_kept"].round(3).to_string(index=False))
 
 # %%
-# * Weight movement in the dense round: mean |w_final - w_init| of the weights
+# * Weight movement in the dense round: mean ``|w_final - w_init|`` of the weights
 #   that the first prune kept vs removed. Magnitude pruning keeps large final
 #   weights, which tend to be the ones that moved most.
 mv = report["movement"]

@@ -11,29 +11,29 @@ Strategies
 Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
 ``r + 1`` is pruned from the weights trained in round ``r``):
 
-=============== ==============================================================
-``'rewind'``    winning ticket: survivors reset to θ0 after every prune
-``'rewind_k'``  late rewinding to θk (``rewind_iteration``; Frankle et al.)
+================= ============================================================
+``'rewind'``      winning ticket: survivors reset to θ0 after every prune
+``'rewind_k'``    late rewinding to θk (``rewind_iteration``; Frankle et al.)
 ``'random_mask'`` random pruning (``pruning_criterion='random'``), θ0 kept
-``'continue'``  traditional pruning: keep the trained weights, fine-tune
-``'same_sign'`` fresh magnitudes with θ0's signs after every prune (Zhou)
-=============== ==============================================================
+``'continue'``    traditional pruning: keep the trained weights, fine-tune
+``'same_sign'``   fresh magnitudes with θ0's signs after every prune (Zhou)
+================= ============================================================
 
 *Mask controls* take the winning ticket's mask at every round and train it
 once from a new random initialisation (another seed). These words mean the
 mask controls everywhere in sklottery (the estimators' chain strategies are
 ``reinit='fresh'`` and ``'fresh_budget'``):
 
-=============== ==============================================================
-``'random'``    Frankle & Carbin's random reinitialisation, same epochs
-``'scratch_e'`` Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
-                unstructured masks the two coincide) with its own seeds
-``'scratch_b'`` Liu et al.'s Scratch-B: same compute budget; epochs
-                ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
-                ``f`` of weights left (see :mod:`sklottery.strategies`)
-``'one_shot'``  prune the dense network to the ticket's level in one step,
-                rewind to θ0, train once (one fit per level)
-=============== ==============================================================
+================= ============================================================
+``'random'``      Frankle & Carbin's random reinitialisation, same epochs
+``'scratch_e'``   Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
+                  unstructured masks the two coincide) with its own seeds
+``'scratch_b'``   Liu et al.'s Scratch-B: same compute budget; epochs
+                  ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
+                  ``f`` of weights left (see :mod:`sklottery.strategies`)
+``'one_shot'``    prune the dense network to the ticket's level in one step,
+                  rewind to θ0, train once (one fit per level)
+================= ============================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
 data split and the same θ0 for all chain strategies, so the strategies are
@@ -479,6 +479,19 @@ def mask_control(estimator, strategy, masks, level):
         A configured clone, one training round (``n_rounds=0``).
     fit_kwargs : dict
         ``{'initial_masks': masks}``, or empty for a compact architecture.
+
+    See Also
+    --------
+    ticket_curve : Runs these controls for every trial and level.
+    sklottery.strategies.scratch_b_epochs : The epochs of the scratch-B budget
+        rule.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
     est = clone(estimator)
     ltc, _ = _final_step(est)
@@ -628,14 +641,40 @@ def ticket_curve(
         trial), ``stop_reason`` (``''``, or ``'diverged'`` /
         ``'interrupted'`` for every row of a run that was cut short) and
         ``seconds`` of training.
+    runs : dict
+        Only with ``return_runs=True``.
 
     Warns
     -----
     DivergenceWarning or PruningInterruptedWarning
         Once, listing every run that was cut short (the completed rounds of
         such a run are kept in the table).
-    runs : dict
-        Only with ``return_runs=True``.
+
+    See Also
+    --------
+    sklottery.stats.matching_summary : The verdict: does the ticket match dense
+        and beat the controls?
+    sklottery.stats.summarize_curve : Mean, spread and confidence interval per
+        strategy and level.
+    sklottery.plotting.TicketCurveDisplay : Frankle & Carbin's figures from this
+        table.
+    conditions_sweep : The same experiment for every combination of a parameter
+        grid.
+    sklottery.stats.mask_analysis : Mask statistics of the runs
+        (``return_runs=True``).
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+    .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
     """
     strategies = list(dict.fromkeys(strategies))
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -816,6 +855,20 @@ def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "rand
     -------
     results : pandas.DataFrame
         ``ticket_curve``'s table with one extra column per swept parameter.
+
+    See Also
+    --------
+    ticket_curve : One condition.
+    sklottery.stats.tickets_exist : Where tickets exist, per condition and
+        level.
+    sklottery.plotting.ConditionsMapDisplay : The conditions as a heatmap.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [2] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2019).
+       Stabilizing the Lottery Ticket Hypothesis. arXiv:1903.01611.
     """
     if not param_grid:
         raise ValueError("param_grid must name at least one parameter to sweep.")

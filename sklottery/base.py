@@ -328,8 +328,9 @@ default='rewind'
         setting is restored afterwards. None leaves torch's setting. On a
         small machine that is busy (or runs parallel fits) use 1: OpenMP
         threads spin on oversubscribed cores, and an epoch can be many times
-        slower with 2 threads than with 1. :func:`~sklottery.analysis.
-        ticket_curve` with ``n_jobs`` sets ``cpu_count // n_jobs`` per fit.
+        slower with 2 threads than with 1.
+        :func:`~sklottery.analysis.ticket_curve` with ``n_jobs`` sets
+        ``cpu_count // n_jobs`` per fit.
     verbose : int, default=0
         ``1`` prints one line per round (the header before round 0); ``2``
         also one line per epoch inside a round (train and validation loss,

@@ -297,6 +297,10 @@ def get_data_home(data_home=None):
     data_home : str
         The path to the data folder.
 
+    See Also
+    --------
+    fetch_fashion_mnist : One of the loaders that use it.
+
     Examples
     --------
     >>> from sklottery.datasets import get_data_home
@@ -629,13 +633,13 @@ def fetch_mnist(
     accepted too), downloading the ones that are missing from
     :data:`MNIST_URL` and checking them against :data:`MNIST_MD5`.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                70000
     Samples train/test     60000/10000
     Dimensionality                 784
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     Parameters
     ----------
@@ -693,6 +697,17 @@ def fetch_mnist(
         If ``subset`` is invalid, or if a file is corrupted or truncated (the
         message names the file).
 
+    See Also
+    --------
+    fetch_fashion_mnist : A harder drop-in replacement.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P. (1998).
+       Gradient-Based Learning Applied to Document Recognition. Proceedings of
+       the IEEE, 86(11), 2278-2324.
+
     Examples
     --------
     >>> from sklottery.datasets import fetch_mnist
@@ -735,13 +750,13 @@ def fetch_fashion_mnist(
     Ubuntu); missing files are downloaded from :data:`FASHION_MNIST_URL` and
     checked against :data:`FASHION_MNIST_MD5`.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                70000
     Samples train/test     60000/10000
     Dimensionality                 784
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     Parameters
     ----------
@@ -799,6 +814,17 @@ def fetch_fashion_mnist(
     ValueError
         If ``subset`` is invalid, or if a file is corrupted or truncated (the
         message names the file).
+
+    See Also
+    --------
+    fetch_mnist : The original handwritten digits.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] Xiao, H., Rasul, K. and Vollgraf, R. (2017). Fashion-MNIST: a Novel
+       Image Dataset for Benchmarking Machine Learning Algorithms.
+       arXiv:1708.07747.
 
     Examples
     --------
@@ -960,13 +986,13 @@ def fetch_cifar10(
     :data:`CIFAR10_URL` into ``<data_home>/cifar-10/`` and checked against
     :data:`CIFAR10_MD5` *before* anything in it is unpickled.
 
-    =================   ==============
+    ==================  ==============
     Classes                         10
     Samples total                60000
     Samples train/test     50000/10000
     Dimensionality                3072
     Features            real, in [0,1]
-    =================   ==============
+    ==================  ==============
 
     .. warning:: The CIFAR-10 batches are Python pickles, and unpickling data
        from an untrusted source can execute arbitrary code. Only the files
@@ -1032,6 +1058,18 @@ def fetch_cifar10(
     ValueError
         If ``subset`` is invalid, or if the archive or a batch is corrupted,
         truncated or not a CIFAR-10 batch (the message names the file).
+
+    See Also
+    --------
+    sklottery.modules.Conv2 : Frankle & Carbin's CIFAR-10 networks.
+    sklearn.datasets.fetch_openml : The conventions followed here.
+
+    References
+    ----------
+    .. [1] Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny
+       Images. Technical Report, University of Toronto.
+    .. [2] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
 
     Examples
     --------
@@ -1192,6 +1230,15 @@ def load_mnist1d(
         If the ``mnist1d`` package is not installed.
     ValueError
         If ``subset`` or ``n_samples`` is invalid.
+
+    See Also
+    --------
+    sklottery.reproduce.run : Experiment ``'mnist1d'``: ticket vs random mask.
+
+    References
+    ----------
+    .. [1] Greydanus, S. and Kobak, D. (2024). Scaling Down Deep Learning with
+       MNIST-1D. ICML. arXiv:2011.14439.
 
     Examples
     --------

@@ -71,11 +71,23 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     --------
     LotteryTicketRegressor : The same engine for regression.
     sklottery.analysis.ticket_curve : The ticket against its controls, with trials.
+    sklottery.stats.matching_summary : Does the ticket match dense and beat the
+        controls? A verdict.
+    sklearn.neural_network.MLPClassifier : A dense classifier with the same
+        parameter names.
 
     References
     ----------
     .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
-       Finding Sparse, Trainable Neural Networks. ICLR.
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+    .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
 
     Examples
     --------
@@ -179,15 +191,24 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     ----------
     n_outputs_ : int
         Number of target columns.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         The target standardisation (0 and 1 with ``scale_y=False``).
 {attributes}
 
     See Also
     --------
     LotteryTicketClassifier : The same engine for classification.
+    sklottery.analysis.ticket_curve : The ticket against its controls, with
+        trials (``metric='test_r2'`` or ``'test_mse'`` for the verdict).
     sklearn.neural_network.MLPRegressor : A dense regressor with the same
         parameter names.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
 
     Examples
     --------

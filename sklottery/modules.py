@@ -61,7 +61,19 @@ PRUNABLE_LAYER_TYPES = (nn.Linear, nn.Conv2d)
 
 
 def glorot_init_(module: nn.Module) -> nn.Module:
-    """Glorot-normal weights and zero biases for every Linear/Conv2d layer."""
+    """Glorot-normal weights and zero biases for every Linear/Conv2d layer.
+
+    See Also
+    --------
+    MLP : Initialised with it.
+
+    References
+    ----------
+    .. [1] Glorot, X. and Bengio, Y. (2010). Understanding the Difficulty of
+       Training Deep Feedforward Neural Networks. AISTATS.
+    .. [2] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    """
     for layer in module.modules():
         if isinstance(layer, PRUNABLE_LAYER_TYPES):
             nn.init.xavier_normal_(layer.weight)
@@ -85,6 +97,21 @@ class MLP(nn.Module):
         Non-linearity after every hidden layer.
     dropout : float, default=0.0
         Dropout probability after every hidden activation.
+
+    See Also
+    --------
+    sklottery.LotteryTicketClassifier : Uses it when ``module=None``.
+    get_module_class : Looks modules up by name.
+
+    References
+    ----------
+    .. [1] LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P. (1998).
+       Gradient-Based Learning Applied to Document Recognition. Proceedings of
+       the IEEE, 86(11), 2278-2324.
+    .. [2] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [3] Glorot, X. and Bengio, Y. (2010). Understanding the Difficulty of
+       Training Deep Feedforward Neural Networks. AISTATS.
     """
 
     def __init__(self, n_features, n_classes, hidden_layer_sizes=(300, 100),
@@ -271,7 +298,12 @@ class ImageClassifierModule(nn.Module):
         keeps the class's widths. Used for the smaller dense architecture a
         structured ticket defines (Liu et al.'s scratch training).
 
-    Input
+    See Also
+    --------
+    Conv2 : Conv-2 of Frankle & Carbin (also ``Conv4``, ``Conv6``).
+    LeNet5 : LeNet-5 of LeCun et al.
+
+    Notes
     -----
     ``forward`` accepts ``(n, C*H*W)`` flat rows (reshaped in C, H, W order,
     i.e. ``X.reshape(n, C, H, W)`` / NumPy C order), ``(n, C, H, W)`` images,
@@ -288,6 +320,11 @@ class ImageClassifierModule(nn.Module):
         The fully connected layers; its last ``nn.Linear`` is the output layer.
     n_flat : int
         Number of features entering the first fc layer.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
 
     #: Widths of the hidden fully connected layers (the output layer is added).
@@ -422,6 +459,16 @@ class Conv2(_VGGLike):
     See :class:`ImageClassifierModule` for the parameters. On CIFAR-10
     (3x32x32) it has 38,592 conv and 4,262,400 fc weights (paper: 4.3M in
     all, 38K conv).
+
+    See Also
+    --------
+    Conv4 : Four convolutions.
+    Conv6 : Six convolutions.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
 
     channels = (64, 64, "M")
@@ -434,6 +481,16 @@ class Conv4(_VGGLike):
     See :class:`ImageClassifierModule` for the parameters. On CIFAR-10 it
     has 259,776 conv and 2,165,248 fc weights (paper: 2.4M in all, 260K
     conv).
+
+    See Also
+    --------
+    Conv2 : Two convolutions.
+    Conv6 : Six convolutions.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
 
     channels = (64, 64, "M", 128, 128, "M")
@@ -448,6 +505,16 @@ class Conv6(_VGGLike):
     paper's Figure 2 gives 1.1M conv (matches) but 1.7M in all, which no
     reading of the stated architecture reproduces (its Conv-2 and Conv-4
     totals do match this construction).
+
+    See Also
+    --------
+    Conv2 : Two convolutions.
+    Conv4 : Four convolutions.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
 
     channels = (64, 64, "M", 128, 128, "M", 256, 256, "M")
@@ -467,6 +534,16 @@ class LeNet5(ImageClassifierModule):
     never padded. Images need H and W of at least 12.
 
     See :class:`ImageClassifierModule` for the parameters.
+
+    See Also
+    --------
+    MLP : LeNet-300-100 with the default sizes.
+
+    References
+    ----------
+    .. [1] LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P. (1998).
+       Gradient-Based Learning Applied to Document Recognition. Proceedings of
+       the IEEE, 86(11), 2278-2324.
     """
 
     fc_sizes = (120, 84)
@@ -549,7 +626,12 @@ def _normalise_name(name):
 
 
 def get_module_class(module):
-    """Resolve ``module`` (a registry name or an ``nn.Module`` subclass)."""
+    """Resolve ``module`` (a registry name or an ``nn.Module`` subclass).
+
+    See Also
+    --------
+    MODULES : The registry of names.
+    """
     if module is None:
         return MLP
     if isinstance(module, str):

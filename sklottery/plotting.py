@@ -296,6 +296,20 @@ class TicketCurveDisplay:
     legend_ : matplotlib.legend.Legend or None
         The legend, below the axes.
 
+    See Also
+    --------
+    plot_ticket_figures : Three panels side by side with one legend.
+    sklottery.analysis.ticket_curve : The table the display is built from.
+    sklottery.stats.summarize_curve : The statistics it draws.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+
     Examples
     --------
     >>> import pandas as pd
@@ -573,7 +587,7 @@ class TicketCurveDisplay:
         ax=None,
         **plot_kwargs,
     ):
-        """Create and plot the display from a :func:`ticket_curve` table.
+        """Create and plot the display from a :func:`~sklottery.analysis.ticket_curve` table.
 
         Parameters
         ----------
@@ -779,6 +793,16 @@ def plot_ticket_figures(
     figure : matplotlib Figure
         The figure; ``figure.axes[:len(kinds)]`` are the panels, in the
         order of ``kinds`` when the function created the figure.
+
+    See Also
+    --------
+    TicketCurveDisplay : One panel.
+    sklottery.analysis.ticket_curve : The table the figures are drawn from.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     _check_matplotlib("plot_ticket_figures")
     import matplotlib.pyplot as plt
@@ -877,6 +901,16 @@ class ConditionsMapDisplay:
         Markers on the cells where tickets exist.
     texts_ : list of matplotlib.text.Text
         Cell annotations (empty unless ``annotate=True``).
+
+    See Also
+    --------
+    sklottery.analysis.conditions_sweep : The sweep the map is built from.
+    sklottery.stats.tickets_exist : The per-condition verdicts it marks.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
 
     def __init__(self, *, values, x_levels, y_levels, x_name, y_name, value_name, exists=None):
@@ -1093,6 +1127,17 @@ class StabilityDisplay:
     ----------
     axes_ : ndarray of three matplotlib Axes
     figure_ : matplotlib Figure
+
+    See Also
+    --------
+    sklottery.stability.stability_sweep : The tables the display is built from.
+    sklottery.stability.linear_mode_connectivity : One error path.
+
+    References
+    ----------
+    .. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
     """
 
     def __init__(self, *, summary, paths, network="ticket"):

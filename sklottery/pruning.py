@@ -81,6 +81,19 @@ def compute_scores(criterion, final, init=None, generator=None):
     Returns
     -------
     scores : dict of str -> Tensor (float32, on the CPU)
+
+    See Also
+    --------
+    prune_masks : Prunes the lowest scores.
+    prune_units : Scores and prunes whole units instead.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
     """
     scores = {}
     for name, w in final.items():
@@ -143,6 +156,17 @@ def prune_masks(
     -------
     new_masks : dict of str -> bool Tensor
         Pruned weights never come back: ``new_masks[n] <= masks[n]``.
+
+    See Also
+    --------
+    compute_scores : The scores it prunes by.
+    remaining_schedule : The fraction of weights left after each round.
+    prune_units : Structured pruning of whole units.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}.")
@@ -217,6 +241,16 @@ def remaining_schedule(layer_sizes: Mapping[str, int], rates: Mapping[str, float
 
     Uses the same rounding rule as :func:`prune_masks`; ``pooled`` names the
     layers ranked together in global scope. Element 0 is 1.0 (dense).
+
+    See Also
+    --------
+    rounds_for_sparsity : The rounds needed for a target sparsity.
+    one_shot_rates : The same level in one prune.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     remaining, unit_rates, _ = _pruning_units(layer_sizes, rates, pooled)
     total = sum(remaining.values())
@@ -229,7 +263,12 @@ def remaining_schedule(layer_sizes: Mapping[str, int], rates: Mapping[str, float
 
 def rounds_for_sparsity(layer_sizes, rates, target_sparsity, max_rounds=1000,
                         pooled=None) -> int:
-    """Fewest rounds after which at most ``1 - target_sparsity`` of the weights remain."""
+    """Fewest rounds after which at most ``1 - target_sparsity`` of the weights remain.
+
+    See Also
+    --------
+    remaining_schedule : The schedule itself.
+    """
     if not 0 <= target_sparsity < 1:
         raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity!r}.")
     remaining, unit_rates, _ = _pruning_units(layer_sizes, rates, pooled)
@@ -252,6 +291,15 @@ def one_shot_rates(layer_sizes, rates, n_rounds, pooled=None) -> dict:
 
     Each layer (or the pooled group, in global scope) keeps exactly as many
     weights as ``n_rounds`` rounds at ``rates`` would leave it.
+
+    See Also
+    --------
+    remaining_schedule : The iterative schedule.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     sizes, unit_rates, pooled = _pruning_units(layer_sizes, rates, pooled)
     remaining = dict(sizes)
@@ -385,6 +433,19 @@ def prune_units(weights, masks, chain, rates, norm="l1", generator=None):
     Returns
     -------
     new_masks : dict of str -> bool Tensor
+
+    See Also
+    --------
+    unit_chain : The layers whose units are pruned together.
+    compact_module : The smaller network without the removed units.
+    prune_masks : Unstructured pruning of single weights.
+
+    References
+    ----------
+    .. [1] Li, H., Kadav, A., Durdanovic, I., Samet, H. and Graf, H. P. (2017).
+       Pruning Filters for Efficient ConvNets. ICLR. arXiv:1608.08710.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
     if norm not in ("l1", "l2", "random"):
         raise ValueError(f"norm must be 'l1', 'l2' or 'random', got {norm!r}.")
@@ -448,6 +509,17 @@ def compact_module(module, masks, chain=None):
     Returns
     -------
     compact : torch.nn.Module
+
+    See Also
+    --------
+    prune_units : Structured pruning, whose removed units this drops.
+    sklottery.LotteryTicketClassifier.get_compact_module : The same for a fitted
+        estimator.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
     import copy
 

@@ -14,11 +14,11 @@ Three protocols per experiment:
 * ``'full'``: the paper's protocol (hours on a CPU, minutes on a GPU).
 * ``'smoke'``: a seconds-long run of the same code, for tests.
 
-Data: MNIST is used when its files are present (:func:`sklottery.datasets.
-fetch_mnist` with ``download_if_missing=False``), else Fashion-MNIST (Debian
-package ``dataset-fashion-mnist``), else scikit-learn's digits; CIFAR-10 is
-replaced by Fashion-MNIST for Conv-2 unless its files are present. The table
-names the data actually used.
+Data: MNIST is used when its files are present
+(:func:`sklottery.datasets.fetch_mnist` with ``download_if_missing=False``),
+else Fashion-MNIST (Debian package ``dataset-fashion-mnist``), else
+scikit-learn's digits; CIFAR-10 is replaced by Fashion-MNIST for Conv-2
+unless its files are present. The table names the data actually used.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class Reproduction:
     results : pandas.DataFrame
         The raw table the claims were measured on.
     seconds : float
+
+    See Also
+    --------
+    run : Returns it.
     """
 
     name: str
@@ -373,6 +377,19 @@ def structured_comparison(X_train, y_train, X_test, y_test, *, granularities=("w
     results : pandas.DataFrame
         ticket_curve's table with ``granularity`` and ``learning_rate_init``
         columns.
+
+    See Also
+    --------
+    sklottery.analysis.ticket_curve : Runs each granularity and learning rate.
+    sklottery.LotteryTicketClassifier : ``pruning_granularity`` selects
+        structured pruning.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [2] Li, H., Kadav, A., Durdanovic, I., Samet, H. and Graf, H. P. (2017).
+       Pruning Filters for Efficient ConvNets. ICLR. arXiv:1608.08710.
     """
     from . import LotteryTicketClassifier
     from .analysis import ticket_curve
@@ -539,7 +556,12 @@ EXPERIMENTS = {
 
 
 def list_experiments():
-    """``(name, title, publication)`` of every experiment."""
+    """``(name, title, publication)`` of every experiment.
+
+    See Also
+    --------
+    run : Run one of them.
+    """
     return [(name, title, paper) for name, (title, paper, _) in EXPERIMENTS.items()]
 
 
@@ -560,6 +582,26 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
     Returns
     -------
     result : Reproduction
+
+    See Also
+    --------
+    list_experiments : The experiments and their publications.
+    sklottery.stats.verdict : The verdict printed with the table.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+    .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
+    .. [5] Greydanus, S. and Kobak, D. (2024). Scaling Down Deep Learning with
+       MNIST-1D. ICML. arXiv:2011.14439.
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}; choose from {list(EXPERIMENTS)}.")

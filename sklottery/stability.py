@@ -53,6 +53,17 @@ def instability(errors):
     Returns
     -------
     float
+
+    See Also
+    --------
+    linear_mode_connectivity : Measures the error path this is computed from.
+    STABLE_THRESHOLD : The 2-point threshold of stability.
+
+    References
+    ----------
+    .. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
     """
     errors = np.asarray(errors, dtype=float)
     if errors.size < 2:
@@ -83,6 +94,11 @@ class StabilityResult:
         path) keep.
     copies : tuple of two fitted estimators
         The two trained copies.
+
+    See Also
+    --------
+    linear_mode_connectivity : Returns it.
+    sklottery.plotting.StabilityDisplay : Draws error paths and instability.
     """
 
     alphas: np.ndarray
@@ -208,6 +224,18 @@ def linear_mode_connectivity(estimator, X, y, *, rewind_iteration=0, masks=None,
     result : StabilityResult
         The path, the instability (percentage points) and the two copies.
 
+    See Also
+    --------
+    stability_sweep : Dense network and ticket for several rewind iterations.
+    instability : The instability of an error path.
+    sklottery.plotting.StabilityDisplay : Draws the paths.
+
+    References
+    ----------
+    .. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -303,6 +331,21 @@ def stability_sweep(estimator, X, y, rewind_iterations=(0,), *, n_trials=1, n_po
     paths : pandas.DataFrame
         ``trial``, ``rewind_iteration``, ``network``, ``alpha``, ``error``,
         ``loss``: the interpolation paths.
+
+    See Also
+    --------
+    linear_mode_connectivity : One state, dense or under a mask.
+    sklottery.plotting.StabilityDisplay : The sweep in one figure.
+    sklottery.analysis.ticket_curve : Strategy ``'rewind_k'``: late rewinding
+        with controls.
+
+    References
+    ----------
+    .. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
+    .. [2] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     _check_estimator(estimator)
     ks = [int(k) for k in rewind_iterations]

@@ -50,7 +50,12 @@ DEPRECATED_REINIT = {"random": "fresh", "scratch_e": "fresh", "scratch_b": "fres
 
 
 def canonical_reinit(strategy):
-    """The current name of a ``reinit`` strategy (maps :data:`DEPRECATED_REINIT`)."""
+    """The current name of a ``reinit`` strategy (maps :data:`DEPRECATED_REINIT`).
+
+    See Also
+    --------
+    DEPRECATED_REINIT : The old spellings.
+    """
     return DEPRECATED_REINIT.get(strategy, strategy)
 
 
@@ -76,6 +81,25 @@ def next_round_state(strategy, trained, rewind, fresh, prunable):
     -------
     state : dict of str -> Tensor
         New tensors (the inputs are not modified). Masks are not applied here.
+
+    See Also
+    --------
+    sklottery.analysis.ticket_curve : Runs these strategies as chains with
+        controls.
+    scratch_b_epochs : The epochs of ``'fresh_budget'``.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
+    .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
     """
     strategy = canonical_reinit(strategy)
     if strategy == "rewind":
@@ -103,6 +127,15 @@ def scratch_b_epochs(max_epochs, fraction_remaining, max_factor=2.0):
     """Epochs that give a sparse network the dense network's compute budget.
 
     ``ceil(max_epochs * min(1 / fraction_remaining, max_factor))``.
+
+    See Also
+    --------
+    next_round_state : The reset strategies.
+
+    References
+    ----------
+    .. [1] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
     """
     if not 0 < fraction_remaining <= 1:
         raise ValueError(f"fraction_remaining must be in (0, 1], got {fraction_remaining!r}.")

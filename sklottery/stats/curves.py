@@ -65,6 +65,10 @@ def strategy_label(strategy):
     label : str
         The entry of :data:`STRATEGY_LABELS`, or the name with underscores
         replaced by spaces when it is not a known strategy.
+
+    See Also
+    --------
+    STRATEGY_LABELS : The labels of the known strategies.
     """
     return STRATEGY_LABELS.get(strategy, str(strategy).replace("_", " "))
 
@@ -249,6 +253,17 @@ def summarize_curve(
         ['ci_method']`` says which interval was used (``'t'`` or
         ``'bootstrap'``).
 
+    See Also
+    --------
+    dense_baseline : Mean and standard deviation of the dense network.
+    compare_to_ticket : Tests of the ticket against every control.
+    sklottery.plotting.TicketCurveDisplay : The summary as a figure.
+
+    References
+    ----------
+    .. [1] Efron, B. and Tibshirani, R. J. (1993). An Introduction to the
+       Bootstrap. Chapman & Hall.
+
     Examples
     --------
     >>> import pandas as pd
@@ -347,6 +362,17 @@ def dense_baseline(results, ticket="rewind", metric="test_acc", pooled=False):
     baseline : dict
         Keys ``'mean'``, ``'std'`` (``ddof=1``, NaN for a single row), ``'n'``
         and ``'source'`` (``'ticket'`` or ``'pooled'``).
+
+    See Also
+    --------
+    summarize_curve : Every strategy and level.
+    matching_summary : Uses the baseline for Frankle & Carbin's matching
+        criterion.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
     df = _as_frame(results, ["strategy", metric, "weights_remaining"])
     dense, source = _dense_rows(df, ticket, pooled)
@@ -434,12 +460,28 @@ def compare_to_ticket(
         difference of two proportions. Sorted by strategy, then level
         descending.
 
+    See Also
+    --------
+    holm : Holm's correction of the p-values.
+    matching_summary : The verdict built on these tests.
+
     Notes
     -----
     When either group has fewer than two values, the interval, statistic,
     p-value and effect size are NaN (the means and ``diff`` are still
     given). When both groups are constant, the Welch interval collapses to
     ``diff`` and the statistic, p-value and effect size are NaN.
+
+    References
+    ----------
+    .. [1] Welch, B. L. (1947). The Generalization of "Student's" Problem when
+       Several Different Population Variances are Involved. Biometrika, 34(1/2),
+       28-35.
+    .. [2] Hedges, L. V. (1981). Distribution Theory for Glass's Estimator of
+       Effect Size and Related Estimators. Journal of Educational Statistics,
+       6(2), 107-128.
+    .. [3] Efron, B. and Tibshirani, R. J. (1993). An Introduction to the
+       Bootstrap. Chapman & Hall.
     """
     if method not in ("welch", "bootstrap"):
         raise ValueError(f"method must be 'welch' or 'bootstrap', got {method!r}.")
@@ -520,6 +562,17 @@ def holm(p_values):
         ``p_(i) * (m - i + 1)`` for the i-th smallest of the ``m`` finite
         p-values, made monotone (cumulative maximum) and capped at 1, in the
         input order.
+
+    See Also
+    --------
+    matching_summary : Corrects its family of tests with this function.
+    scipy.stats.false_discovery_control : Benjamini-Hochberg, a less strict
+        correction.
+
+    References
+    ----------
+    .. [1] Holm, S. (1979). A Simple Sequentially Rejective Multiple Test
+       Procedure. Scandinavian Journal of Statistics, 6(2), 65-70.
 
     Examples
     --------

@@ -72,6 +72,11 @@ def layer_sparsity(masks):
         Indexed by ``layer`` (the mask names, then ``'__total__'``), columns
         ``'n_weights', 'n_remaining', 'fraction_remaining'``. The total is
         pooled over all weights.
+
+    See Also
+    --------
+    sklottery.pruning.fraction_remaining : The same fractions from torch masks.
+    mask_analysis : All mask statistics of a ticket curve.
     """
     masks = _as_dict(masks, "masks")
     rows, tot_n, tot_k = [], 0, 0
@@ -102,6 +107,16 @@ def mask_jaccard(masks_a, masks_b):
         columns ``'n_intersection', 'n_union', 'jaccard'`` with
         ``jaccard = |A and B| / |A or B|``, defined as 1.0 when both kept
         sets are empty. The total pools the counts of every layer.
+
+    See Also
+    --------
+    pairwise_mask_overlap : Jaccard similarities of several masks.
+    mask_analysis : All mask statistics of a ticket curve.
+
+    References
+    ----------
+    .. [1] Jaccard, P. (1912). The Distribution of the Flora in the Alpine Zone.
+       New Phytologist, 11(2), 37-50.
     """
     a, b = _as_dict(masks_a, "masks_a"), _as_dict(masks_b, "masks_b")
     keys = _paired(a, b, "masks_a", "masks_b")
@@ -135,6 +150,16 @@ def pairwise_mask_overlap(masks, layer="__total__"):
     overlap : pandas.DataFrame
         Symmetric ``n x n`` matrix with ones on the diagonal (see
         :func:`mask_jaccard`); ``overlap.to_numpy()`` gives the array.
+
+    See Also
+    --------
+    mask_jaccard : Two masks, per layer.
+    mask_analysis : All mask statistics of a ticket curve.
+
+    References
+    ----------
+    .. [1] Jaccard, P. (1912). The Distribution of the Flora in the Alpine Zone.
+       New Phytologist, 11(2), 37-50.
     """
     if isinstance(masks, dict):
         labels, items = list(masks), list(masks.values())
@@ -170,6 +195,17 @@ def sign_preservation(init_weights, final_weights, masks):
         ``'n_kept', 'n_sign_preserved', 'fraction_preserved'``. Signs are
         compared with :func:`numpy.sign`, so an exact zero only matches a zero.
         The fraction is NaN for a layer with no kept weight.
+
+    See Also
+    --------
+    weight_movement : How far kept and pruned weights moved.
+    mask_analysis : All mask statistics of a ticket curve.
+
+    References
+    ----------
+    .. [1] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
     """
     m = _as_dict(masks, "masks")
     w0 = _as_dict(init_weights, "init_weights")
@@ -209,6 +245,17 @@ def weight_movement(init_weights, final_weights, masks):
         Indexed by ``layer`` (mask names, then ``'__total__'`` pooling all
         weights), columns ``'mean_movement_kept', 'mean_movement_pruned',
         'n_kept', 'n_pruned'``; a mean over an empty set is NaN.
+
+    See Also
+    --------
+    sign_preservation : Whether the kept weights kept their sign.
+    mask_analysis : All mask statistics of a ticket curve.
+
+    References
+    ----------
+    .. [1] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
     """
     m = _as_dict(masks, "masks")
     w0 = _as_dict(init_weights, "init_weights")
@@ -255,8 +302,24 @@ def mask_analysis(runs, strategy="rewind"):
         (Jaccard of the final masks between trials); ``'overlap_rounds'``
         (Jaccard of consecutive rounds' masks, per trial); ``'sign_kept'``
         (fraction of surviving weights whose sign at the end of the final
-        round equals θ0's, per trial); ``'movement'`` (mean |w_final - w_init|
+        round equals θ0's, per trial); ``'movement'`` (mean ``|w_final - w_init|``
         over the final round, for weights kept vs pruned at the next prune).
+
+    See Also
+    --------
+    sklottery.analysis.ticket_curve : Produces the runs (``return_runs=True``).
+    layer_sparsity : Fraction of weights remaining per layer.
+    mask_jaccard : Overlap of two masks.
+    sign_preservation : Signs kept in training.
+    weight_movement : Movement of kept and pruned weights.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Zhou, H., Lan, J., Liu, R. and Yosinski, J. (2019). Deconstructing
+       Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
+       arXiv:1905.01067.
     """
     trials = sorted(t for (s, t) in runs if s == strategy and runs[(s, t)] is not None)
     if not trials:

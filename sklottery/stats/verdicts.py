@@ -197,6 +197,29 @@ def matching_summary(
         the control lacks it; ``p_holm`` only for verdict controls;
         ``ticket_beats`` means corrected ``p_holm < alpha`` in the ticket's
         favour).
+
+    See Also
+    --------
+    verdict : The summary as a sentence with its evidence.
+    summary_row : The summary as one flat table row.
+    compare_to_ticket : Every test of the ticket against the controls.
+    tickets_exist : The verdict per condition of a sweep.
+    sklottery.analysis.ticket_curve : The table this function reads.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Welch, B. L. (1947). The Generalization of "Student's" Problem when
+       Several Different Population Variances are Involved. Biometrika, 34(1/2),
+       28-35.
+    .. [4] Holm, S. (1979). A Simple Sequentially Rejective Multiple Test
+       Procedure. Scandinavian Journal of Statistics, 6(2), 65-70.
+    .. [5] Hedges, L. V. (1981). Distribution Theory for Glass's Estimator of
+       Effect Size and Related Estimators. Journal of Educational Statistics,
+       6(2), 107-128.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
@@ -375,6 +398,10 @@ def format_level(level):
     """A level of weights remaining in percent, as printed everywhere: '6.9 %'.
 
     One decimal from 1 % up, two significant digits below (e.g. '0.47 %').
+
+    See Also
+    --------
+    format_value : Means and spreads, printed the same way everywhere.
     """
     if level is None or not np.isfinite(level):
         return "n/a"
@@ -387,6 +414,10 @@ def format_value(mean, std=np.nan, percent=True):
     Percent: '97.1 ± 0.3 %'. Otherwise three decimals below 100 in absolute
     value ('0.812 ± 0.013', an R²) and none from 100 up ('800 ± 10',
     iterations).
+
+    See Also
+    --------
+    format_level : Levels of weights remaining, printed the same way everywhere.
     """
     if mean is None or not np.isfinite(mean):
         return "n/a"
@@ -446,6 +477,11 @@ def verdict(summary):
         Holm-corrected p-value; then the test family, the number of trials and
         test samples, and any warning about weak evidence. The differences are
         in percentage points for accuracies.
+
+    See Also
+    --------
+    matching_summary : The summary this sentence is written from.
+    summary_row : The same as one table row.
     """
     percent = summary["percent"]
     name = strategy_label(summary["ticket"])
@@ -521,6 +557,11 @@ def summary_row(summary, control="random"):
         ``dense_std``, ``control``, ``diff``, ``ci_low``, ``ci_high``,
         ``hedges_g``, ``p_holm`` (ticket - control at the verdict level),
         ``n_tests``, ``n_trials``, ``n_test``, ``notes`` and ``sentence``.
+
+    See Also
+    --------
+    matching_summary : The summary this row is read from.
+    verdict : The same as a sentence.
     """
     c = summary["controls"].set_index("strategy")
     get = (lambda k: c.loc[control, k]) if control in c.index else (lambda k: np.nan)
@@ -578,6 +619,21 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
         ``ci_high`` (95 % Welch interval of the difference), ``hedges_g``,
         ``p_value``, ``p_holm``, ``matches_dense``, ``ticket_exists`` and
         ``verdict`` (the condition's verdict, repeated on its rows).
+
+    See Also
+    --------
+    sklottery.analysis.conditions_sweep : The table this function reads.
+    matching_summary : The verdict for a single condition.
+    sklottery.plotting.ConditionsMapDisplay : The result as a heatmap.
+
+    References
+    ----------
+    .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
+       Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
+    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
+       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [3] Holm, S. (1979). A Simple Sequentially Rejective Multiple Test
+       Procedure. Scandinavian Journal of Statistics, 6(2), 65-70.
     """
     conditions = list(conditions)
     rows = []
