@@ -47,6 +47,8 @@ from ._training import (
     WarmupScheduler,
 )
 from ._utils import split
+from .export import _PACKED as _PACKED_STATE
+from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -1314,4 +1316,25 @@ class BaseLotteryTicket(BaseEstimator):
         if not X.flags.writeable:
             X = X.copy()
         Xt = torch.from_numpy(X).to(self.net_.device)
-        return self.net_.predict_proba(Xt)
+        # the cached inference module: the network itself when dense, its compact
+        # (and sparse) form when pruned; the outputs of net_.predict_proba
+        return predict_outputs(self, Xt)
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """State for pickle / joblib / deepcopy: the weights once, as survivors.
+
+        A fitted estimator's prunable weights are stored as their surviving
+        values and bit-packed masks, θ0 as its seed and checksum, and the
+        checkpoint and rewind point without copies of the network; the
+        optimizer state and the predict cache are not stored. See
+        :mod:`sklottery.export` for the details. Unfitted estimators pickle as
+        usual.
+        """
+        return pack_estimator_state(self, super().__getstate__())
+
+    def __setstate__(self, state):
+        packed = state.pop(_PACKED_STATE, None) if isinstance(state, dict) else None
+        super().__setstate__(state)
+        if packed is not None:
+            unpack_estimator_state(self, packed)
