@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -83,6 +83,14 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 # Features beyond sqrt(float32 max) make squared gradients (Adam's second
 # moment, the gradient norm) overflow to inf: training silently stops or NaNs.
 _MAX_ABS_FEATURE = float(np.sqrt(np.finfo(np.float32).max))
+
+
+def _min_max(X):
+    """``(min, max)`` of a float array in one pass (NaN if it holds a NaN)."""
+    if X.flags.writeable and X.dtype in (np.float32, np.float64):
+        lo, hi = torch.aminmax(torch.from_numpy(X))
+        return float(lo), float(hi)
+    return float(X.min()), float(X.max())
 
 
 class PruningInterruptedWarning(UserWarning):
@@ -533,7 +541,9 @@ class BaseLotteryTicket(BaseEstimator):
             X = np.asarray(X).reshape(shape[0], -1)
         multi = {"multi_output": True, "y_numeric": True} if self._multi_output else {}
         try:
+            # X's finiteness is checked below, in the same pass as its range
             out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
+                                ensure_all_finite=False,
                                 **(multi if not isinstance(y, str) else {}))
         except ValueError as exc:
             if "could not convert" not in str(exc):
@@ -544,6 +554,12 @@ class BaseLotteryTicket(BaseEstimator):
                 "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder."
             ) from exc
         X = out[0] if isinstance(out, tuple) else out
+        lo = hi = 0.0
+        if X.size:
+            lo, hi = _min_max(X)
+            if not (np.isfinite(lo) and np.isfinite(hi)):  # scikit-learn's own error
+                assert_all_finite(X, allow_nan=False, estimator_name=type(self).__name__,
+                                  input_name="X")
         if self.input_shape is not None:
             expected = int(np.prod(self.input_shape))
             if X.shape[1] != expected:
@@ -552,7 +568,7 @@ class BaseLotteryTicket(BaseEstimator):
                     f"needs {expected} (= C*H*W)."
                 )
         if X.size:
-            biggest = max(abs(float(X.max())), abs(float(X.min())))
+            biggest = max(abs(lo), abs(hi))
             if biggest > _MAX_ABS_FEATURE:
                 raise ValueError(
                     f"X contains values too large for float32 training (max |x| = "
