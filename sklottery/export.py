@@ -57,6 +57,7 @@ import copy
 import hashlib
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, is_dataclass
 
 import numpy as np
@@ -184,12 +185,15 @@ class DenseLinearT(nn.Module):
 class TransposedRun(nn.Module):
     """A run of fully connected layers and element-wise activations, transposed.
 
-    Equivalent to the ``nn.Sequential`` it replaces, for 2-D input
-    ``(n, features)``. Blocks of ``chunk`` rows are transposed once to
+    Equivalent to the ``nn.Sequential`` it replaces, for input of shape
+    ``(..., features)``. Blocks of ``chunk`` rows are transposed once to
     ``(features, rows)``, go through every op in that layout
     (:class:`SparseLinearT`, :class:`DenseLinearT`, element-wise modules:
     an element-wise function does not care about the layout) and are
-    transposed back at the end.
+    transposed back at the end. On the CPU with several torch threads the
+    blocks are shared among that many Python threads, each running its ops
+    single-threaded (the transposes and small products do not parallelise
+    inside torch); torch's thread setting is restored afterwards.
 
     Parameters
     ----------
@@ -203,16 +207,40 @@ class TransposedRun(nn.Module):
         self.ops = nn.ModuleList(ops)
         self.chunk = SPARSE_CHUNK if chunk is None else int(chunk)
 
+    def _block(self, x):
+        h = x.t().contiguous()
+        for op in self.ops:
+            h = op(h)
+        return h
+
     def forward(self, x):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        outs = []
-        for start in range(0, x.shape[0], self.chunk):
-            h = x[start:start + self.chunk].t().contiguous()
-            for op in self.ops:
-                h = op(h)
-            outs.append(h.t())
-        out = torch.cat(outs) if len(outs) != 1 else outs[0].contiguous()
+        c = self.chunk
+        starts = list(range(0, x.shape[0], c))
+        workers = min(torch.get_num_threads(), len(starts)) if x.device.type == "cpu" else 1
+        first = self._block(x[:c])
+        out = x.new_empty((x.shape[0], first.shape[0]))
+        out[:c].copy_(first.t())
+        rest = starts[1:]
+        if workers <= 1:
+            for s in rest:
+                out[s:s + c].copy_(self._block(x[s:s + c]).t())
+        else:
+            grad = torch.is_grad_enabled()
+
+            def work(i):
+                with torch.set_grad_enabled(grad):
+                    for s in rest[i::workers]:
+                        out[s:s + c].copy_(self._block(x[s:s + c]).t())
+
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(work, range(workers)))
+            finally:
+                torch.set_num_threads(previous)
         return out.reshape(*shape[:-1], out.shape[-1])
 
 

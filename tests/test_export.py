@@ -416,3 +416,26 @@ def test_predict_leaves_the_global_rng_alone(digits):
         before = torch.get_rng_state()
         est.predict(X)
         assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_transposed_run_shares_blocks_among_threads_exactly():
+    gen = torch.Generator().manual_seed(0)
+    w1 = torch.randn(30, 17, generator=gen) * (torch.rand(30, 17, generator=gen) < 0.2)
+    w2 = torch.randn(4, 30, generator=gen)
+    run = TransposedRun([SparseLinearT(w1, torch.randn(30, generator=gen)), nn.ReLU(),
+                         export.DenseLinearT(w2, None)], chunk=7)
+    x = torch.randn(2, 50, 17, generator=gen)  # 100 rows in 15 blocks, 3-d input
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            one = run(x)
+        torch.set_num_threads(3)
+        with torch.no_grad():
+            three = run(x)
+        assert torch.get_num_threads() == 3  # restored after the worker threads
+    finally:
+        torch.set_num_threads(previous)
+    assert one.shape == (2, 50, 4)
+    assert torch.equal(one, three)
+    torch.testing.assert_close(one, torch.relu(x @ w1.t() + run.ops[0].bias[:, 0]) @ w2.t())
