@@ -102,8 +102,8 @@ MIN_DEAD_INPUT_FRACTION = 0.25
 
 #: The outer chunk of :func:`predict_outputs` keeps every intermediate
 #: activation below about this many floats.
-_MAX_CHUNK_FLOATS = 2 ** 22
-_MAX_CHUNK_ROWS = 8192
+_MAX_CHUNK_FLOATS = 2 ** 24
+_MAX_CHUNK_ROWS = 65536
 
 #: Element-wise modules: they commute with transposing the activations.
 #: (Dropout is the identity at inference and is dropped.)
@@ -182,6 +182,17 @@ class DenseLinearT(nn.Module):
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
 
 
+_POOL = None
+
+
+def _thread_pool(workers):
+    """A process-wide pool of at least ``workers`` threads, kept between calls."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="sklottery-blocks")
+    return _POOL
+
+
 class TransposedRun(nn.Module):
     """A run of fully connected layers and element-wise activations, transposed.
 
@@ -237,8 +248,7 @@ class TransposedRun(nn.Module):
             previous = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(work, range(workers)))
+                list(_thread_pool(workers).map(work, range(workers)))
             finally:
                 torch.set_num_threads(previous)
         return out.reshape(*shape[:-1], out.shape[-1])
@@ -310,6 +320,8 @@ def _sparse_run(children, sparse_max_density, chunk):
         if isinstance(child, nn.Linear):
             cls = SparseLinearT if is_sparse else DenseLinearT
             ops.append(cls(child.weight, child.bias))
+        elif type(child) is nn.ReLU:
+            ops.append(nn.ReLU(inplace=True))  # its input is a fresh block of the run
         else:
             ops.append(child)
     return [TransposedRun(ops, chunk)]
@@ -431,8 +443,11 @@ def _eval_mode(module):
 
 
 def _chunk_rows(module, n_features, device):
-    """Rows per forward pass so that no activation exceeds ``_MAX_CHUNK_FLOATS``."""
-    widest = [int(n_features)]
+    """Rows per forward pass so that no activation exceeds ``_MAX_CHUNK_FLOATS``.
+
+    The input does not count: its chunks are views of ``X``.
+    """
+    widest = [1]
 
     def record(mod, inputs, output):
         if torch.is_tensor(output) and output.dim() >= 1 and output.shape[0] == 1:
@@ -851,7 +866,7 @@ def unpack_estimator_state(est, packed):
                     "this estimator was loaded (another torch version, or a changed module "
                     "class?). Predictions are unaffected, but init_params_, the rewind "
                     "point and the checkpoint are dropped: a warm_start fit starts over.",
-                    UserWarning, stacklevel=4)
+                    UserWarning, stacklevel=3)
                 est.__dict__.pop("init_params_", None)
         else:
             est.init_params_ = _decode_state(packed["init"][1], {}, device)
