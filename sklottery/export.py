@@ -55,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import threading
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -183,6 +184,7 @@ class DenseLinearT(nn.Module):
 
 
 _POOL = None
+_POOL_LOCK = threading.Lock()
 
 
 def _thread_pool(workers):
@@ -245,12 +247,13 @@ class TransposedRun(nn.Module):
                     for s in rest[i::workers]:
                         out[s:s + c].copy_(self._block(x[s:s + c]).t())
 
-            previous = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                list(_thread_pool(workers).map(work, range(workers)))
-            finally:
-                torch.set_num_threads(previous)
+            with _POOL_LOCK:  # one run at a time sets and restores torch's threads
+                previous = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    list(_thread_pool(workers).map(work, range(workers)))
+                finally:
+                    torch.set_num_threads(previous)
         return out.reshape(*shape[:-1], out.shape[-1])
 
 
