@@ -47,8 +47,6 @@ from ._training import (
     WarmupScheduler,
 )
 from ._utils import split
-from .export import _PACKED as _PACKED_STATE
-from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
@@ -69,6 +67,8 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
+from .export import _PACKED as _PACKED_STATE  # pickling and predict hooks
+from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
 
 __all__ = [
     "BaseLotteryTicket",
