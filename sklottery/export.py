@@ -102,9 +102,15 @@ SPARSE_CHUNK = 256
 MIN_DEAD_INPUT_FRACTION = 0.25
 
 #: The outer chunk of :func:`predict_outputs` keeps every intermediate
-#: activation below about this many floats.
+#: activation below about this many floats, and has at most
+#: ``_MAX_CHUNK_ROWS`` rows (``_MAX_CHUNK_ROWS_RUN`` for a module with a
+#: :class:`TransposedRun`, which blocks its rows itself and shares its blocks
+#: among threads once per call). Measured on LeNet-300-100, 50 000 rows: the
+#: dense module took 188 ms in chunks of 8192 rows vs 238 ms in one chunk; the
+#: sparse one (2 threads) 52 ms in one chunk vs 72 ms in chunks of 8192.
 _MAX_CHUNK_FLOATS = 2 ** 24
-_MAX_CHUNK_ROWS = 65536
+_MAX_CHUNK_ROWS = 8192
+_MAX_CHUNK_ROWS_RUN = 65536
 
 #: Element-wise modules: they commute with transposing the activations.
 #: (Dropout is the identity at inference and is dropped.)
@@ -183,6 +189,19 @@ class DenseLinearT(nn.Module):
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
 
 
+def _transpose(x):
+    """``x.t().contiguous()`` for a 2-D ``x``, through torch's channels-last copy.
+
+    Viewed as a ``(1, rows, features, 1)`` image, the transpose of ``x`` is its
+    channels-last layout, and torch's kernel for that conversion is faster
+    than the generic transposed copy (30.7 vs 36.1 ms for 50 000 x 784 in
+    blocks of 256 rows, one thread; it also runs on several threads).
+    """
+    rows, features = x.shape
+    y = x.reshape(1, rows, features, 1).contiguous(memory_format=torch.channels_last)
+    return y.permute(0, 2, 3, 1).reshape(features, rows)
+
+
 _POOL = None
 _POOL_LOCK = threading.Lock()
 
@@ -221,7 +240,7 @@ class TransposedRun(nn.Module):
         self.chunk = SPARSE_CHUNK if chunk is None else int(chunk)
 
     def _block(self, x):
-        h = x.t().contiguous()
+        h = _transpose(x)
         for op in self.ops:
             h = op(h)
         return h
@@ -463,7 +482,9 @@ def _chunk_rows(module, n_features, device):
     finally:
         for h in hooks:
             h.remove()
-    return int(max(1, min(_MAX_CHUNK_ROWS, _MAX_CHUNK_FLOATS // max(widest))))
+    runs = any(isinstance(m, TransposedRun) for m in module.modules())
+    cap = _MAX_CHUNK_ROWS_RUN if runs else _MAX_CHUNK_ROWS
+    return int(max(1, min(cap, _MAX_CHUNK_FLOATS // max(widest))))
 
 
 class _InferenceCache:
