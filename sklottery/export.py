@@ -77,6 +77,7 @@ __all__ = [
     "DenseLinearT",
     "TransposedRun",
     "build_inference_module",
+    "inference_cache",
     "predict_outputs",
     "pack_estimator_state",
     "unpack_estimator_state",
@@ -99,6 +100,9 @@ SPARSE_CHUNK = 256
 
 #: Inputs of the MLP's first layer are dropped (a column gather before a
 #: dense first layer) only when at least this fraction of them is unread.
+#: Measured (784 -> 300, 50 000 rows in chunks of 8192, one thread): 162.9 ms
+#: with every input; gather plus the narrower product 156.6 / 140.1 / 98.4 ms
+#: with 90 / 75 / 50 % of the inputs kept.
 MIN_DEAD_INPUT_FRACTION = 0.25
 
 #: The outer chunk of :func:`predict_outputs` keeps every intermediate
@@ -210,7 +214,9 @@ def _thread_pool(workers):
     """A process-wide pool of at least ``workers`` threads, kept between calls."""
     global _POOL
     if _POOL is None or _POOL._max_workers < workers:
-        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="sklottery-blocks")
+        old, _POOL = _POOL, ThreadPoolExecutor(workers, thread_name_prefix="sklottery-blocks")
+        if old is not None:
+            old.shutdown(wait=False)
     return _POOL
 
 
@@ -796,17 +802,22 @@ def pack_estimator_state(est, state):
     """The pickled state of a fitted estimator, without redundant copies of the weights.
 
     Called by ``BaseLotteryTicket.__getstate__`` with the state it is about to
-    return (``__dict__`` or a copy; it is not modified); see the module docstring for what is
-    stored how. Unfitted estimators' states are returned as they are.
+    return (``__dict__`` itself or a copy: it is not modified); see the module
+    docstring for what is stored how. Unfitted estimators' states are returned
+    as they are.
 
     Parameters
     ----------
     est : BaseLotteryTicket
+        The estimator being pickled.
     state : dict
+        Its attributes.
 
     Returns
     -------
     state : dict
+        A new dict: the fitted weights replaced by a ``'_sklottery_packed'``
+        entry, the skorch net and trainer by stand-ins without weights.
     """
     state = dict(state)  # object.__getstate__ returns __dict__ itself: never modify that
     net = state.get("net_")
@@ -857,7 +868,20 @@ def pack_estimator_state(est, state):
 
 
 def unpack_estimator_state(est, packed):
-    """Inverse of :func:`pack_estimator_state`, on an estimator whose state is set."""
+    """Inverse of :func:`pack_estimator_state`, on an estimator whose state is set.
+
+    Puts the weights back into the network, rebuilds a fresh optimizer,
+    regenerates θ0 from its seed and checks it (warning and dropping θ0, the
+    rewind point when it is θ0 and the checkpoint when it does not match),
+    and restores the checkpoint and the mask callbacks' masks.
+
+    Parameters
+    ----------
+    est : BaseLotteryTicket
+        The estimator being unpickled, its other attributes already set.
+    packed : dict
+        The ``'_sklottery_packed'`` entry of its pickled state.
+    """
     if packed.get("format") != _FORMAT:
         raise ValueError(
             f"This estimator was pickled with an unknown sklottery packing format "
@@ -879,8 +903,11 @@ def unpack_estimator_state(est, packed):
         kind = packed["init"][0]
         if kind == "seed":
             _, seed, checksum, tags = packed["init"]
-            regenerated = _regenerate_init(net, seed)
-            if state_checksum(regenerated) == checksum:
+            try:
+                regenerated = _regenerate_init(net, seed)
+            except Exception:  # noqa: BLE001 - the module class cannot be built any more
+                regenerated = None
+            if regenerated is not None and state_checksum(regenerated) == checksum:
                 est.init_params_ = {k: v.to(_restore_device(tags.get(k, "cpu"), device))
                                     for k, v in regenerated.items()}
             else:
