@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -67,6 +67,8 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
+from .export import _PACKED as _PACKED_STATE  # pickling and predict hooks
+from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
 
 __all__ = [
     "BaseLotteryTicket",
@@ -128,6 +130,14 @@ def _own_trainer(request):
 # Features beyond sqrt(float32 max) make squared gradients (Adam's second
 # moment, the gradient norm) overflow to inf: training silently stops or NaNs.
 _MAX_ABS_FEATURE = float(np.sqrt(np.finfo(np.float32).max))
+
+
+def _min_max(X):
+    """``(min, max)`` of a float array in one pass (NaN if it holds a NaN)."""
+    if X.flags.writeable and X.dtype in (np.float32, np.float64):
+        lo, hi = torch.aminmax(torch.from_numpy(X))
+        return float(lo), float(hi)
+    return float(X.min()), float(X.max())
 
 
 class PruningInterruptedWarning(UserWarning):
@@ -579,7 +589,9 @@ class BaseLotteryTicket(BaseEstimator):
             X = np.asarray(X).reshape(shape[0], -1)
         multi = {"multi_output": True, "y_numeric": True} if self._multi_output else {}
         try:
+            # X's finiteness is checked below, in the same pass as its range
             out = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
+                                ensure_all_finite=False,
                                 **(multi if not isinstance(y, str) else {}))
         except ValueError as exc:
             if "could not convert" not in str(exc):
@@ -590,6 +602,12 @@ class BaseLotteryTicket(BaseEstimator):
                 "sklearn.preprocessing.OneHotEncoder or OrdinalEncoder."
             ) from exc
         X = out[0] if isinstance(out, tuple) else out
+        lo = hi = 0.0
+        if X.size:
+            lo, hi = _min_max(X)
+            if not (np.isfinite(lo) and np.isfinite(hi)):  # scikit-learn's own error
+                assert_all_finite(X, allow_nan=False, estimator_name=type(self).__name__,
+                                  input_name="X")
         if self.input_shape is not None:
             expected = int(np.prod(self.input_shape))
             if X.shape[1] != expected:
@@ -598,7 +616,7 @@ class BaseLotteryTicket(BaseEstimator):
                     f"needs {expected} (= C*H*W)."
                 )
         if X.size:
-            biggest = max(abs(float(X.max())), abs(float(X.min())))
+            biggest = max(abs(lo), abs(hi))
             if biggest > _MAX_ABS_FEATURE:
                 raise ValueError(
                     f"X contains values too large for float32 training (max |x| = "
@@ -1373,4 +1391,25 @@ class BaseLotteryTicket(BaseEstimator):
         if not X.flags.writeable:
             X = X.copy()
         Xt = torch.from_numpy(X).to(self.net_.device)
-        return self.net_.predict_proba(Xt)
+        # the cached inference module: the network itself when dense, its compact
+        # (and sparse) form when pruned; the outputs of net_.predict_proba
+        return predict_outputs(self, Xt)
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """State for pickle / joblib / deepcopy: the weights once, as survivors.
+
+        A fitted estimator's prunable weights are stored as their surviving
+        values and bit-packed masks, θ0 as its seed and checksum, and the
+        checkpoint and rewind point without copies of the network; the
+        optimizer state and the predict cache are not stored. See
+        :mod:`sklottery.export` for the details. Unfitted estimators pickle as
+        usual.
+        """
+        return pack_estimator_state(self, super().__getstate__())
+
+    def __setstate__(self, state):
+        packed = state.pop(_PACKED_STATE, None) if isinstance(state, dict) else None
+        super().__setstate__(state)
+        if packed is not None:
+            unpack_estimator_state(self, packed)
