@@ -96,7 +96,7 @@ def group_key(request):
         type(net.criterion_), repr(net.criterion_),
         est.optimizer, float(est.learning_rate_init), float(est.alpha),
         float(est.momentum) if est.optimizer == "sgd" else None,
-        int(est.batch_size), int(est.lr_warmup), int(trainer.eval_grid.every),
+        int(est.batch_size), int(est.lr_warmup), int(trainer.eval_grid.every), est.n_threads,
         int(request.epochs), tuple(X.shape), str(X.device), X.dtype,
         None if valid is None else tuple(valid[0].shape),
     )
@@ -280,7 +280,7 @@ class BatchedTrainer:
                 grids[m]._record(nets[m], loss, scores[m])
 
         try:
-            with flush_denormals():
+            with est0._threads(), flush_denormals():  # the estimators' n_threads
                 for epoch in range(epochs):
                     perms = torch.stack([torch.randperm(n, generator=e._generator)
                                          for e in ests]).to(X_all.device)
@@ -519,8 +519,9 @@ def _train_alone(member, record_warnings):
             record_warnings()
         torch.set_rng_state(member.rng)
         try:
-            result = req.estimator._trainer.train(req.masks, req.epochs,
-                                                  capture_at=req.capture_at)
+            with req.estimator._threads():
+                result = req.estimator._trainer.train(req.masks, req.epochs,
+                                                      capture_at=req.capture_at)
         except BaseException as exc:
             member.rng = torch.get_rng_state()
             member.warnings.extend(caught)

@@ -205,3 +205,22 @@ def test_progress_is_reported_per_run(digits):
         ticket_curve(est, X, y, strategies=("rewind", "random"), n_trials=2, random_state=0,
                      progress=lambda: calls.append(1))
     assert len(calls) == 2 + 2  # two chains, then one control per trial and round
+
+
+def test_batched_rounds_honour_the_estimators_n_threads(digits, monkeypatch):
+    X, y = digits
+    during = []
+    original = BatchedTrainer._validate
+
+    def validate(self, *args, **kwargs):  # runs inside the training loop
+        during.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchedTrainer, "_validate", validate)
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    ests = [LotteryTicketClassifier(max_epochs=1, n_rounds=0, n_threads=target,
+                                    random_state=s) for s in range(2)]
+    fit_many([(e, X, y, {}) for e in ests])
+    assert during and set(during) == {target}
+    assert torch.get_num_threads() == before  # restored after the round
