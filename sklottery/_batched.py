@@ -24,11 +24,13 @@ elementwise, so the stacked optimizer is one optimizer per member. A member
 trained in a batch therefore equals the same member trained alone by the
 skorch trainer, up to float rounding (the tests compare them).
 
-Which rounds can be batched: modules without buffers (batch norm) and
-without active dropout, no user callbacks, the built-in optimizers. Any
-other fit in :func:`fit_many` trains its rounds with its own skorch trainer,
-with its own global torch RNG stream, so the results do not depend on which
-fits were run together.
+Which rounds can be batched: modules without buffers (batch norm), without
+active dropout and without frozen parameters, whose forward
+:func:`torch.func.vmap` can run (checked with a two-sample trial step before
+a group trains), no user callbacks, the built-in optimizers. Any other fit
+in :func:`fit_many` trains its rounds with its own skorch trainer, with its
+own global torch RNG stream, so the results do not depend on which fits were
+run together.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def batchable(estimator):
     module = net.module_
     if any(True for _ in module.buffers()):
         return "the module has buffers (e.g. batch norm)"
+    if not all(p.requires_grad for p in module.parameters()):
+        return "the module has frozen parameters (requires_grad=False)"
     for sub in module.modules():
         if isinstance(sub, torch.nn.modules.dropout._DropoutNd) and sub.p > 0:
             return "the module uses dropout"
@@ -191,6 +195,10 @@ def _unique_tensors(tensors):
     return unique, index
 
 
+class NotBatchable(RuntimeError):
+    """The stacked model cannot run this module (e.g. vmap cannot trace its forward)."""
+
+
 class BatchedTrainer:
     """Train the same round of many estimators as one vectorised model.
 
@@ -217,6 +225,9 @@ class BatchedTrainer:
         nets = [e.net_ for e in ests]
         modules = [n.module_ for n in nets]
         M = len(requests)
+        self._forward, self._transposed = stacked_forward(modules[0])
+        self._loss = stacked_loss(nets[0].criterion_)
+        self._trial_step(ests, modules)
         for est, req in zip(ests, requests):
             X, y = est._trainer._data
             est._trainer.mask_callback.masks = req.masks
@@ -224,7 +235,6 @@ class BatchedTrainer:
             est.net_.initialize_history()
             # masks the start weights, resets the grid, scores the start (test_*_init)
             est.net_.notify("on_train_begin", X=X, y=y)
-        self._forward, self._transposed = stacked_forward(modules[0])
         names = [n for n, _ in modules[0].named_parameters()]
         params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules], n)
                   .requires_grad_(True) for n in names}
@@ -233,8 +243,6 @@ class BatchedTrainer:
             stacked = self._stack([r.masks[n].to(params[n].device) for r in requests], n)
             if not bool(stacked.all()):
                 masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
-        criterion = nets[0].criterion_
-        self._loss = stacked_loss(criterion)
         est0 = ests[0]
         opt = self._optimizer(est0, params, masks)
         # data: each member's trial, stacked once per distinct trial
@@ -347,6 +355,25 @@ class BatchedTrainer:
         return results
 
     # ---------------------------------------------------------------- helpers
+    def _trial_step(self, ests, modules):
+        """Forward and backward two samples per member through the stacked model.
+
+        Raises :class:`NotBatchable` (before any member is touched) when the
+        module cannot run stacked, e.g. a forward that calls ``.item()`` or
+        branches on data, which :func:`torch.func.vmap` cannot trace.
+        """
+        try:
+            params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules],
+                                     n).requires_grad_(True)
+                      for n, _ in modules[0].named_parameters()}
+            X = torch.stack([e._trainer._data[0][:2] for e in ests])
+            y = torch.stack([e._trainer._data[1][:2] for e in ests])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. vmap's performance notes
+                self._loss(self._forward(params, X), y).sum().backward()
+        except Exception as exc:  # noqa: BLE001 - any failure means: train alone
+            raise NotBatchable(f"{type(exc).__name__}: {exc}") from exc
+
     @staticmethod
     def _optimizer(est, params, masks):
         values = list(params.values())
@@ -478,37 +505,60 @@ def fit_many(fits, batched=True, record_warnings=None, on_done=None):
             if on_done is not None:
                 on_done(i)
 
-        for i, mem in enumerate(members):
-            mem.advance(record=record_warnings)
-            if mem.done:
-                finished(i)
         trainer = BatchedTrainer()
-        while True:
-            waiting = [i for i, mem in enumerate(members) if not mem.done]
-            if not waiting:
-                break
-            groups = defaultdict(list)
-            for i in waiting:
-                req = members[i].request
-                why = batchable(req.estimator) if batched else "batched=False"
-                groups[("solo", i) if why else group_key(req)].append(i)
-            for key, idx in groups.items():
-                if key[0] == "solo" or len(idx) == 1:
-                    for i in idx:
-                        _train_alone(members[i], record_warnings)
-                else:
-                    try:
-                        results = trainer.train([members[i].request for i in idx])
-                    except BaseException as exc:  # every member of the batch sees it
+        unbatchable = set()  # group keys whose module cannot run stacked
+        try:
+            for i, mem in enumerate(members):
+                mem.advance(record=record_warnings)
+                if mem.done:
+                    finished(i)
+            while True:
+                waiting = [i for i, mem in enumerate(members) if not mem.done]
+                if not waiting:
+                    break
+                groups = defaultdict(list)
+                for i in waiting:
+                    req = members[i].request
+                    why = batchable(req.estimator) if batched else "batched=False"
+                    key = ("solo", i) if why else group_key(req)
+                    groups[("solo", i) if key in unbatchable else key].append(i)
+                for key, idx in groups.items():
+                    if key[0] == "solo" or len(idx) == 1:
                         for i in idx:
-                            members[i].advance(error=exc, record=record_warnings)
+                            _train_alone(members[i], record_warnings)
                     else:
-                        for i, res in zip(idx, results):
-                            members[i].advance(res, record=record_warnings)
-                for i in idx:
-                    if members[i].done:
-                        finished(i)
+                        _train_group(trainer, [members[i] for i in idx], record_warnings,
+                                     lambda: unbatchable.add(key))
+                    for i in idx:
+                        if members[i].done:
+                            finished(i)
+        finally:
+            # A fit left unfinished (another fit raised) is closed here, inside
+            # this fork_rng, so its own cleanup cannot touch the global RNG later.
+            for mem in members:
+                if not mem.done:
+                    torch.set_rng_state(mem.rng)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        mem.steps.close()
     return [(mem.error, mem.warnings) for mem in members]
+
+
+def _train_group(trainer, members, record_warnings, mark_unbatchable):
+    """Train one group's requests as a batch (alone, if the module cannot be stacked)."""
+    try:
+        results = trainer.train([mem.request for mem in members])
+    except NotBatchable:
+        mark_unbatchable()
+        for mem in members:
+            _train_alone(mem, record_warnings)
+        return
+    except BaseException as exc:  # every member of the batch sees it
+        for mem in members:
+            mem.advance(error=exc, record=record_warnings)
+        return
+    for mem, res in zip(members, results):
+        mem.advance(res, record=record_warnings)
 
 
 def _train_alone(member, record_warnings):

@@ -21,6 +21,7 @@ capture_at)`` returns a :class:`RoundResult`. Its pieces:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -552,6 +553,21 @@ def flush_denormals():
     finally:
         if changed:
             torch.set_flush_denormal(False)
+
+
+@functools.lru_cache(maxsize=None)
+def fused_adam_supported(device_type):
+    """Whether this torch has a fused Adam kernel for ``device_type`` ('cpu', 'cuda' ...).
+
+    The CPU kernel arrived in torch 2.4; sklottery supports torch >= 2.2 and
+    falls back to the default kernel (with :func:`prime_adam_state`) where
+    there is none.
+    """
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device_type, requires_grad=True)], fused=True)
+    except Exception:  # noqa: BLE001 - no kernel, or no such device here
+        return False
+    return True
 
 
 @torch.no_grad()

@@ -30,6 +30,11 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__))
 
 
+def _inside(path, directory):
+    """Whether ``path`` lies in ``directory`` (not merely shares its prefix)."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def user_stacklevel():
     """``stacklevel`` for :func:`warnings.warn` that points at the user's code.
 
@@ -43,7 +48,7 @@ def user_stacklevel():
     level = 1
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
-        if not (path.startswith(_PACKAGE_DIR) or path.startswith(_SKLEARN_DIR)):
+        if not (_inside(path, _PACKAGE_DIR) or _inside(path, _SKLEARN_DIR)):
             return level
         frame = frame.f_back
         level += 1

@@ -541,15 +541,14 @@ def _local_backend():
 def _n_workers(n_jobs):
     """How many workers joblib runs for ``n_jobs`` under the active backend.
 
-    On this machine at most the CPUs; on a cluster (joblib's Dask or Ray
-    backend) what the backend reports, e.g. the workers' threads in all.
+    joblib's own count (``n_jobs=-2`` is all CPUs but one), at most the CPUs
+    on this machine; on a cluster (joblib's Dask or Ray backend) what the
+    backend reports, e.g. the workers' threads in all.
     """
-    if _local_backend():
-        if n_jobs in (None, 1):
-            return 1
-        n_cpu = os.cpu_count() or 1
-        return n_cpu if n_jobs < 0 else min(n_jobs, n_cpu)
-    return max(1, effective_n_jobs(n_jobs))
+    if n_jobs in (None, 1) and _local_backend():
+        return 1
+    n = effective_n_jobs(n_jobs)  # joblib's count (a clear error for n_jobs=0)
+    return max(1, min(n, os.cpu_count() or 1) if _local_backend() else n)
 
 
 def _threads_per_job(n_jobs):
@@ -607,8 +606,11 @@ def ticket_curve(
     rewind_iteration : int, default=None
         ``k`` for 'rewind_k'; default: one epoch of iterations.
     n_jobs : int, default=None
-        Runs in parallel with joblib; torch threads per worker are capped at
-        ``cpu_count // n_jobs`` so workers do not oversubscribe the CPU.
+        Runs in parallel with joblib (under its active backend, e.g. a Dask
+        cluster). On this machine, torch threads per worker are capped at
+        ``cpu_count // workers`` (joblib's count of workers for ``n_jobs``)
+        so workers do not oversubscribe the CPU; a cluster's workers keep
+        their own setting.
     random_state : int, RandomState instance or None, default=None
     progress : callable, default=None
         Called with no argument after every finished run (e.g.
@@ -622,10 +624,14 @@ def ticket_curve(
         settings as one vectorised model (:mod:`sklottery._batched`): the
         trials x chain strategies go round by round together, then the mask
         controls. Each run gives the same numbers as when trained alone, up to
-        float rounding. Runs it cannot batch (dropout, batch norm, user
-        callbacks) train alone. With ``n_jobs``, every worker batches its
+        float rounding. Runs it cannot batch (dropout, batch norm, frozen
+        parameters, user callbacks, a forward that :func:`torch.func.vmap`
+        cannot trace) train alone. With ``n_jobs``, every worker batches its
         share of the runs. ``False`` fits every run on its own (as
-        ``estimator.fit`` would), in parallel with ``n_jobs``.
+        ``estimator.fit`` would), in parallel with ``n_jobs``. A Ctrl-C
+        during a batched round interrupts every run of that batch (each
+        keeps its completed rounds, as a single fit would) and the curve
+        goes on with the other runs, as with ``batched=False``.
 
     Returns
     -------
@@ -640,7 +646,8 @@ def ticket_curve(
         ``train_acc`` (end of training), ``n_test`` (test samples of the
         trial), ``stop_reason`` (``''``, or ``'diverged'`` /
         ``'interrupted'`` for every row of a run that was cut short) and
-        ``seconds`` of training.
+        ``seconds`` of training (for a batched round, its wall time divided
+        by the runs trained together).
     runs : dict
         Only with ``return_runs=True``.
 

@@ -45,6 +45,7 @@ from ._training import (
     SkorchTrainer,
     TensorBatchIterator,
     WarmupScheduler,
+    fused_adam_supported,
 )
 from ._utils import split, user_stacklevel
 from .modules import MODULES, get_module_class, layer_kinds
@@ -134,7 +135,8 @@ _MAX_ABS_FEATURE = float(np.sqrt(np.finfo(np.float32).max))
 
 def _min_max(X):
     """``(min, max)`` of a float array in one pass (NaN if it holds a NaN)."""
-    if X.flags.writeable and X.dtype in (np.float32, np.float64):
+    # torch.from_numpy takes neither read-only nor negatively strided arrays
+    if X.flags.writeable and X.dtype in (np.float32, np.float64) and min(X.strides) >= 0:
         lo, hi = torch.aminmax(torch.from_numpy(X))
         return float(lo), float(hi)
     return float(X.min()), float(X.max())
@@ -340,7 +342,7 @@ default='rewind'
         threads spin on oversubscribed cores, and an epoch can be many times
         slower with 2 threads than with 1.
         :func:`~sklottery.analysis.ticket_curve` with ``n_jobs`` sets
-        ``cpu_count // n_jobs`` per fit.
+        ``cpu_count // workers`` per fit.
     verbose : int, default=0
         ``1`` prints one line per round (the header before round 0); ``2``
         also one line per epoch inside a round (train and validation loss,
@@ -843,7 +845,8 @@ class BaseLotteryTicket(BaseEstimator):
         optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
-        else:
+        elif fused_adam_supported(torch.device(self.device).type):
+            # one pass per weight tensor, no slow path over pruned entries' zeros
             optimizer_kwargs["optimizer__fused"] = True
         mask_cb = MaskCallback()
         eval_cb = EvalGrid(score=self._score_name)

@@ -9,6 +9,7 @@ the runs here agree far closer) and masks must agree on all but a handful of
 ties.
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -224,3 +225,84 @@ def test_batched_rounds_honour_the_estimators_n_threads(digits, monkeypatch):
     fit_many([(e, X, y, {}) for e in ests])
     assert during and set(during) == {target}
     assert torch.get_num_threads() == before  # restored after the round
+
+
+class _FrozenProjection(torch.nn.Module):
+    """A fixed random projection (frozen) and a trained output layer."""
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.proj = torch.nn.Linear(n_features, 32)
+        self.proj.requires_grad_(False)
+        self.out = torch.nn.Linear(32, n_classes)
+
+    def forward(self, X):
+        return self.out(torch.relu(self.proj(X)))
+
+
+class _DataDependent(torch.nn.Module):
+    """A forward that vmap cannot trace (a Python branch on a tensor's value)."""
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.a = torch.nn.Linear(n_features, 16)
+        self.b = torch.nn.Linear(16, n_classes)
+
+    def forward(self, X):
+        h = torch.relu(self.a(X))
+        if h.mean().item() > 1e9:  # never true, but vmap cannot know
+            h = h * 0
+        return self.b(h)
+
+
+@pytest.mark.parametrize("module", [_FrozenProjection, _DataDependent])
+def test_modules_the_stack_cannot_run_train_alone(digits, monkeypatch, module):
+    X, y = digits
+    sizes = _count_batches(monkeypatch)
+    base = LotteryTicketClassifier(module=module, max_epochs=2, n_rounds=1, batch_size=50)
+    ests = [clone(base).set_params(random_state=s) for s in range(2)]
+    fit_many([(e, X, y, {}) for e in ests])
+    for est in ests:
+        alone = clone(est).fit(X, y)
+        for k, v in est.net_.module_.state_dict().items():
+            torch.testing.assert_close(v, alone.net_.module_.state_dict()[k], atol=0, rtol=0)
+    if module is _FrozenProjection:
+        assert sizes == []  # refused up front
+        assert torch.equal(ests[0].net_.module_.proj.weight,
+                           ests[0].init_params_["proj.weight"] * ests[0].masks_["proj.weight"])
+    else:
+        assert sizes == [2]  # tried once, then every round of the group trained alone
+    curve = ticket_curve(base, X, y, strategies=("rewind", "random"), n_trials=2,
+                         random_state=0)
+    assert curve["test_acc"].notna().all()
+
+
+def test_a_failing_fit_leaves_the_global_rng_alone(digits):
+    import gc
+
+    X, y = digits
+    good = [LotteryTicketClassifier(max_epochs=1, n_rounds=1, random_state=s)
+            for s in range(2)]
+    bad = LotteryTicketClassifier(max_epochs=1, n_rounds=1, random_state=3)
+    torch.manual_seed(123)
+    expected = [float(torch.rand(1)), float(torch.rand(1))]
+    torch.manual_seed(123)
+    with pytest.raises(ValueError, match="initial_masks") as excinfo:
+        fit_many([(good[0], X, y, {}), (good[1], X, y, {}),
+                  (bad, X, y, {"initial_masks": {"layers.0.weight": np.ones((2, 2), bool)}})])
+    first = float(torch.rand(1))
+    del excinfo  # a notebook keeps the exception; dropping it frees the fits
+    gc.collect()
+    assert [first, float(torch.rand(1))] == expected
+
+
+def test_n_jobs_follows_joblib(digits):
+    from joblib import effective_n_jobs
+
+    from sklottery.analysis import _n_workers
+
+    X, y = digits
+    for n_jobs in (-1, -2, 2):
+        assert _n_workers(n_jobs) == min(effective_n_jobs(n_jobs), os.cpu_count())
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        ticket_curve(LotteryTicketClassifier(max_epochs=1, n_rounds=1), X, y, n_jobs=0)

@@ -683,3 +683,33 @@ def test_training_flushes_denormals_and_restores_the_mode(digits):
             assert _flushing_denormals()
         finally:
             torch.set_flush_denormal(False)
+
+
+def test_negatively_strided_input_fits_and_predicts(digits):
+    X, y = digits
+    flipped = np.asarray(X, dtype=np.float64)[:, ::-1]
+    assert min(flipped.strides) < 0
+    clf = small(n_rounds=0, max_epochs=1, random_state=0).fit(flipped, y)
+    ref = small(n_rounds=0, max_epochs=1, random_state=0).fit(flipped.copy(), y)
+    np.testing.assert_array_equal(clf.predict(flipped[::-1]), ref.predict(flipped[::-1].copy()))
+
+
+def test_fits_without_a_fused_adam_kernel(digits, monkeypatch):
+    """Where torch has no fused Adam for the device (CPU before torch 2.4), the
+    default kernel trains instead, with the pruned entries' moments primed."""
+    import sklottery.base as base
+
+    X, y = digits
+    monkeypatch.setattr(base, "fused_adam_supported", lambda device_type: False)
+    clf = small(n_rounds=1, max_epochs=1, random_state=0).fit(X, y)
+    assert not clf.net_.optimizer_.defaults.get("fused")
+    p = clf.net_.module_.layers[0].weight
+    assert torch.all(clf.net_.optimizer_.state[p]["exp_avg_sq"][~clf.masks_["layers.0.weight"]] > 0)
+
+
+def test_warnings_point_at_the_users_line_not_a_sibling_folder():
+    from sklottery import _utils
+
+    pkg = _utils._PACKAGE_DIR
+    assert _utils._inside(pkg + "/base.py", pkg)
+    assert not _utils._inside(pkg + "_scripts/run.py", pkg)  # a sibling, not the package
