@@ -35,6 +35,7 @@ run together.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -44,9 +45,15 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from .base import TrainingDivergedError
+from .base import TrainingDivergedError, _own_trainer
 from .modules import MLP
-from ._training import SCORES, RoundResult, flush_denormals, prime_adam_state
+from ._training import (
+    SCORES,
+    RoundResult,
+    flush_denormals,
+    fused_adam_supported,
+    prime_adam_state,
+)
 
 __all__ = ["BatchedTrainer", "fit_many", "batchable"]
 
@@ -218,6 +225,7 @@ class BatchedTrainer:
 
     def __init__(self, chunk=1024):
         self.chunk = chunk
+        self._data = {}  # the members' stacked data, by the identity of their tensors
 
     # ------------------------------------------------------------------ setup
     def train(self, requests):
@@ -245,17 +253,8 @@ class BatchedTrainer:
                 masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
         est0 = ests[0]
         opt = self._optimizer(est0, params, masks)
-        # data: each member's trial, stacked once per distinct trial
-        Xs, Xi = _unique_tensors([e._trainer._data[0] for e in ests])
-        ys, yi = _unique_tensors([e._trainer._data[1] for e in ests])
-        n = len(Xs[0])
-        X_all, y_all = torch.cat(Xs), torch.cat(ys)
-        x_off = torch.as_tensor(Xi, device=X_all.device).mul(n).unsqueeze(1)
-        y_off = torch.as_tensor(yi, device=X_all.device).mul(n).unsqueeze(1)
+        n, X_all, y_all, x_off, y_off, Xv, yv = self._stacked_data(ests)
         valid = [e._trainer.eval_grid.valid for e in ests]
-        if valid[0] is not None:
-            Xv = torch.stack([v[0] for v in valid])
-            yv = torch.stack([v[1] for v in valid])
         grids = [e._trainer.eval_grid for e in ests]
         every = int(grids[0].every)
         bs = int(est0.batch_size)
@@ -263,9 +262,12 @@ class BatchedTrainer:
         warmup = int(est0.lr_warmup)
         base_lr = float(est0.learning_rate_init)
         captured = [None] * M
+        capture = defaultdict(list)  # iteration -> members whose θk it is
         for m, r in enumerate(requests):
             if r.capture_at == 0:
                 captured[m] = self._state(params, m)
+            elif r.capture_at is not None:
+                capture[int(r.capture_at)].append(m)
         best = [np.inf] * M
         failed = [None] * M
         train_loss = np.full(M, np.nan)
@@ -320,9 +322,8 @@ class BatchedTrainer:
                                 if failed[m] is None:
                                     failed[m] = (f"training loss became {float(lv[m])} at "
                                                  f"iteration {it}")
-                        for m, r in enumerate(requests):
-                            if r.capture_at is not None and r.capture_at == it:
-                                captured[m] = self._state(params, m)
+                        for m in capture.get(it, ()):
+                            captured[m] = self._state(params, m)
                         if it % every == 0:
                             evaluate()
                     train_loss = (sums / n).numpy()
@@ -355,6 +356,33 @@ class BatchedTrainer:
         return results
 
     # ---------------------------------------------------------------- helpers
+    def _stacked_data(self, ests):
+        """``(n, X_all, y_all, x_offsets, y_offsets, X_valid, y_valid)`` of the members.
+
+        Each distinct trial's training data is stored once (members of one
+        trial index into the same rows); validation sets are stacked per
+        member. The data of a fit does not change between its rounds, so
+        this is built once per set of members and reused every round.
+        """
+        tensors = [t for e in ests for t in (*e._trainer._data,
+                                             *(e._trainer.eval_grid.valid or ()))]
+        key = tuple(id(t) for t in tensors)
+        if key not in self._data:
+            Xs, Xi = _unique_tensors([e._trainer._data[0] for e in ests])
+            ys, yi = _unique_tensors([e._trainer._data[1] for e in ests])
+            n = len(Xs[0])
+            X_all, y_all = torch.cat(Xs), torch.cat(ys)
+            x_off = torch.as_tensor(Xi, device=X_all.device).mul(n).unsqueeze(1)
+            y_off = torch.as_tensor(yi, device=X_all.device).mul(n).unsqueeze(1)
+            valid = [e._trainer.eval_grid.valid for e in ests]
+            Xv = yv = None
+            if valid[0] is not None:
+                Xv = torch.stack([v[0] for v in valid])
+                yv = torch.stack([v[1] for v in valid])
+            # the tensors are kept with the entry, so their ids stay theirs
+            self._data[key] = (tensors, (n, X_all, y_all, x_off, y_off, Xv, yv))
+        return self._data[key][1]
+
     def _trial_step(self, ests, modules):
         """Forward and backward two samples per member through the stacked model.
 
@@ -382,14 +410,13 @@ class BatchedTrainer:
                                    momentum=float(est.momentum),
                                    weight_decay=float(est.alpha))
         kwargs = {"lr": float(est.learning_rate_init), "weight_decay": float(est.alpha)}
-        try:
+        if fused_adam_supported(values[0].device.type):
             # one pass over the stacked weights per step instead of ~10; it has
             # no slow path over Adam's zero second moments (pruned weights)
             return torch.optim.Adam(values, fused=True, **kwargs)
-        except (RuntimeError, ValueError):  # no fused kernel for this device/dtype
-            opt = torch.optim.Adam(values, **kwargs)
-            prime_adam_state(opt, params, {n: m.bool() for n, m in masks.items()})
-            return opt
+        opt = torch.optim.Adam(values, **kwargs)
+        prime_adam_state(opt, params, {n: m.bool() for n, m in masks.items()})
+        return opt
 
     @torch.no_grad()
     def _validate(self, params, Xv, yv, score):
@@ -442,12 +469,22 @@ class _Member:
         self.warnings = []
         self.done = False
 
-    def advance(self, result=None, error=None, record=None):
-        """Run the fit's engine up to its next request (or its end)."""
+    @contextlib.contextmanager
+    def turn(self, record=None):
+        """Run code as this fit: its warnings recorded, its global RNG stream."""
         with warnings.catch_warnings(record=True) as caught:
             if record is not None:
                 record()
             torch.set_rng_state(self.rng)
+            try:
+                yield
+            finally:
+                self.rng = torch.get_rng_state()
+                self.warnings.extend(caught)
+
+    def advance(self, result=None, error=None, record=None):
+        """Run the fit's engine up to its next request (or its end)."""
+        with self.turn(record):
             try:
                 if error is not None:
                     self.request = self.steps.throw(error)
@@ -457,9 +494,6 @@ class _Member:
                 self.request, self.done = None, True
             except BaseException as exc:  # the fit failed; the caller decides
                 self.request, self.done, self.error = None, True, exc
-            finally:
-                self.rng = torch.get_rng_state()
-        self.warnings.extend(caught)
 
 
 def fit_many(fits, batched=True, record_warnings=None, on_done=None):
@@ -564,19 +598,10 @@ def _train_group(trainer, members, record_warnings, mark_unbatchable):
 def _train_alone(member, record_warnings):
     """Train one request with the fit's own skorch trainer, on its own RNG stream."""
     req = member.request
-    with warnings.catch_warnings(record=True) as caught:
-        if record_warnings is not None:
-            record_warnings()
-        torch.set_rng_state(member.rng)
-        try:
-            with req.estimator._threads():
-                result = req.estimator._trainer.train(req.masks, req.epochs,
-                                                      capture_at=req.capture_at)
-        except BaseException as exc:
-            member.rng = torch.get_rng_state()
-            member.warnings.extend(caught)
-            member.advance(error=exc, record=record_warnings)
-            return
-        member.rng = torch.get_rng_state()
-    member.warnings.extend(caught)
+    try:
+        with member.turn(record_warnings), req.estimator._threads():
+            result = _own_trainer(req)
+    except BaseException as exc:  # handed to the fit's failure policy
+        member.advance(error=exc, record=record_warnings)
+        return
     member.advance(result, record=record_warnings)
