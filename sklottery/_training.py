@@ -266,9 +266,9 @@ def forward_chunks(module, X, chunk=1024, device=None):
     was_training = module.training
     module.eval()
     try:
-        return torch.cat([module(X[i:i + chunk] if device is None
-                                 else X[i:i + chunk].to(device))
-                          for i in range(0, len(X), chunk)])
+        outs = [module(X[i:i + chunk] if device is None else X[i:i + chunk].to(device))
+                for i in range(0, len(X), chunk)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)  # one chunk: no copy
     finally:
         module.train(was_training)
 

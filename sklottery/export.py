@@ -52,7 +52,6 @@ the masks change: refit, warm start) and never pickled.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import threading
@@ -66,7 +65,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._training import MaskCallback
+from ._training import MaskCallback, forward_chunks
 from .modules import MLP
 from .pruning import compact_module
 
@@ -460,16 +459,6 @@ def _is_dense(masks):
     return all(bool(m.all()) for m in masks.values())
 
 
-@contextlib.contextmanager
-def _eval_mode(module):
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
-
-
 def _chunk_rows(module, n_features, device):
     """Rows per forward pass so that no activation exceeds ``_MAX_CHUNK_FLOATS``.
 
@@ -483,8 +472,7 @@ def _chunk_rows(module, n_features, device):
 
     hooks = [m.register_forward_hook(record) for m in module.modules()]
     try:
-        with torch.no_grad(), _eval_mode(module):
-            module(torch.zeros(1, int(n_features), device=device))
+        forward_chunks(module, torch.zeros(1, int(n_features), device=device))
     finally:
         for h in hooks:
             h.remove()
@@ -555,11 +543,7 @@ def predict_outputs(estimator, X):
         probabilities for the classifier, raw outputs for the regressor).
     """
     cache = inference_cache(estimator)
-    outs = []
-    with _eval_mode(cache.module):
-        for start in range(0, X.shape[0], cache.chunk):
-            outs.append(cache.nonlinearity(cache.module(X[start:start + cache.chunk])))
-    out = torch.cat(outs) if len(outs) != 1 else outs[0]
+    out = cache.nonlinearity(forward_chunks(cache.module, X, cache.chunk))
     return out.cpu().numpy()
 
 
