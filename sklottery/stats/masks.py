@@ -53,6 +53,16 @@ def _paired(a, b, name_a, name_b, keys=None):
     return keys
 
 
+def _weights_and_masks(init_weights, final_weights, masks):
+    """``(masks, init, final, layers)`` as numpy dicts, checked to name the same layers."""
+    m = _as_dict(masks, "masks")
+    w0 = _as_dict(init_weights, "init_weights")
+    w1 = _as_dict(final_weights, "final_weights")
+    keys = _paired(m, w0, "masks", "init_weights")
+    _paired(m, w1, "masks", "final_weights", keys)
+    return m, w0, w1, keys
+
+
 def _frame(rows, columns):
     out = pd.DataFrame(rows, columns=["layer", *columns]).set_index("layer")
     return out
@@ -207,11 +217,7 @@ def sign_preservation(init_weights, final_weights, masks):
        Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
        arXiv:1905.01067.
     """
-    m = _as_dict(masks, "masks")
-    w0 = _as_dict(init_weights, "init_weights")
-    w1 = _as_dict(final_weights, "final_weights")
-    keys = _paired(m, w0, "masks", "init_weights")
-    _paired(m, w1, "masks", "final_weights", keys)
+    m, w0, w1, keys = _weights_and_masks(init_weights, final_weights, masks)
     rows, tk, ts = [], 0, 0
     for k in keys:
         kept = _kept(m[k])
@@ -257,11 +263,7 @@ def weight_movement(init_weights, final_weights, masks):
        Lottery Tickets: Zeros, Signs, and the Supermask. NeurIPS.
        arXiv:1905.01067.
     """
-    m = _as_dict(masks, "masks")
-    w0 = _as_dict(init_weights, "init_weights")
-    w1 = _as_dict(final_weights, "final_weights")
-    keys = _paired(m, w0, "masks", "init_weights")
-    _paired(m, w1, "masks", "final_weights", keys)
+    m, w0, w1, keys = _weights_and_masks(init_weights, final_weights, masks)
     rows = []
     sums = np.zeros(2)
     counts = np.zeros(2, dtype=int)
