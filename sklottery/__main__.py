@@ -216,22 +216,39 @@ def compare(args):
             print(f"Dask cluster: {client.scheduler_info().get('address', args.scheduler)}, "
                   f"{len(client.scheduler_info().get('workers', {}))} workers",
                   file=sys.stderr)
-        return _compare(args)
+        return _compare(args, client)
 
 
-def _compare(args):
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), after it wrote what finished.
+EXIT_INTERRUPTED = 130
+
+#: What ``compare --resume`` must find unchanged (the settings that shape the results).
+_COMPARE_SETTINGS = ("strategies", "rounds", "trials", "metric", "pruning_rate", "granularity",
+                     "hidden", "lr", "batch_size", "epochs", "min_iterations", "test_size",
+                     "max_samples", "device", "random_state")
+
+
+def _compare_files(names):
+    """The files ``compare`` writes (for the data sets ``names``; None: every data set)."""
+    names = DATASETS if names is None else names
+    return ["results.csv", "summary.csv", "tests.csv", "verdicts.csv", "report.html"] + [
+        f"{n}.png" for n in names]
+
+
+def _compare(args, client=None):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from tqdm.auto import tqdm
 
     from . import LotteryTicketClassifier, LotteryTicketRegressor, stats
-    from .analysis import STRATEGIES, n_runs, ticket_curve
-    from .plotting import plot_ticket_figures
+    from ._interrupt import experiment_stop, stop_requested
+    from ._output import OutputFolder
+    from .analysis import STRATEGIES, n_runs, run_status, ticket_curve
+    from .exceptions import ExperimentInterrupted
 
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -251,97 +268,194 @@ def _compare(args):
             raise SystemExit(f"unknown data set {d!r}; choose from {', '.join(DATASETS)}")
     if args.trials < 1:
         raise SystemExit("--trials must be at least 1")
-    os.makedirs(args.out, exist_ok=True)
+    settings = {k: getattr(args, k) for k in _COMPARE_SETTINGS}
+    out = OutputFolder(args.out, "compare", settings, _compare_files,
+                       resume=args.resume, overwrite=args.overwrite)
+    previous = None
+    if any(out.done(n) for n in names):
+        previous = pd.read_csv(os.path.join(args.out, "results.csv"))
+        previous["stop_reason"] = previous["stop_reason"].fillna("")
     hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else ()
     t_start = time.perf_counter()
-    frames, sections, verdict_rows, families = [], [], [], []
-    tests_frames, curve_frames = [], []
-    for name in names:
-        X, y, desc = load_dataset(name, args.max_samples, args.random_state)
-        n_train = int(len(X) * (1 - args.test_size) * 0.9)
-        epochs = args.epochs or _auto_epochs(n_train, args.batch_size, args.min_iterations)
-        task = task_of(name)
-        cls = LotteryTicketRegressor if task == "regression" else LotteryTicketClassifier
-        clf = cls(
-            hidden_layer_sizes=hidden, n_rounds=args.rounds, pruning_rate=args.pruning_rate,
-            max_epochs=epochs, batch_size=args.batch_size, learning_rate_init=args.lr,
-            device=args.device, pruning_granularity=args.granularity,
-        )
-        metric = verdict_metric(task, args.metric)
-        percent = task == "classification"
-        est = make_pipeline(StandardScaler(), clf)
-        total = n_runs(clf, strategies, args.trials)
-        t0 = time.perf_counter()
-        with tqdm(total=total, desc=f"{name}", unit="run", disable=args.quiet,
-                  file=sys.stderr) as bar:
-            df = ticket_curve(est, X, y, strategies=strategies, n_trials=args.trials,
-                              test_size=args.test_size, n_jobs=args.n_jobs,
-                              random_state=args.random_state, progress=bar.update)
-        seconds = time.perf_counter() - t0
-        summary = stats.matching_summary(df, metric=metric)
-        sentence = stats.verdict(summary)
-        families.append(summary["tests"].assign(dataset=name))
-        tests_frames.append(stats.compare_to_ticket(df, metric=metric).assign(
-            dataset=name, metric=metric))
-        curve_frames += [stats.summarize_curve(df, metric=m).assign(dataset=name, metric=m)
-                         for m in (*(t for t, _ in TASKS[task]["tables"]),
-                                   "early_stop_iteration")]
-        fig = plot_ticket_figures(df)
-        fig.suptitle(f"{name}: {desc}")
-        png = _png(fig)
-        plt.close(fig)
-        with open(os.path.join(args.out, f"{name}.png"), "wb") as f:
-            f.write(png)
-        tables = [(title, strategy_table(df, m, percent=percent))
-                  for m, title in TASKS[task]["tables"] if m in df and df[m].notna().any()]
-        unit = "%" if percent else "R²"
-        cut = df[df["stop_reason"] != ""].groupby(["strategy", "trial"], sort=False).agg(
-            reason=("stop_reason", "first"), last_round=("round", "max")).reset_index()
-        n_test = int(df["n_test"].min())
-        print(f"\n== {name} ({desc}; {len(X)} samples, {n_test} test samples per trial, "
-              f"{args.trials} trials, {epochs} epochs/round, {seconds:.0f} s) ==")
-        for title, table in tables[:2]:
-            print(f"{title}, {unit} (mean ± std over trials):")
-            print(table.to_string(index=False))
-        print(sentence, flush=True)
-        if len(cut):
-            print(f"{len(cut)} run(s) cut short: " + "; ".join(
-                f"{stats.strategy_label(r.strategy)} trial {r.trial} ({r.reason})"
-                for r in cut.itertuples()))
-        row = stats.summary_row(summary)
-        verdict_rows.append({"dataset": name, "samples": len(X), "epochs_per_round": epochs,
-                             "metric": metric, **row, "runs_cut_short": len(cut),
-                             "seconds": seconds})
-        sections.append(dict(name=name, desc=desc, sentence=sentence, summary=summary,
-                             unit=unit, metric=metric,
-                             tables=tables, png=png, n=len(X), epochs=epochs,
-                             seconds=seconds, cut=cut))
-        df.insert(0, "dataset", name)
-        frames.append(df)
-    results = pd.concat(frames, ignore_index=True)
-    results.to_csv(os.path.join(args.out, "results.csv"), index=False)
-    curves = pd.concat(curve_frames, ignore_index=True)
-    curves = curves[["dataset", "metric"] + [c for c in curves.columns
-                                             if c not in ("dataset", "metric")]]
-    curves.to_csv(os.path.join(args.out, "summary.csv"), index=False)
-    tests = pd.concat(tests_frames, ignore_index=True)
-    tests = tests[["dataset", "metric"] + [c for c in tests.columns
-                                           if c not in ("dataset", "metric")]]
-    family = pd.concat(families, ignore_index=True)[
-        ["dataset", "strategy", "weights_remaining", "p_holm"]]
-    tests = tests.merge(family, on=["dataset", "strategy", "weights_remaining"], how="left")
-    tests.to_csv(os.path.join(args.out, "tests.csv"), index=False)
-    verdicts = pd.DataFrame(verdict_rows)
-    verdicts.to_csv(os.path.join(args.out, "verdicts.csv"), index=False)
+    sections, frames = [], []
+    interrupted = False
+    with experiment_stop(client):
+        for i, name in enumerate(names):
+            X, y, desc = load_dataset(name, args.max_samples, args.random_state)
+            n_train = int(len(X) * (1 - args.test_size) * 0.9)
+            epochs = args.epochs or _auto_epochs(n_train, args.batch_size, args.min_iterations)
+            task = task_of(name)
+            if out.done(name):
+                df = previous[previous["dataset"] == name].drop(columns="dataset")
+                df = df.reset_index(drop=True)
+                df.attrs["sklottery_runs"] = out.unit(name).get("runs") or {}
+                seconds = float(out.unit(name).get("seconds", float("nan")))
+                print(f"\n== {name}: finished in the earlier run (--resume), not recomputed ==")
+            else:
+                cls = LotteryTicketRegressor if task == "regression" else \
+                    LotteryTicketClassifier
+                clf = cls(
+                    hidden_layer_sizes=hidden, n_rounds=args.rounds,
+                    pruning_rate=args.pruning_rate, max_epochs=epochs,
+                    batch_size=args.batch_size, learning_rate_init=args.lr,
+                    device=args.device, pruning_granularity=args.granularity,
+                )
+                est = make_pipeline(StandardScaler(), clf)
+                total = n_runs(clf, strategies, args.trials)
+                t0 = time.perf_counter()
+                with tqdm(total=total, desc=f"{name}", unit="run", disable=args.quiet,
+                          file=sys.stderr) as bar:
+                    try:
+                        df = ticket_curve(est, X, y, strategies=strategies,
+                                          n_trials=args.trials, test_size=args.test_size,
+                                          n_jobs=args.n_jobs, random_state=args.random_state,
+                                          progress=bar.update)
+                    except ExperimentInterrupted as exc:
+                        df, interrupted = exc.results, True
+                seconds = time.perf_counter() - t0
+            section = _dataset_section(name, desc, len(X), epochs, seconds, df, task, args,
+                                       strategies)
+            sections.append(section)
+            df = df.copy()
+            df.insert(0, "dataset", name)
+            frames.append(df)
+            _print_section(section, args)
+            left = names[i + 1:] if interrupted or stop_requested() else []
+            _write_compare(out, sections, frames, args, strategies,
+                           time.perf_counter() - t_start,
+                           pending=[n for n in names[i + 1:]], stopped=left)
+            status = run_status(section["df"])
+            out.finish_unit(name, "interrupted" if interrupted else "complete",
+                            files=[f"{name}.png"], seconds=seconds, epochs=epochs,
+                            runs={k: v for k, v in status.items() if k != "text"})
+            if interrupted or stop_requested():
+                interrupted = True
+                break
     total_seconds = time.perf_counter() - t_start
-    _write_report(os.path.join(args.out, "report.html"), sections, args, strategies,
-                  total_seconds)
+    not_run = names[len(sections):]
+    out.finish("interrupted" if interrupted else "complete")
     print("\nSummary (test accuracy, or R² for regression, "
           + ("at the end of training" if args.metric == "end" else "at early stop") + "):")
     print(_summary_frame(sections).to_string(index=False))
+    if interrupted:
+        print(f"\nINTERRUPTED (Ctrl-C): {_interruption_text(sections, not_run)}. What "
+              f"finished is in {args.out}; continue with the same command and --resume.")
     print(f"\nwrote {args.out}/results.csv, summary.csv, tests.csv, verdicts.csv, "
-          f"{', '.join(n + '.png' for n in names)}, report.html  ({total_seconds:.0f} s)")
-    return 0
+          f"{', '.join(sec['name'] + '.png' for sec in sections)}, report.html  "
+          f"({total_seconds:.0f} s)")
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _interruption_text(sections, not_run):
+    """'iris interrupted after 7 of 20 runs; wine not run' for banners."""
+    from .analysis import run_status
+
+    parts = [f"{sec['name']} {run_status(sec['df'])['text']}" for sec in sections
+             if run_status(sec["df"])["interrupted"]]
+    if not_run:
+        parts.append(f"{', '.join(not_run)} not run")
+    return "; ".join(parts) or "stopped between data sets"
+
+
+def _dataset_section(name, desc, n, epochs, seconds, df, task, args, strategies):
+    """Everything the outputs say about one data set (statistics, tables, figure)."""
+    import matplotlib.pyplot as plt
+
+    from . import stats
+    from .analysis import run_status
+    from .plotting import plot_ticket_figures
+
+    metric = verdict_metric(task, args.metric)
+    percent = task == "classification"
+    summary = stats.matching_summary(df, metric=metric)
+    sentence = stats.verdict(summary)
+    usable = df.dropna(subset=[metric])
+    tests = (stats.compare_to_ticket(usable, metric=metric).assign(dataset=name, metric=metric)
+             if len(usable) else None)
+    curves = [stats.summarize_curve(usable, metric=m).assign(dataset=name, metric=m)
+              for m in (*(t for t, _ in TASKS[task]["tables"]), "early_stop_iteration")
+              if len(usable)]
+    png = None
+    if len(usable):
+        fig = plot_ticket_figures(usable)
+        fig.suptitle(f"{name}: {desc}")
+        png = _png(fig)
+        plt.close(fig)
+    tables = [(title, strategy_table(usable, m, percent=percent))
+              for m, title in TASKS[task]["tables"] if m in usable and usable[m].notna().any()]
+    stopped = df[df["stop_reason"].fillna("") != ""]
+    cut = stopped.assign(done=stopped["round"].where(stopped[metric].notna())).groupby(
+        ["strategy", "trial"], sort=False).agg(
+        reason=("stop_reason", "first"), last_round=("done", "max")).reset_index()
+    status = run_status(df)
+    row = stats.summary_row(summary)
+    verdict_row = {"dataset": name, "samples": n, "epochs_per_round": epochs,
+                   "metric": metric, **row, "runs_cut_short": len(cut),
+                   "complete": bool(status["complete_experiment"]), "runs": status["text"],
+                   "seconds": seconds}
+    return dict(name=name, desc=desc, sentence=sentence, summary=summary,
+                unit="%" if percent else "R²", metric=metric, tables=tables, png=png, n=n,
+                epochs=epochs, seconds=seconds, cut=cut, df=df, tests=tests, curves=curves,
+                family=summary["tests"].assign(dataset=name), verdict_row=verdict_row,
+                status=status, trials=args.trials)
+
+
+def _print_section(sec, args):
+    n_test = sec["summary"]["n_test"] or 0
+    print(f"\n== {sec['name']} ({sec['desc']}; {sec['n']} samples, {n_test} test samples per "
+          f"trial, {args.trials} trials, {sec['epochs']} epochs/round, {sec['seconds']:.0f} s) "
+          "==")
+    if sec["status"]["interrupted"]:
+        print(f"INTERRUPTED: {sec['status']['text']}")
+    for title, table in sec["tables"][:2]:
+        print(f"{title}, {sec['unit']} (mean ± std over trials):")
+        print(table.to_string(index=False))
+    print(sec["sentence"], flush=True)
+    if len(sec["cut"]):
+        from .stats import strategy_label
+
+        print(f"{len(sec['cut'])} run(s) cut short: " + "; ".join(
+            f"{strategy_label(r.strategy)} trial {r.trial} ({r.reason})"
+            for r in sec["cut"].itertuples()))
+
+
+def _write_compare(out, sections, frames, args, strategies, total_seconds, pending, stopped):
+    """(Re)write every output of ``compare`` for the data sets done so far, atomically."""
+    import pandas as pd
+
+    results = pd.concat(frames, ignore_index=True)
+    out.write("results.csv", results.to_csv(index=False))
+    curves = [c for sec in sections for c in sec["curves"]]
+    if curves:
+        curves = pd.concat(curves, ignore_index=True)
+        curves = curves[["dataset", "metric"] + [c for c in curves.columns
+                                                 if c not in ("dataset", "metric")]]
+        out.write("summary.csv", curves.to_csv(index=False))
+    tests = [sec["tests"] for sec in sections if sec["tests"] is not None]
+    if tests:
+        tests = pd.concat(tests, ignore_index=True)
+        tests = tests[["dataset", "metric"] + [c for c in tests.columns
+                                               if c not in ("dataset", "metric")]]
+        family = pd.concat([sec["family"] for sec in sections], ignore_index=True)
+        family = family.reindex(columns=["dataset", "strategy", "weights_remaining", "p_holm"])
+        tests = tests.merge(family, on=["dataset", "strategy", "weights_remaining"],
+                            how="left")
+        out.write("tests.csv", tests.to_csv(index=False))
+    out.write("verdicts.csv",
+              pd.DataFrame([sec["verdict_row"] for sec in sections]).to_csv(index=False))
+    for sec in sections:
+        if sec["png"] is not None:
+            out.write(f"{sec['name']}.png", sec["png"])
+    banner = None
+    if stopped:
+        banner = (f"INCOMPLETE: interrupted (Ctrl-C): {_interruption_text(sections, stopped)}."
+                  " Continue with the same command and --resume.")
+    elif any(sec["status"]["interrupted"] for sec in sections):
+        banner = f"INCOMPLETE: interrupted (Ctrl-C): {_interruption_text(sections, [])}."
+    elif pending:
+        banner = (f"IN PROGRESS: {len(sections)} of {len(sections) + len(pending)} data sets "
+                  f"done ({', '.join(pending)} still to run) when this report was written.")
+    out.write("report.html", _report_html(sections, args, strategies, total_seconds, banner))
 
 
 def _summary_frame(sections):
@@ -361,9 +475,12 @@ def _summary_frame(sections):
                   if np.isfinite(r["ci_low"]) else "")
             diff = f"{scale * r['diff']:+.{digits}f}{ci}"
         p = r["p_holm"]
+        verdict = "n/a" if r["verdict"] is None else r["verdict"]
+        if sec["status"]["interrupted"]:
+            verdict = f"{verdict} (interrupted: {sec['status']['text'].split(' after ')[-1]})"
         rows.append({
             "data set": sec["name"],
-            "verdict": r["verdict"],
+            "verdict": verdict,
             "winning level": format_level(r["winning_level"]),
             "level tested": format_level(r["level"]),
             "metric": sec["metric"],
@@ -393,12 +510,15 @@ th{background:#f4f4f4;white-space:normal;vertical-align:bottom}td:first-child,th
 .badge.winning_ticket{background:#2e7d32}.badge.no_ticket_effect{background:#b26a00}
 .badge.no_ticket{background:#b71c1c}
 .warn{color:#8a4b00}img{max-width:100%;height:auto}
+.banner{padding:.7em 1em;border:2px solid #b71c1c;background:#fbeeee;color:#7a1010;
+font-weight:600}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .caption{color:#555;font-size:.9em}
 """
 
 
-def _write_report(path, sections, args, strategies, total_seconds):
+def _report_html(sections, args, strategies, total_seconds, banner=None):
+    """The self-contained HTML report of ``compare`` (``banner``: an incomplete run)."""
     from .stats import REINIT_CONTROLS, VERDICT_CONTROLS, strategy_label
 
     esc = html.escape
@@ -408,7 +528,7 @@ def _write_report(path, sections, args, strategies, total_seconds):
     controls = [s for s in strategies if s in VERDICT_CONTROLS]
     summary = _summary_frame(sections)
     badges = summary.copy()
-    badges["verdict"] = [f"<span class='badge {v}'>{esc(str(v))}</span>"
+    badges["verdict"] = [f"<span class='badge {esc(str(v).split()[0])}'>{esc(str(v))}</span>"
                          for v in summary["verdict"]]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -416,6 +536,7 @@ def _write_report(path, sections, args, strategies, total_seconds):
         "<title>sklottery compare: do winning tickets exist?</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Do winning tickets exist? Winning tickets vs controls</h1>",
+        f"<p class='banner'>{esc(banner)}</p>" if banner else "",
         f"<h2 id='summary'>Summary</h2><p>One row per data set, judged on {metric_name}. "
         "<em>Level tested</em> is the sparsest winning level for a winning ticket, the "
         "sparsest level where the ticket still matches dense otherwise (or the first level "
@@ -449,7 +570,9 @@ def _write_report(path, sections, args, strategies, total_seconds):
     if n_cut:
         items = "".join(
             f"<li>{esc(sec['name'])}: {esc(strategy_label(r.strategy))}, trial {r.trial}: "
-            f"{esc(r.reason)} (last completed round {r.last_round})</li>"
+            f"{esc(r.reason)} ("
+            + (f"last completed round {r.last_round:.0f}" if np.isfinite(r.last_round)
+               else "no round completed") + ")</li>"
             for sec in sections for r in sec["cut"].itertuples())
         parts.append(f"<p class='warn'>{n_cut} run(s) diverged or were interrupted; their "
                      f"completed rounds are included:</p><ul>{items}</ul>")
@@ -461,6 +584,10 @@ def _write_report(path, sections, args, strategies, total_seconds):
             f"<h2 id='{esc(sec['name'])}'>{esc(sec['name'])}</h2><p>{esc(sec['desc'])}; "
             f"{sec['n']} samples, {s['n_test']} test samples per trial, {s['n_trials']} "
             f"trials; {sec['epochs']} epochs per round; {sec['seconds']:.0f} s.</p>")
+        if sec["status"]["interrupted"]:
+            parts.append(f"<p class='banner'>INTERRUPTED (Ctrl-C): "
+                         f"{esc(sec['status']['text'])}; everything below is from incomplete "
+                         "data.</p>")
         parts.append(f"<p class='verdict {esc(str(s['verdict']))}'>"
                      f"<span class='badge {esc(str(s['verdict']))}'>"
                      f"{esc(str(s['verdict']))}</span> {esc(sec['sentence'])}</p>")
@@ -468,10 +595,11 @@ def _write_report(path, sections, args, strategies, total_seconds):
             parts.append(f"<p class='caption'>{esc(title)}, {esc(sec['unit'])} (mean ± std "
                          "over trials):</p>")
             parts.append(table.to_html(escape=True, index=False))
-        parts.append(f"<p><img alt='{esc(sec['name'])}: early-stop iteration and test "
-                     f"accuracy vs weights remaining' "
-                     f"src='data:image/png;base64,{base64.b64encode(sec['png']).decode()}'>"
-                     "</p>")
+        if sec["png"] is not None:
+            parts.append(f"<p><img alt='{esc(sec['name'])}: early-stop iteration and test "
+                         f"accuracy vs weights remaining' "
+                         f"src='data:image/png;base64,{base64.b64encode(sec['png']).decode()}'>"
+                         "</p>")
     versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
     command = "python -m sklottery " + " ".join(shlex.quote(a) for a in args.argv)
     parts += [
@@ -491,12 +619,21 @@ def _write_report(path, sections, args, strategies, total_seconds):
             f"wall time: {total_seconds:.0f} s"),
         "</pre></body></html>",
     ]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+    return "\n".join(parts)
 
 
 # ----------------------------------------------------------------- reproduce
+def _reproduce_files(names):
+    """The files ``reproduce --out`` writes for the experiments ``names`` (None: all)."""
+    from .reproduce import EXPERIMENTS
+
+    names = list(EXPERIMENTS) if names is None else names
+    return [f"{n}{suffix}" for n in names for suffix in (".csv", "_results.csv", ".txt")]
+
+
 def reproduce(args):
+    from ._interrupt import experiment_stop, stop_requested
+    from ._output import OutputFolder
     from .reproduce import EXPERIMENTS, list_experiments, run
 
     if args.list or not args.names:
@@ -510,18 +647,41 @@ def reproduce(args):
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; see --list")
     mode = "full" if args.full else ("smoke" if args.smoke else "default")
+    out = None
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-    for name in names:
-        result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs)
-        print(result.to_text() + "\n", flush=True)
-        if args.out:
-            result.claims.assign(experiment=name, mode=mode).to_csv(
-                os.path.join(args.out, f"{name}.csv"), index=False)
-            result.results.to_csv(os.path.join(args.out, f"{name}_results.csv"), index=False)
-            with open(os.path.join(args.out, f"{name}.txt"), "w", encoding="utf-8") as f:
-                f.write(result.to_text() + "\n")
-    return 0
+        out = OutputFolder(args.out, "reproduce", {"mode": mode,
+                                                   "random_state": args.random_state},
+                           _reproduce_files, resume=args.resume, overwrite=args.overwrite)
+    elif args.resume or args.overwrite:
+        raise SystemExit("--resume and --overwrite apply to an --out folder: pass --out.")
+    interrupted = False
+    with experiment_stop():
+        for i, name in enumerate(names):
+            if out is not None and out.done(name):
+                print(f"{name}: finished in the earlier run (--resume); see "
+                      f"{os.path.join(args.out, name + '.txt')}\n", flush=True)
+                continue
+            result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs)
+            print(result.to_text() + "\n", flush=True)
+            if out is not None:
+                out.write(f"{name}.csv", result.claims.assign(experiment=name, mode=mode)
+                          .to_csv(index=False))
+                if result.results is not None:
+                    out.write(f"{name}_results.csv", result.results.to_csv(index=False))
+                out.write(f"{name}.txt", result.to_text() + "\n")
+                out.finish_unit(name, "interrupted" if result.interrupted else "complete",
+                                files=_reproduce_files([name]), seconds=result.seconds)
+            if result.interrupted or stop_requested():
+                interrupted = True
+                left = names[i + 1:]
+                print(f"INTERRUPTED (Ctrl-C) in {name}"
+                      + (f"; not run: {', '.join(left)}" if left else "")
+                      + (f". What finished is in {args.out}; continue with the same command "
+                         "and --resume." if out is not None else "."), flush=True)
+                break
+    if out is not None:
+        out.finish("interrupted" if interrupted else "complete")
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 # ---------------------------------------------------------------------- main
@@ -629,6 +789,7 @@ def build_parser():
     c.add_argument("--out", default="sklottery_compare",
                    help="output folder (default ./sklottery_compare)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output_flags(c, "data sets")
     c.set_defaults(func=compare)
 
     r = sub.add_parser(
@@ -651,8 +812,21 @@ def build_parser():
                    help="folder for NAME.csv (claims), NAME_results.csv and NAME.txt")
     r.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default 1)")
     r.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    _output_flags(r, "experiments")
     r.set_defaults(func=reproduce)
     return parser
+
+
+def _output_flags(parser, units):
+    """--resume and --overwrite: what to do with an --out folder that holds a run."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help=f"continue the run in --out: {units} it finished are kept and "
+                            "skipped (same settings needed)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (its files are removed first); "
+                            "without --resume or --overwrite an --out that holds a run is "
+                            "refused")
 
 
 def main(argv=None):

@@ -47,9 +47,11 @@ from torch.func import functional_call, vmap
 
 from .base import TrainingDivergedError, _own_trainer
 from .modules import MLP
+from ._interrupt import aborting, poll_stop, stop_requested
 from ._training import (
     SCORES,
     RoundResult,
+    divergence_detail,
     flush_denormals,
     fused_adam_supported,
     prime_adam_state,
@@ -270,6 +272,8 @@ class BatchedTrainer:
                 capture[int(r.capture_at)].append(m)
         best = [np.inf] * M
         failed = [None] * M
+        references = [e._trainer.reference_losses for e in ests]  # (train, valid) per member
+        first = [float("nan")] * M
         train_loss = np.full(M, np.nan)
         it = 0
         t0 = time.perf_counter()
@@ -283,6 +287,9 @@ class BatchedTrainer:
             losses, scores = self._validate(params, Xv, yv, grids[0].score)
             for m in range(M):
                 loss = losses[m]
+                if failed[m] is None:
+                    failed[m] = divergence_detail("validation loss", loss, references[m][1],
+                                                  first[m], f"at iteration {it}")
                 if np.isfinite(loss) and loss < best[m]:
                     best[m] = loss
                     self._write(params, m, modules[m])  # the grid point's weights
@@ -315,6 +322,8 @@ class BatchedTrainer:
                         opt.step()
                         it += 1
                         lv = losses.detach().double()
+                        if it == 1:
+                            first = lv.cpu().tolist()
                         sums += lv.cpu() * xb.shape[1]
                         bad = ~torch.isfinite(lv)
                         if bool(bad.any()):
@@ -326,14 +335,21 @@ class BatchedTrainer:
                             captured[m] = self._state(params, m)
                         if it % every == 0:
                             evaluate()
+                        poll_stop()
                     train_loss = (sums / n).numpy()
                     for m in range(M):
+                        if failed[m] is None:
+                            failed[m] = divergence_detail(
+                                "mean training loss of an epoch", train_loss[m],
+                                references[m][0], first[m], f"at iteration {it}")
                         nets[m].history.new_epoch()
                         nets[m].history.record("epoch", epoch + 1)
                         nets[m].history.record("train_loss", float(train_loss[m]))
                 if it % every != 0 or not grids[0].iterations_:
                     evaluate()
         except KeyboardInterrupt:
+            if aborting():  # a second Ctrl-C: abort at once
+                raise
             return [RoundResult("interrupted") for _ in range(M)]
         seconds = (time.perf_counter() - t0) / M
         results = []
@@ -517,7 +533,10 @@ def fit_many(fits, batched=True, record_warnings=None, on_done=None):
     outcomes : list of (exception or None, list of warnings.WarningMessage)
         Per fit, in order: the :class:`~sklottery.base.TrainingDivergedError`
         that ended it, if any (the estimator is then left as ``fit`` would
-        leave it), and the warnings it raised.
+        leave it), or the ``KeyboardInterrupt`` of a fit stopped in its dense
+        round by a stop request (:mod:`sklottery._interrupt`), and the
+        warnings it raised. After a stop request no fit trains another
+        round: each keeps its completed rounds, as an interrupted fit does.
 
     Raises
     ------
@@ -534,7 +553,10 @@ def fit_many(fits, batched=True, record_warnings=None, on_done=None):
 
         def finished(i):
             error = members[i].error
-            if error is not None and not isinstance(error, TrainingDivergedError):
+            stopped = isinstance(error, KeyboardInterrupt) and stop_requested() \
+                and not aborting()
+            if error is not None and not isinstance(error, TrainingDivergedError) \
+                    and not stopped:
                 raise error
             if on_done is not None:
                 on_done(i)
@@ -550,6 +572,15 @@ def fit_many(fits, batched=True, record_warnings=None, on_done=None):
                 waiting = [i for i, mem in enumerate(members) if not mem.done]
                 if not waiting:
                     break
+                if stop_requested():
+                    # Ctrl-C in an experiment: no fit trains another round; each
+                    # keeps its completed rounds, as if interrupted in this one
+                    for i in waiting:
+                        members[i].advance(error=KeyboardInterrupt("stop requested"),
+                                           record=record_warnings)
+                        if members[i].done:
+                            finished(i)
+                    continue
                 groups = defaultdict(list)
                 for i in waiting:
                     req = members[i].request
@@ -588,6 +619,8 @@ def _train_group(trainer, members, record_warnings, mark_unbatchable):
             _train_alone(mem, record_warnings)
         return
     except BaseException as exc:  # every member of the batch sees it
+        if aborting():
+            raise
         for mem in members:
             mem.advance(error=exc, record=record_warnings)
         return

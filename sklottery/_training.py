@@ -33,9 +33,11 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
+from ._interrupt import aborting, poll_stop
+
 __all__ = ["TensorBatchIterator", "MaskCallback", "EvalGrid", "WarmupScheduler", "Diverged",
            "LotteryNet", "LotteryRegressorNet", "SkorchTrainer", "RoundResult",
-           "resolve_eval_every"]
+           "resolve_eval_every", "DIVERGENCE_FACTOR", "divergence_detail"]
 
 #: ``eval_every='auto'`` evaluates about this often (Frankle & Carbin evaluate
 #: every 100 iterations), and at least once per epoch.
@@ -43,7 +45,59 @@ AUTO_EVAL_ITERATIONS = 100
 
 
 class Diverged(RuntimeError):
-    """Raised inside a round when the training loss becomes NaN or infinite."""
+    """Raised inside a round when training diverged (see :func:`divergence_detail`)."""
+
+
+#: A round has diverged when a loss exceeds this multiple of its reference
+#: (see :func:`divergence_detail`).
+DIVERGENCE_FACTOR = 10.0
+
+
+def divergence_detail(what, loss, reference, first_loss=float("nan"), where=""):
+    """Why ``loss`` means the round diverged, or None when it does not.
+
+    The rule, the same for every trainer: a loss diverged when it is NaN or
+    infinite, or when it exceeds :data:`DIVERGENCE_FACTOR` (10) times the
+    larger of
+
+    * ``reference``: the loss of a constant prediction on the same targets
+      (uniform logits for a classifier, ``ln K`` with K classes; the targets'
+      mean for a regressor), what a network that learned nothing scores, and
+    * ``first_loss``: the loss of the round's first training batch, before
+      any step (so a network that starts far worse than constant, e.g. on
+      unscaled features, is judged against its own start).
+
+    A network ten times worse than a constant prediction has blown up: with
+    ``learning_rate_init=100`` on digits the validation loss reaches
+    hundreds while ``ln 10 = 2.3``. The losses checked are averages over many
+    samples (the mean training loss of an epoch and the validation loss on
+    the evaluation grid), never a single batch, so an outlying batch cannot
+    trigger it.
+
+    Parameters
+    ----------
+    what : str
+        Name of the loss in the message (``'validation loss'``).
+    loss : float
+    reference : float or None
+        Loss of a constant prediction; None or NaN checks finiteness only.
+    first_loss : float, default=nan
+    where : str, default=''
+        Appended to the message (``'at iteration 300'``).
+    """
+    loss = float(loss)
+    suffix = f" {where}" if where else ""
+    if not math.isfinite(loss):
+        return f"{what} became {loss}{suffix}"
+    bases = [float(v) for v in (reference, first_loss) if v is not None and math.isfinite(v)]
+    if not bases:
+        return None
+    limit = DIVERGENCE_FACTOR * max(bases)
+    if loss > limit:
+        return (f"{what} {loss:.4g} exceeded {limit:.4g}{suffix} ({DIVERGENCE_FACTOR:g} x "
+                f"the larger of the loss of a constant prediction, {float(reference):.4g}, "
+                f"and the round's first-batch loss, {float(first_loss):.4g})")
+    return None
 
 
 def _as_tensor(a):
@@ -111,7 +165,13 @@ class MaskCallback(Callback):
     * ``on_batch_end`` zeroes the pruned weights again after the step (weight
       decay or a user optimizer cannot revive them) and checks the loss;
     * optional snapshot of the full module state at iteration ``capture_at``
-      (late rewinding, θk).
+      (late rewinding, θk);
+    * the divergence check (:func:`divergence_detail`): a NaN/inf batch loss,
+      or an epoch whose mean training or validation loss blew up, raises
+      :class:`Diverged`;
+    * a stop requested by :mod:`sklottery._interrupt` (Ctrl-C in a
+      :func:`~sklottery.analysis.ticket_curve`) interrupts the round at the
+      next batch.
 
     Masks are applied by index (multiplication by the 0/1 mask of each
     weight, which is several times cheaper than ``masked_fill_`` on the CPU),
@@ -119,13 +179,17 @@ class MaskCallback(Callback):
     check before it can spread.
     """
 
-    def __init__(self, masks=None, capture_at=None):
+    def __init__(self, masks=None, capture_at=None, reference_loss=None,
+                 valid_reference_loss=None):
         self.masks = masks
         self.capture_at = capture_at
+        self.reference_loss = reference_loss
+        self.valid_reference_loss = valid_reference_loss
 
     def initialize(self):
         self.iteration_ = 0
         self.captured_ = None
+        self.first_loss_ = float("nan")
         self._pairs = []
         return self
 
@@ -137,6 +201,7 @@ class MaskCallback(Callback):
     def on_train_begin(self, net, **kwargs):
         self.iteration_ = 0
         self.captured_ = None
+        self.first_loss_ = float("nan")
         params = dict(net.module_.named_parameters())
         self._pairs = []
         for name, mask in (self.masks or {}).items():
@@ -164,10 +229,28 @@ class MaskCallback(Callback):
             for p, keep in self._pairs:
                 p.mul_(keep)
         self.iteration_ += 1
-        if loss is not None and not math.isfinite(loss.item()):
-            raise Diverged(f"training loss became {loss.item()} at iteration {self.iteration_}")
+        if loss is not None:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise Diverged(f"training loss became {value} at iteration {self.iteration_}")
+            if self.iteration_ == 1:
+                self.first_loss_ = value
         if self.capture_at is not None and self.iteration_ == self.capture_at:
             self._capture(net)
+        poll_stop()
+
+    def on_epoch_end(self, net, **kwargs):
+        # the epoch's mean training and validation losses (skorch recorded them
+        # before this hook): a blown-up round stops here, not at its end
+        row = net.history[-1] if len(net.history) else {}
+        for key, what, reference in (
+                ("train_loss", "mean training loss of an epoch", self.reference_loss),
+                ("valid_loss", "validation loss", self.valid_reference_loss)):
+            if key in row:
+                detail = divergence_detail(what, row[key], reference, self.first_loss_,
+                                           f"at iteration {self.iteration_}")
+                if detail is not None:
+                    raise Diverged(detail)
 
 
 class ValidAccuracy(Callback):
@@ -418,6 +501,18 @@ class EvalGrid(Callback):
         return self.iterations_[best], float(vl[best]), float(self.valid_score_[best])
 
 
+def grid_divergence(grid, reference, first_loss):
+    """Why the validation losses of ``grid`` (an :class:`EvalGrid`) diverged, or None."""
+    if grid.valid is None:
+        return None
+    for it, loss in zip(grid.iterations_, grid.valid_loss_):
+        detail = divergence_detail("validation loss", loss, reference, first_loss,
+                                   f"at iteration {it}")
+        if detail is not None:
+            return detail
+    return None
+
+
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
 
 
@@ -661,6 +756,7 @@ class SkorchTrainer:
         self.eval_every = eval_every
         self.iters_per_epoch = None
         self._data = None
+        self.reference_losses = (None, None)
 
     @property
     def module(self):
@@ -677,6 +773,15 @@ class SkorchTrainer:
         self.eval_grid.every = resolve_eval_every(self.eval_every, self.iters_per_epoch)
         self.eval_grid.valid = valid
 
+    def set_reference_losses(self, train, valid=None):
+        """Losses of a constant prediction on the training and validation targets.
+
+        The references of the divergence rule (:func:`divergence_detail`).
+        """
+        self.reference_losses = (train, valid)
+        self.mask_callback.reference_loss = train
+        self.mask_callback.valid_reference_loss = valid
+
     def release_data(self):
         """Drop every reference to the data (a fitted estimator keeps none)."""
         self._data = None
@@ -691,18 +796,18 @@ class SkorchTrainer:
         )
 
     def _check_finite(self):
-        """Raise Diverged when a weight or the last validation loss is NaN/inf.
+        """Raise Diverged when a weight is NaN/inf or a grid point's validation loss diverged.
 
-        The per-batch loss check cannot see the last optimizer step of a round.
+        The per-batch loss check cannot see the last optimizer step of a round,
+        and the per-epoch check not the grid points inside an epoch.
         """
         for name, t in self.net.module_.state_dict().items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise Diverged(f"{name} has non-finite values at the end of training")
-        hist = self.net.history
-        if len(hist) and "valid_loss" in hist[-1]:
-            vl = float(hist[-1, "valid_loss"])
-            if not np.isfinite(vl):
-                raise Diverged(f"validation loss became {vl}")
+        detail = grid_divergence(self.eval_grid, self.reference_losses[1],
+                                 self.mask_callback.first_loss_)
+        if detail is not None:
+            raise Diverged(detail)
 
     def train(self, masks, epochs, capture_at=None):
         """Train one round; see the class docstring."""
@@ -727,6 +832,8 @@ class SkorchTrainer:
         except Diverged as exc:
             return RoundResult("diverged", str(exc))
         except KeyboardInterrupt:
+            if aborting():  # a second Ctrl-C: abort, do not keep anything
+                raise
             return RoundResult("interrupted")
         seconds = time.perf_counter() - t0
         hist, grid = net.history, self.eval_grid

@@ -62,7 +62,10 @@ from skorch.callbacks import Callback
 from ._batched import fit_many
 from ._training import accuracy_t, forward_chunks, r2_t
 from ._utils import split
+from ._interrupt import aborting, experiment_stop, stop_requested
+from ._parallel import run_tasks
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
+from .exceptions import ExperimentInterrupted
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .modules import MODULES, ImageClassifierModule, get_module_class
@@ -79,6 +82,7 @@ __all__ = [
     "conditions_sweep",
     "tickets_exist",
     "mask_control",
+    "run_status",
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
@@ -272,6 +276,10 @@ class _PreparedFit:
                 self.estimator.fit(self.X_train, self.y_train, **fit_kwargs)
             except TrainingDivergedError as exc:
                 error = exc
+            except KeyboardInterrupt as exc:  # a stop before the first round completed
+                if aborting() or not stop_requested():
+                    raise
+                error = exc
         return self.collect(error, caught)
 
     def collect(self, error, caught):
@@ -280,8 +288,11 @@ class _PreparedFit:
         ``cut_short`` is None or ``(reason, message)`` when the fit stopped
         early (divergence or interruption; the completed rounds are kept). A
         fit that diverged before any round completed (``error``) gives no rows
-        and no estimator.
+        and no estimator; so does one that a stop request (Ctrl-C) ended
+        before its first round completed (reason ``'not_run'``).
         """
+        if isinstance(error, KeyboardInterrupt):
+            return [], None, ("not_run", "stopped (Ctrl-C) before its first round completed")
         if error is not None:
             return [], None, ("diverged", str(error))
         cut_short = None
@@ -363,7 +374,7 @@ def _chain_spec(task, data):
 
 def _chain_output(task, data, rows, fitted, cut_short):
     (strategy, trial, estimator, params, split, n_threads, keep_states) = task
-    if fitted is None:
+    if fitted is None and cut_short[0] != "not_run":
         rows = [_failed_row(0, 100.0, len(data[2]), cut_short[0], result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial)
@@ -404,7 +415,7 @@ def _control_output(task, data, rows, fitted, cut_short):
     else:
         for row in rows:
             row["weights_remaining"] = level  # a compact network keeps exactly these weights
-    if not rows:
+    if not rows and not (cut_short and cut_short[0] == "not_run"):
         rows = [_failed_row(r, level, len(data[2]), cut_short[0] if cut_short else "diverged",
                             result_columns(estimator))]
     for row in rows:
@@ -442,7 +453,8 @@ def _run_batched(kind, tasks, n_threads, *arrays, on_done=None):
                         on_done=on_done)
     results = []
     for task, data, p, (error, caught) in zip(tasks, datas, prepared, outcomes):
-        if error is not None and not isinstance(error, TrainingDivergedError):
+        if error is not None and not isinstance(error, (TrainingDivergedError,
+                                                        KeyboardInterrupt)):
             raise error
         results.append(output(task, data, *p.collect(error, caught)))
     return results
@@ -728,9 +740,10 @@ def ticket_curve(
             params = _chain_params(s, ltc, k)
             params["random_state"] = trial_seeds[t]
             tasks.append((s, t, estimator, params, data, n_threads, return_runs))
-    with _scatter_once(arrays):  # on a Dask cluster, the data goes there once
+    with _scatter_once(arrays) as client, experiment_stop(client) as flag:
+        # on a Dask cluster the data goes there once; Ctrl-C stops cleanly
         return _curve(estimator, strategies, controls, tasks, splits, arrays,
-                      control_seeds, n_jobs, n_threads, batched, progress, return_runs)
+                      control_seeds, n_jobs, n_threads, batched, progress, return_runs, flag)
 
 
 def _scatter_once(arrays):
@@ -741,75 +754,248 @@ def _scatter_once(arrays):
     backend, _ = get_active_backend()
     if type(backend).__name__ != "DaskDistributedBackend":
         return contextlib.nullcontext()
-    return parallel_config(backend="dask", client=backend.client,
-                           scatter=[a for a in arrays if a is not None])
+    return _scattered(backend.client, arrays)
+
+
+@contextlib.contextmanager
+def _scattered(client, arrays):
+    with parallel_config(backend="dask", client=client,
+                         scatter=[a for a in arrays if a is not None]):
+        yield client
 
 
 def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds,
-           n_jobs, n_threads, batched, progress, return_runs):
+           n_jobs, n_threads, batched, progress, return_runs, flag):
     """The runs of :func:`ticket_curve`: chains, then the ticket's mask controls."""
-    def _done(result):
-        if progress is not None:
-            progress()
-        return result
+    def run(kind, run_tasks_):
+        """Outputs of ``run_tasks_`` (None for a run that did not run) and the lost ones."""
+        out = [None] * len(run_tasks_)
+        if not run_tasks_:
+            return out, []
+        n_workers = max(1, min(len(run_tasks_), _n_workers(n_jobs)))
+        if batched and n_workers == 1:
+            # in this process: the batched trainer drives every run at once
+            results = _run_batched(kind, run_tasks_, None, *arrays,
+                                   on_done=None if progress is None else lambda i: progress())
+            return results, []
+        if batched:
+            # the batched trainer in every worker, each with an even share of the runs
+            shares = [list(range(w, len(run_tasks_), n_workers)) for w in range(n_workers)]
+            jobs = [(kind, [run_tasks_[i] for i in share], n_threads) for share in shares]
+            func = _run_share
+        else:
+            shares = [[i] for i in range(len(run_tasks_))]
+            jobs = [(kind, [task], None) for task in run_tasks_]
+            func = _run_single
 
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        def collected(j, results):
+            for i, result in zip(shares[j], results):
+                out[i] = result
+                if progress is not None:
+                    progress()
 
-    def run(kind, run_tasks):
-        if not batched:
-            worker = _run_chain if kind == "chain" else _run_mask_control
-            return [_done(r) for r in parallel(delayed(worker)(task, *arrays)
-                                               for task in run_tasks)]
-        # the batched trainer in every worker, each with an even share of the runs
-        n_workers = max(1, min(len(run_tasks), _n_workers(n_jobs)))
-        if n_workers == 1:
-            return _run_batched(kind, run_tasks, None, *arrays,
-                                on_done=None if progress is None else lambda i: progress())
-        shares = [list(range(w, len(run_tasks), n_workers)) for w in range(n_workers)]
-        out = [None] * len(run_tasks)
-        for share, results in zip(shares, parallel(
-                delayed(_run_batched)(kind, [run_tasks[i] for i in share], n_threads, *arrays)
-                for share in shares)):
-            for i, result in zip(share, results):
-                out[i] = _done(result)
-        return out
+        report = run_tasks(func, jobs, arrays, n_jobs=n_jobs, flag=flag,
+                           on_output=collected)
+        lost = [i for j in report.lost for i in shares[j]]
+        if report.errors:
+            retried = sum(len(shares[j]) for j in report.retried)
+            warnings.warn(
+                f"A worker died while running ticket_curve ({'; '.join(report.errors)}): "
+                f"the {retried} run(s) that had not returned were retried once; "
+                f"{len(lost)} could not be recovered and are reported as lost "
+                "(stop_reason 'lost'). The runs that finished are kept.",
+                RuntimeWarning, stacklevel=4)
+        return out, lost
 
-    chain_out = run("chain", tasks)
+    n_chain = len(tasks)
+    chain_out, chain_lost = run("chain", tasks)
     rows, runs, ticket_masks, cut_short = [], {}, {}, []
-    for strategy, trial, r_rows, masks, extras, stopped in chain_out:
+    status = dict(total=n_chain, complete=0, cut_short=0, not_run=0, lost=0)
+    for i, output in enumerate(chain_out):
+        task = tasks[i]
+        if output is None:
+            if i in chain_lost:
+                status["lost"] += 1
+                rows.append(_lost_row(task[0], task[1], 0, 100.0, task, arrays, estimator))
+                cut_short.append((task[0], task[1], None, "lost",
+                                  "its worker died twice; no result"))
+            else:
+                status["not_run"] += 1
+            continue
+        strategy, trial, r_rows, masks, extras, stopped = output
+        _count(status, stopped)
         rows.extend(r_rows)
-        if stopped is not None:
+        if stopped is not None and stopped[0] != "not_run":
             cut_short.append((strategy, trial, None, *stopped))
-        if strategy == "rewind":
+        if strategy == "rewind" and masks:
             ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows])
-        if return_runs:
+        if return_runs and extras is not None:
             runs[(strategy, trial)] = extras
     control_tasks = []
     for s in controls:
         for t, data in enumerate(splits):
+            if t not in ticket_masks:
+                continue  # the ticket of this trial did not run (stopped, lost or diverged)
             masks, levels = ticket_masks[t]
             for r in range(1, len(masks)):
                 seed = control_seeds[(s, t)] + r
                 control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
                                       n_threads))
-    outputs = run("control", control_tasks)
-    for task, (r_rows, stopped) in zip(control_tasks, outputs):
+    if stop_requested():
+        planned = _planned_controls(estimator, controls, len(splits))
+        status["total"] += planned
+        status["not_run"] += planned
+        outputs, control_lost = [], []
+        control_tasks = []
+    else:
+        status["total"] += len(control_tasks)
+        outputs, control_lost = run("control", control_tasks)
+    for i, (task, output) in enumerate(zip(control_tasks, outputs)):
+        if output is None:
+            if i in control_lost:
+                status["lost"] += 1
+                rows.append(_lost_row(task[0], task[1], task[2], task[6], task, arrays,
+                                      estimator))
+                cut_short.append((task[0], task[1], task[2], "lost",
+                                  "its worker died twice; no result"))
+            else:
+                status["not_run"] += 1
+            continue
+        r_rows, stopped = output
+        _count(status, stopped)
         rows.extend(r_rows)
-        if stopped is not None:
+        if stopped is not None and stopped[0] != "not_run":
             cut_short.append((task[0], task[1], task[2], *stopped))
-    _warn_cut_short(cut_short, len(tasks) + len(control_tasks))
-    df = pd.DataFrame(rows)
-    if "rewind" not in strategies:
+    interrupted = stop_requested()
+    status["interrupted"] = bool(interrupted)
+    columns = result_columns(estimator)
+    df = pd.DataFrame(rows, columns=None if rows else columns)
+    if "rewind" not in strategies and len(df):
         df = df[df["strategy"] != "rewind"]
-    df = df[result_columns(estimator)]
+    df = df.reindex(columns=columns)
     order = {s: i for i, s in enumerate(strategies)}
     df = (df.assign(_o=df["strategy"].map(order))
             .sort_values(["_o", "trial", "round"]).drop(columns="_o").reset_index(drop=True))
+    df.attrs["sklottery_runs"] = status
+    if interrupted:
+        text = run_status(df)["text"]
+        raise ExperimentInterrupted(
+            f"ticket_curve {text}. The completed rounds are in this exception's .results "
+            "(in IPython/Jupyter: sys.last_value.results).", results=df,
+            runs=runs if return_runs else None, status=run_status(df))
+    _warn_cut_short(cut_short, status["total"])
     return (df, runs) if return_runs else df
 
 
+def _count(status, stopped):
+    """Count one run that returned: complete, cut short (rounds kept) or not run."""
+    if stopped is None:
+        status["complete"] += 1
+    elif stopped[0] == "not_run":
+        status["not_run"] += 1
+    else:
+        status["cut_short"] += 1
+
+
+def _planned_controls(estimator, controls, n_trials):
+    """How many mask-control runs a complete curve would have made (None: unknown)."""
+    ltc, _ = _final_step(estimator)
+    if ltc.target_sparsity is not None:
+        return 0
+    return len(controls) * n_trials * int(ltc.n_rounds)
+
+
+def _lost_row(strategy, trial, r, level, task, arrays, estimator):
+    """The row of a run whose worker died twice (no result)."""
+    split = task[4] if strategy in CHAIN_STRATEGIES else task[7]
+    n_test = len(arrays[2]) if split[1] is None else len(split[1])
+    row = _failed_row(r, level, n_test, "lost", result_columns(estimator))
+    row.update(strategy=strategy, trial=trial)
+    return row
+
+
+def _run_share(job, *arrays):
+    """A worker's share of batched runs: ``_run_batched`` on them, threads capped."""
+    kind, share, n_threads = job
+    return _run_batched(kind, share, n_threads, *arrays)
+
+
+def _run_single(job, *arrays):
+    """One run on its own (``batched=False``)."""
+    kind, (task,), _ = job
+    worker = _run_chain if kind == "chain" else _run_mask_control
+    return [worker(task, *arrays)]
+
+
+def run_status(results):
+    """How complete a :func:`ticket_curve` table is: runs done, cut short, not run, lost.
+
+    Reads ``results.attrs['sklottery_runs']`` (set by :func:`ticket_curve`,
+    kept by most pandas operations); a table without it (e.g. read back from
+    a CSV file) is judged from its ``stop_reason`` column alone.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        From :func:`ticket_curve` (one data set).
+
+    Returns
+    -------
+    status : dict
+        ``interrupted`` (bool: Ctrl-C stopped the experiment), ``total``,
+        ``complete``, ``cut_short`` (stopped early, completed rounds kept:
+        diverged or interrupted), ``not_run`` (never trained a round),
+        ``lost`` (their worker died twice), ``diverged`` (runs with a
+        ``'diverged'`` stop reason), ``complete_experiment`` (bool: every
+        planned run ran to its end or stopped by itself) and ``text``, a
+        phrase for banners, e.g. ``'interrupted after 7 of 20 runs (3 cut
+        short, 10 not run)'``.
+
+    See Also
+    --------
+    ticket_curve : Sets the counts.
+    """
+    status = dict((results.attrs or {}).get("sklottery_runs") or {})
+    per_run = pd.Series(dtype=object)
+    if len(results) and "stop_reason" in results:
+        # one stop reason per run (a mask control is one run per round)
+        keys = ["strategy", "trial"] + (["round"] if "round" in results else [])
+        reasons = results.assign(stop_reason=results["stop_reason"].fillna(""))
+        chain = ~reasons["strategy"].isin(MASK_STRATEGIES)
+        per_run = pd.concat([
+            reasons[chain].groupby(["strategy", "trial"])["stop_reason"].agg(
+                lambda v: next((x for x in v if x), "")),
+            reasons[~chain].groupby(keys)["stop_reason"].first()])
+    diverged = int((per_run == "diverged").sum())
+    if not status:
+        interrupted = bool((per_run == "interrupted").any())
+        lost = int((per_run == "lost").sum())
+        status = dict(total=len(per_run), complete=int((per_run == "").sum()),
+                      cut_short=int(per_run.isin(["diverged", "interrupted"]).sum()),
+                      not_run=0, lost=lost, interrupted=interrupted)
+    status["diverged"] = diverged
+    status.setdefault("interrupted", False)
+    done = status["total"] - status["not_run"] - status["lost"]
+    parts = []
+    if status["cut_short"]:
+        parts.append(f"{status['cut_short']} cut short")
+    if status["not_run"]:
+        parts.append(f"{status['not_run']} not run")
+    if status["lost"]:
+        parts.append(f"{status['lost']} lost")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    if status["interrupted"]:
+        text = f"interrupted after {done} of {status['total']} runs{detail}"
+    else:
+        text = f"{done} of {status['total']} runs{detail}"
+    status["complete_experiment"] = not status["interrupted"] and not status["not_run"] \
+        and not status["lost"]
+    status["text"] = text
+    return status
+
+
 def _warn_cut_short(cut_short, n_total):
-    """One warning listing every run that diverged or was interrupted."""
+    """One warning listing every run that diverged, was interrupted or was lost."""
     if not cut_short:
         return
     lines = []
@@ -818,9 +1004,10 @@ def _warn_cut_short(cut_short, n_total):
         lines.append(f"  {where}: {reason}: {message}")
     diverged = any(c[3] == "diverged" for c in cut_short)
     warnings.warn(
-        f"{len(cut_short)} of {n_total} runs were cut short; their completed rounds are "
-        "in the results (column 'stop_reason'), a run that diverged before completing a "
-        "round has one row of NaN metrics:\n" + "\n".join(lines),
+        f"{len(cut_short)} of {n_total} runs were cut short or lost; the completed rounds of "
+        "a cut-short run are in the results (column 'stop_reason'), a run that diverged "
+        "before completing a round, or was lost with its worker, has one row of NaN "
+        "metrics:\n" + "\n".join(lines),
         DivergenceWarning if diverged else PruningInterruptedWarning,
         stacklevel=3,
     )
@@ -885,12 +1072,29 @@ def conditions_sweep(estimator, X, y, param_grid, *, strategies=("rewind", "rand
         raise ValueError(f"Unknown estimator parameters in param_grid: {bad}.")
     seed = check_random_state(random_state).randint(0, 2**31 - 1)
     frames = []
-    for values in itertools.product(*(param_grid[n] for n in names)):
-        setting = dict(zip(names, values))
-        est = clone(estimator).set_params(**setting)
-        df = ticket_curve(est, X, y, strategies=strategies, n_trials=n_trials,
-                          random_state=seed, **ticket_curve_kwargs)
-        for n, v in setting.items():
-            df.insert(0, n, v)
-        frames.append(df)
+    combos = list(itertools.product(*(param_grid[n] for n in names)))
+    with experiment_stop():  # one Ctrl-C stops the whole sweep
+        for values in combos:
+            setting = dict(zip(names, values))
+            est = clone(estimator).set_params(**setting)
+            try:
+                df = ticket_curve(est, X, y, strategies=strategies, n_trials=n_trials,
+                                  random_state=seed, **ticket_curve_kwargs)
+            except ExperimentInterrupted as exc:
+                frames.append(_with_setting(exc.results, setting))
+                out = pd.concat(frames, ignore_index=True)
+                out.attrs["sklottery_runs"] = dict(
+                    exc.status, conditions_done=len(frames) - 1, conditions=len(combos))
+                raise ExperimentInterrupted(
+                    f"conditions_sweep interrupted in condition {len(frames)} of "
+                    f"{len(combos)} ({setting}); {len(frames) - 1} complete. The results so "
+                    "far are in this exception's .results.", results=out,
+                    status=exc.status) from None
+            frames.append(_with_setting(df, setting))
     return pd.concat(frames, ignore_index=True)
+
+
+def _with_setting(df, setting):
+    for n, v in setting.items():
+        df.insert(0, n, v)
+    return df

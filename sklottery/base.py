@@ -47,6 +47,7 @@ from ._training import (
     WarmupScheduler,
     fused_adam_supported,
 )
+from ._interrupt import aborting
 from ._utils import split, user_stacklevel
 from .modules import MODULES, get_module_class, layer_kinds
 from .pruning import (
@@ -147,7 +148,14 @@ class PruningInterruptedWarning(UserWarning):
 
 
 class DivergenceWarning(ConvergenceWarning):
-    """The training loss became NaN/inf; the last good round was restored."""
+    """Training diverged; the last good round was restored.
+
+    A round diverges when a loss or weight becomes NaN/inf, or when a loss
+    blows up: the mean training loss of an epoch or a validation loss on the
+    evaluation grid exceeds 10 times the larger of the loss of a constant
+    prediction and the round's first-batch loss
+    (:func:`sklottery._training.divergence_detail`).
+    """
 
 
 class TrainingDivergedError(RuntimeError):
@@ -323,10 +331,14 @@ default='rewind'
         :func:`~sklottery.stats.mask_analysis`); ``'masks'`` keeps the masks
         only. Memory grows with the rounds.
     error_on_divergence : bool, default=False
-        If the loss (or a weight, or the validation loss at the end of a
-        round) becomes NaN/inf in a pruning round, raise ``FloatingPointError``
-        instead of warning (:class:`DivergenceWarning`). Either way the round
-        is abandoned and the last completed round is restored. Divergence in
+        If training diverges in a pruning round, raise ``FloatingPointError``
+        instead of warning (:class:`DivergenceWarning`). A round diverges when
+        a loss or weight becomes NaN/inf, or when a loss blows up: the mean
+        training loss of an epoch, or a validation loss on the evaluation
+        grid, exceeds 10 times the larger of the loss of a constant
+        prediction (``ln K`` for K classes; the targets' variance for squared
+        error) and the round's first-batch loss. Either way the round is
+        abandoned and the last completed round is restored. Divergence in
         the dense round 0 always raises (:class:`TrainingDivergedError`, a
         ``RuntimeError``, or ``FloatingPointError`` with this flag) and
         leaves the estimator unfitted.
@@ -549,6 +561,10 @@ class BaseLotteryTicket(BaseEstimator):
 
     def _criterion_kwargs(self):
         return {}
+
+    def _constant_output(self, y):
+        """Module outputs of a constant prediction for encoded targets ``y`` (a tensor)."""
+        raise NotImplementedError
 
     def _net_kwargs(self):
         """Extra keyword arguments of the skorch net."""
@@ -1060,8 +1076,20 @@ class BaseLotteryTicket(BaseEstimator):
         if valid_idx is not None:
             valid = (to_t(X[valid_idx], torch.float32),
                      to_t(y_enc[valid_idx], self._target_dtype))
-        self._trainer.set_data(to_t(X[train_idx], torch.float32),
-                               to_t(y_enc[train_idx], self._target_dtype), valid)
+        y_train = to_t(y_enc[train_idx], self._target_dtype)
+        self._trainer.set_data(to_t(X[train_idx], torch.float32), y_train, valid)
+        self._trainer.set_reference_losses(
+            self._constant_loss(y_train), None if valid is None else self._constant_loss(valid[1]))
+
+    def _constant_loss(self, y):
+        """The loss of a constant prediction on encoded targets ``y`` (a tensor).
+
+        What a network that learned nothing scores: the reference of the
+        divergence rule (:func:`sklottery._training.divergence_detail`).
+        """
+        criterion = self._criterion(**self._criterion_kwargs())
+        with torch.no_grad():
+            return float(criterion(self._constant_output(y), y))
 
     def _initialize(self, X, y_enc, initial_masks=None, initial_params=None):
         rs = check_random_state(self.random_state)
@@ -1211,6 +1239,9 @@ class BaseLotteryTicket(BaseEstimator):
             result = yield from self._prune_and_train(r, rates, pooled)
             outcome, detail = result.outcome, result.detail
         except KeyboardInterrupt:
+            if aborting():  # a second Ctrl-C in an experiment: abort at once
+                self._restore_checkpoint()
+                raise
             outcome, detail = "interrupted", None
         except BaseException:
             self._restore_checkpoint()
@@ -1268,6 +1299,12 @@ class BaseLotteryTicket(BaseEstimator):
 
     def _stop_message(self, r, outcome, detail=None):
         n = len(self.rounds_)
+        if n:
+            last = self.rounds_[-1]["round"]
+            pruned = sum(1 for rec in self.rounds_ if rec["round"] > 0)
+            kept = (f"kept rounds {self.rounds_[0]['round']} to {last} (the dense round and "
+                    f"{pruned} pruning round{'s' if pruned != 1 else ''}; n_rounds_ = {last}) "
+                    f"and restored the network of round {last}")
         if outcome == "diverged":
             what = f"Training diverged in round {r} with learning_rate_init=" \
                    f"{self.learning_rate_init}" + (f" ({detail})" if detail else "")
@@ -1275,14 +1312,10 @@ class BaseLotteryTicket(BaseEstimator):
             if r == 0 or n == 0:
                 return (f"{what}; no round completed, so there is no network to keep. "
                         f"{advice} (e.g. with sklearn.preprocessing.StandardScaler).")
-            return (f"{what}; kept the {n} completed rounds and restored the network of "
-                    f"round {self.rounds_[-1]['round']}. {advice}, then fit again with "
-                    "warm_start=True to continue.")
-        return (
-            f"Pruning interrupted in round {r}; kept the {n} completed rounds and restored "
-            f"the network of round {self.rounds_[-1]['round']}. Fit again with "
-            "warm_start=True to continue."
-        )
+            return (f"{what}; {kept}. {advice}, then fit again with warm_start=True to "
+                    "continue.")
+        return (f"Pruning interrupted in round {r}; {kept}. Fit again with warm_start=True "
+                "to continue.")
 
     def _train_round(self, r, epochs, start, capture_at=None):
         """Train the current module with the current masks; record and checkpoint.

@@ -137,6 +137,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _validation_split(self, idx, n_val, y_enc, seed):
         return split(idx, test_size=n_val, random_state=seed, stratify=y_enc)
 
+    def _constant_output(self, y):
+        # uniform logits: cross-entropy ln K, what a network that learned nothing scores
+        return torch.zeros(len(y), len(self.classes_), device=y.device)
+
     # ------------------------------------------------------------- predict
     def predict_proba(self, X):
         """Class probabilities of the final (sparse) network.
@@ -330,6 +334,10 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     def _n_outputs(self):
         return self.n_outputs_
+
+    def _constant_output(self, y):
+        # the targets' mean: squared error = their variance
+        return y.mean(0, keepdim=True).expand_as(y)
 
     # ------------------------------------------------------------- predict
     def predict(self, X):

@@ -44,6 +44,10 @@ class Reproduction:
         The experiment, what it tests, and the publication.
     mode : str
         ``'smoke'``, ``'default'`` or ``'full'``.
+    interrupted : str or None
+        Set when Ctrl-C stopped the experiment: what ran (e.g. ``'ticket
+        curve interrupted after 7 of 20 runs'``). Every claim is then
+        ``reproduced = 'n/a'``.
     protocol : str
         What was run (data, network, training, pruning, trials).
     claims : pandas.DataFrame
@@ -69,14 +73,22 @@ class Reproduction:
     verdict: str = ""
     results: pd.DataFrame = field(default=None, repr=False)
     seconds: float = 0.0
+    interrupted: str = None
 
     def to_text(self):
         """The printed report: protocol, claims table, verdict."""
         lines = [f"{self.name}: {self.title}", f"paper: {self.paper}",
-                 f"protocol ({self.mode}): {self.protocol}", "",
-                 self.claims.to_string(index=False)]
+                 f"protocol ({self.mode}): {self.protocol}", ""]
+        if self.interrupted:
+            lines += [f"INTERRUPTED (Ctrl-C): {self.interrupted}. No claim is judged "
+                      "(reproduced = n/a); measured values, where shown, come from "
+                      "incomplete data.", ""]
+        lines.append(self.claims.to_string(index=False))
         if self.verdict:
             lines += ["", "verdict: " + self.verdict]
+        if self.interrupted:
+            return "\n".join(lines + ["", f"claims not judged (interrupted); "
+                                           f"{self.seconds:.0f} s."])
         n_yes = int((self.claims["reproduced"] == "yes").sum())
         n_partly = int((self.claims["reproduced"] == "partly").sum())
         lines += ["", f"{n_yes} of {len(self.claims)} published patterns reproduced"
@@ -128,12 +140,23 @@ def _settings(mode, smoke, default, full):
     return {"smoke": smoke, "default": default, "full": full}[mode]
 
 
+#: The partial tables of curves stopped by Ctrl-C in the running experiment.
+_STOPPED = []
+
+
 def _curve(estimator, data, strategies, trials, random_state, n_jobs):
+    """A ticket curve; after Ctrl-C, what finished (the claims are then not judged)."""
     from .analysis import ticket_curve
+    from .exceptions import ExperimentInterrupted
 
     X_tr, y_tr, X_te, y_te = data
-    return ticket_curve(estimator, X_tr, y_tr, X_test=X_te, y_test=y_te, strategies=strategies,
-                        n_trials=trials, random_state=random_state, n_jobs=n_jobs)
+    try:
+        return ticket_curve(estimator, X_tr, y_tr, X_test=X_te, y_test=y_te,
+                            strategies=strategies, n_trials=trials,
+                            random_state=random_state, n_jobs=n_jobs)
+    except ExperimentInterrupted as exc:
+        _STOPPED.append(exc)
+        return exc.results
 
 
 def _mean_at(df, strategy, level, metric="test_acc"):
@@ -607,10 +630,35 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
         raise ValueError(f"Unknown experiment {name!r}; choose from {list(EXPERIMENTS)}.")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    from ._interrupt import aborting, experiment_stop, stop_requested
+
     title, paper, runner = EXPERIMENTS[name]
     t0 = time.perf_counter()
-    protocol, claims, verdict, results = runner(mode, random_state, n_jobs)
-    table = pd.DataFrame(claims, columns=["claim", "published", "measured", "reproduced"])
+    _STOPPED.clear()
+    columns = ["claim", "published", "measured", "reproduced"]
+    with experiment_stop():
+        try:
+            protocol, claims, verdict, results = runner(mode, random_state, n_jobs)
+            table = pd.DataFrame(claims, columns=columns)
+        except BaseException as exc:
+            # after Ctrl-C, a claim may fail on the incomplete data: none is judged
+            if aborting() or not stop_requested():
+                raise
+            partial = [s.results for s in _STOPPED if s.results is not None]
+            if getattr(exc, "results", None) is not None:
+                partial.append(exc.results)
+            protocol, verdict = "(interrupted before the protocol was reported)", ""
+            results = pd.concat(partial, ignore_index=True) if partial else None
+            table = pd.DataFrame([("the experiment's claims", "see the paper",
+                                   "not measured: interrupted", "n/a")], columns=columns)
+        interrupted = None
+        if stop_requested():
+            texts = [s.status.get("text", "") for s in _STOPPED if s.status]
+            interrupted = "; ".join(t for t in texts if t) or "stopped"
+            table["reproduced"] = "n/a"
+            if verdict and "INTERRUPTED" not in verdict:
+                verdict = "INTERRUPTED, from incomplete data: " + verdict
+    _STOPPED.clear()
     return Reproduction(name=name, title=title, paper=paper, mode=mode, protocol=protocol,
                         claims=table, verdict=verdict, results=results,
-                        seconds=time.perf_counter() - t0)
+                        seconds=time.perf_counter() - t0, interrupted=interrupted)

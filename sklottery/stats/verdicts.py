@@ -172,7 +172,16 @@ def matching_summary(
     Returns
     -------
     summary : dict
-        ``verdict`` (see above), ``verdict_level`` (the level the verdict
+        ``verdict`` (see above; None also when no run of the ticket
+        completed its dense round, ``reason='no_data'``), ``reason`` (why
+        the verdict is None: ``'no_control'`` or ``'no_data'``), ``incomplete``
+        (a warning when the table comes from an interrupted experiment, or
+        one that lost runs with a dead worker, read from
+        ``results.attrs['sklottery_runs']``; it starts the sentence of
+        :func:`verdict`), ``runs_cut_short`` (``(strategy, trial, last
+        completed round, reason)`` of every run that diverged, was
+        interrupted or lost: their missing rounds are excluded and named in
+        a note), ``verdict_level`` (the level the verdict
         speaks of: the sparsest winning level, the sparsest matching level,
         or the first level that falls short), ``verdict_controls`` (the
         strategies the verdict tests), ``n_tests`` and ``family`` (the Holm
@@ -228,6 +237,15 @@ def matching_summary(
     _single_dataset(df, "matching_summary")
     if not (df["strategy"] == ticket).any():
         raise ValueError(f"ticket strategy {ticket!r} is not in results.")
+    stopped = _stopped_runs(df, metric)
+    incomplete = _incomplete_note(results)
+    # runs cut short keep their completed rounds; a round that did not complete
+    # (diverged, lost) has a NaN metric and is excluded, and named in a note
+    df = df[pd.to_numeric(df[metric], errors="coerce").notna()]
+    if not (df["strategy"] == ticket).any() or not len(_dense_rows(df, ticket,
+                                                                     pooled_dense)[0]):
+        return _no_data_summary(results, ticket, metric, alpha, confidence, stopped,
+                                incomplete, greater_is_better)
     present = [s for s in pd.unique(df["strategy"]) if s != ticket]
     if controls is None:
         verdict_controls = [c for c in VERDICT_CONTROLS if c in present]
@@ -338,6 +356,8 @@ def matching_summary(
         nt = pd.to_numeric(df["n_test"], errors="coerce").dropna()
         n_test = int(nt.min()) if len(nt) else None
     notes = _evidence_warnings(n_trials, n_test, percent)
+    if stopped:
+        notes.append(_stopped_note(stopped))
     if not has_reinit:
         notes.append(
             "No random re-initialisation control ('random', 'scratch_e' or 'scratch_b') "
@@ -355,6 +375,9 @@ def matching_summary(
             )
     return dict(
         verdict=outcome,
+        reason=None if outcome is not None else "no_control",
+        incomplete=incomplete,
+        runs_cut_short=stopped,
         verdict_level=float(verdict_level),
         verdict_controls=verdict_controls,
         n_tests=n_tests,
@@ -392,6 +415,75 @@ _CONTROL_COLUMNS = [
     "matches_dense", "diff", "ci_low", "ci_high", "hedges_g", "p_value", "p_holm",
     "n_control", "ticket_beats",
 ]
+
+#: ``stop_reason`` values of runs that did not run to their end.
+_STOP_REASONS = ("diverged", "interrupted", "lost")
+
+
+def _stopped_runs(df, metric):
+    """``[(strategy, trial, last completed round or None, reason)]`` of runs cut short."""
+    if "stop_reason" not in df.columns or "trial" not in df.columns:
+        return []
+    cut = df[df["stop_reason"].isin(_STOP_REASONS)]
+    out = []
+    for (strategy, trial), part in cut.groupby(["strategy", "trial"], sort=True):
+        reason = str(part["stop_reason"].iloc[0])
+        done = part[pd.to_numeric(part[metric], errors="coerce").notna()]
+        last = int(done["round"].max()) if "round" in done and len(done) else None
+        out.append((str(strategy), int(trial), last, reason))
+    return out
+
+
+def _stopped_note(stopped):
+    """The sentence that names the runs cut short (their missing rounds are excluded)."""
+    items = [f"{strategy_label(s)} trial {t} ({reason})" for s, t, _, reason in stopped]
+    shown = items[:6] + ([f"{len(items) - 6} more"] if len(items) > 6 else [])
+    return (f"{len(stopped)} run{'s' if len(stopped) != 1 else ''} stopped early and "
+            f"{'are' if len(stopped) != 1 else 'is'} missing from the levels they did not "
+            f"reach (a run that diverged or was lost has no result there): {_join(shown)}.")
+
+
+def _incomplete_note(results):
+    """A warning when the table comes from an interrupted or partly lost experiment."""
+    status = (getattr(results, "attrs", None) or {}).get("sklottery_runs") or {}
+    if not status:
+        return None
+    done = status.get("total", 0) - status.get("not_run", 0) - status.get("lost", 0)
+    if status.get("interrupted"):
+        return (f"INTERRUPTED: the experiment was stopped (Ctrl-C) after {done} of "
+                f"{status.get('total', 0)} runs; this verdict is from incomplete data.")
+    if status.get("lost") or status.get("not_run"):
+        return (f"INCOMPLETE: {done} of {status.get('total', 0)} runs produced results "
+                f"({status.get('lost', 0)} lost with their worker); this verdict is from "
+                "incomplete data.")
+    return None
+
+
+def _no_data_summary(results, ticket, metric, alpha, confidence, stopped, incomplete,
+                     greater_is_better):
+    """The summary when no dense run of the ticket completed: nothing can be judged."""
+    notes = ["No run of the ticket completed its dense round (round 0), so there is "
+             "nothing to judge."]
+    if stopped:
+        notes.append(_stopped_note(stopped))
+    nan = float("nan")
+    return dict(
+        verdict=None, reason="no_data", incomplete=incomplete, runs_cut_short=stopped,
+        verdict_level=nan, verdict_controls=[], n_tests=0, family="no tests",
+        tests=pd.DataFrame(columns=["strategy", "weights_remaining", "p_holm"]),
+        n_trials=0, n_test=None, notes=notes, metric=metric, ticket=ticket, alpha=alpha,
+        confidence=confidence,
+        greater_is_better=bool(_infer_greater_is_better(metric)
+                               if greater_is_better is None else greater_is_better),
+        percent="acc" in metric,
+        dense_mean=nan, dense_std=nan, dense_n=0, dense_level=nan, threshold=nan, levels=[],
+        ticket_matching_level=nan, ticket_matching_levels=[], ticket_winning_levels=[],
+        ticket_falls_off_at=nan, ticket_mean=nan, ticket_std=nan, sparsest_level=nan,
+        ticket_mean_sparsest=nan,
+        controls=pd.DataFrame({c: pd.Series(dtype=float if c not in (
+            "strategy", "label", "in_verdict", "matches_dense", "ticket_beats") else object)
+            for c in _CONTROL_COLUMNS}),
+    )
 
 
 def format_level(level):
@@ -483,6 +575,9 @@ def verdict(summary):
     matching_summary : The summary this sentence is written from.
     summary_row : The same as one table row.
     """
+    prefix = (summary["incomplete"] + " ") if summary.get("incomplete") else ""
+    if summary["verdict"] is None and summary.get("reason") == "no_data":
+        return prefix + "Cannot tell: " + " ".join(summary.get("notes", []))
     percent = summary["percent"]
     name = strategy_label(summary["ticket"])
     dense = format_value(summary["dense_mean"], summary["dense_std"], percent)
@@ -534,7 +629,7 @@ def verdict(summary):
                  + (f", {n_test} test samples per trial." if n_test else "."))
     for note in summary.get("notes", []):
         sentence += " " + note
-    return sentence
+    return prefix + sentence
 
 
 def summary_row(summary, control="random"):
@@ -556,7 +651,8 @@ def summary_row(summary, control="random"):
         ``'winning_ticket'``), ``ticket_mean``, ``dense_mean``,
         ``dense_std``, ``control``, ``diff``, ``ci_low``, ``ci_high``,
         ``hedges_g``, ``p_holm`` (ticket - control at the verdict level),
-        ``n_tests``, ``n_trials``, ``n_test``, ``notes`` and ``sentence``.
+        ``n_tests``, ``n_trials``, ``n_test``, ``notes``, ``incomplete`` (the
+        interruption warning, or '') and ``sentence``.
 
     See Also
     --------
@@ -583,6 +679,7 @@ def summary_row(summary, control="random"):
         n_trials=summary["n_trials"],
         n_test=summary["n_test"],
         notes=" ".join(summary["notes"]),
+        incomplete=summary.get("incomplete") or "",
         sentence=verdict(summary),
     )
 
