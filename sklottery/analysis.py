@@ -842,14 +842,13 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                 control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
                                       n_threads))
     if stop_requested():
-        planned = _planned_controls(estimator, controls, len(splits))
-        status["total"] += planned
-        status["not_run"] += planned
-        outputs, control_lost = [], []
         control_tasks = []
-    else:
-        status["total"] += len(control_tasks)
-        outputs, control_lost = run("control", control_tasks)
+    # controls whose ticket round does not exist (the chain was stopped, lost or
+    # diverged) or that a stop prevented count as planned but not run
+    planned = max(_planned_controls(estimator, controls, len(splits)), len(control_tasks))
+    status["total"] += planned
+    status["not_run"] += planned - len(control_tasks)
+    outputs, control_lost = run("control", control_tasks)
     for i, (task, output) in enumerate(zip(control_tasks, outputs)):
         if output is None:
             if i in control_lost:
@@ -947,7 +946,7 @@ def run_status(results):
         diverged or interrupted), ``not_run`` (never trained a round),
         ``lost`` (their worker died twice), ``diverged`` (runs with a
         ``'diverged'`` stop reason), ``complete_experiment`` (bool: every
-        planned run ran to its end or stopped by itself) and ``text``, a
+        planned run ran all its rounds) and ``text``, a
         phrase for banners, e.g. ``'interrupted after 7 of 20 runs (3 cut
         short, 10 not run)'``.
 
@@ -988,8 +987,7 @@ def run_status(results):
         text = f"interrupted after {done} of {status['total']} runs{detail}"
     else:
         text = f"{done} of {status['total']} runs{detail}"
-    status["complete_experiment"] = not status["interrupted"] and not status["not_run"] \
-        and not status["lost"]
+    status["complete_experiment"] = status["complete"] == status["total"]
     status["text"] = text
     return status
 

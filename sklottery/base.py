@@ -49,7 +49,7 @@ from ._training import (
 )
 from ._interrupt import aborting
 from ._utils import split, user_stacklevel
-from .modules import MODULES, get_module_class, layer_kinds
+from .modules import MODULES, ImageClassifierModule, get_module_class, layer_kinds
 from .pruning import (
     PRUNING_CRITERIA,
     compact_module,
@@ -657,7 +657,16 @@ class BaseLotteryTicket(BaseEstimator):
             raise ValueError(
                 f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}."
             )
-        get_module_class(self.module)  # raises on unknown names
+        cls = get_module_class(self.module)  # raises on unknown names
+        if (isinstance(cls, type) and issubclass(cls, ImageClassifierModule)
+                and self.input_shape is None
+                and "input_shape" not in (self.module_params or {})):
+            raise ValueError(
+                f"module={self.module!r} is a convolutional network and needs input_shape="
+                "(C, H, W), the shape of one image (e.g. (1, 28, 28) for MNIST, (3, 32, 32) "
+                "for CIFAR-10); X may then be flat (n, C*H*W) or (n, C, H, W). It is not "
+                "guessed from the number of features: 4 features would silently become a "
+                "2 x 2 image.")
         if self.input_shape is not None and (
             len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape)
         ):

@@ -118,9 +118,18 @@ def test_4d_input_needs_matching_input_shape(digits8):
         clf.predict(X[:, :, :4, :4])
 
 
-def test_input_shape_inferred_from_square_flat_rows(digits8):
+def test_conv_module_without_input_shape_is_a_clear_error_before_training(digits8):
     X, y = digits8
-    clf = cnn(input_shape=None, n_rounds=0, max_epochs=1).fit(X.reshape(len(X), -1), y)
+    # 4 features used to become a silent (1, 2, 2) image; 64 a guessed (1, 8, 8)
+    for n_features in (4, 64):
+        clf = cnn(input_shape=None, n_rounds=0, max_epochs=1)
+        with pytest.raises(ValueError, match=r"module='conv2' is a convolutional network "
+                                             r"and needs input_shape=\(C, H, W\)"):
+            clf.fit(X.reshape(len(X), -1)[:, :n_features], y)
+        assert not hasattr(clf, "net_")  # nothing was built or trained
+    # the shape given through module_params works like input_shape
+    clf = cnn(input_shape=None, module_params={"input_shape": (1, 8, 8)}, n_rounds=0,
+              max_epochs=1).fit(X.reshape(len(X), -1), y)
     assert clf.net_.module_.input_shape == (1, 8, 8)
 
 

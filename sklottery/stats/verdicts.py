@@ -452,7 +452,7 @@ def _incomplete_note(results):
     if status.get("interrupted"):
         return (f"INTERRUPTED: the experiment was stopped (Ctrl-C) after {done} of "
                 f"{status.get('total', 0)} runs; this verdict is from incomplete data.")
-    if status.get("lost") or status.get("not_run"):
+    if status.get("lost"):
         return (f"INCOMPLETE: {done} of {status.get('total', 0)} runs produced results "
                 f"({status.get('lost', 0)} lost with their worker); this verdict is from "
                 "incomplete data.")
