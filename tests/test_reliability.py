@@ -27,6 +27,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback, EarlyStopping
 
 from sklottery import DivergenceWarning, LotteryTicketClassifier, PruningInterruptedWarning
+from sklottery import TrainingDivergedError
+from sklottery._training import DIVERGENCE_FACTOR, divergence_detail
 
 LR = 5e-3
 
@@ -356,6 +358,114 @@ def test_rewind_iteration_limit_is_the_dense_round_length(digits):
 
 
 # -------------------------------------------------------------- divergence
+def test_divergence_rule_is_ten_times_a_constant_prediction_or_the_first_batch():
+    # the reference is the larger of the constant-prediction loss and the first batch
+    assert divergence_detail("loss", 2.3 * 9.9, 2.3, 1.0) is None
+    assert "exceeded 23" in divergence_detail("loss", 2.3 * 10.1, 2.3, 1.0)
+    assert divergence_detail("loss", 60.0, 2.3, 7.0) is None  # a start far worse than constant
+    assert "exceeded 70" in divergence_detail("loss", 71.0, 2.3, 7.0, "at iteration 5")
+    assert divergence_detail("loss", float("nan"), 2.3) == "loss became nan"
+    assert divergence_detail("loss", 1e30, None) is None  # no reference: finiteness only
+    assert DIVERGENCE_FACTOR == 10.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_blown_up_dense_round_is_an_error_not_a_result(digits, optimizer):
+    # before: lr=100 with Adam gave accuracy 0.0985 (one class), validation losses up to
+    # 1263, stop_reason_=None and no warning
+    X, y = digits
+    clf = small(learning_rate_init=100, optimizer=optimizer, n_rounds=1)
+    with pytest.raises(TrainingDivergedError, match=r"diverged in round 0 with "
+                                                    r"learning_rate_init=100 \(.*(exceeded|nan)"):
+        clf.fit(X, y)
+    assert_unfitted(clf, X)
+    with pytest.raises(FloatingPointError, match="learning_rate_init=100"):
+        clf.set_params(error_on_divergence=True).fit(X, y)
+
+
+class BlowUpInRound(Callback):
+    """Multiply the first layer's weights by 1e3 (finite, never NaN) after the second
+    training batch of round ``at_round``."""
+
+    def __init__(self, at_round=2):
+        self.at_round = at_round
+
+    def initialize(self):
+        self.round_ = -1
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.round_ += 1
+        self.batches_ = 0
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.batches_ += 1
+            if self.round_ == self.at_round and self.batches_ == 2:
+                with torch.no_grad():
+                    net.module_.layers[0].weight.mul_(1e3)
+
+
+@pytest.mark.parametrize("error_on_divergence", [False, True])
+def test_a_finite_blow_up_in_a_pruning_round_is_divergence(digits, error_on_divergence):
+    X, y = digits
+    reference = small(n_rounds=1).fit(X, y)
+    clf = small(callbacks=[BlowUpInRound(at_round=2)], error_on_divergence=error_on_divergence)
+    match = r"diverged in round 2 .*loss .* exceeded .* \(10 x the larger of the loss of a " \
+            r"constant prediction, 2.3\d*, and the round's first-batch loss"
+    if error_on_divergence:
+        with pytest.raises(FloatingPointError, match=match):
+            clf.fit(X, y)
+    else:
+        with pytest.warns(DivergenceWarning, match=match):
+            clf.fit(X, y)
+    assert clf.stop_reason_ == "diverged"
+    assert [r["round"] for r in clf.rounds_] == [0, 1]
+    assert_same_fit(clf, reference, X)
+
+
+def test_heavy_tailed_targets_are_not_mistaken_for_divergence():
+    # single batches with 40-sigma outliers have losses far above 10 x the targets'
+    # variance; the rule only reads epoch means and validation losses
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 5).astype(np.float32)
+    y = X @ rng.randn(5)
+    y[[7, 300]] += 50 * y.std()  # two 50-sigma outliers
+    from sklottery import LotteryTicketRegressor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)
+        reg = LotteryTicketRegressor(hidden_layer_sizes=(32,), n_rounds=2, max_epochs=5,
+                                     batch_size=20, random_state=0).fit(X, y)
+    assert reg.stop_reason_ is None and len(reg.rounds_) == 3
+    # a batch that holds an outlier: its constant-prediction loss alone is > 10 x the
+    # whole set's (the reference), so a per-batch rule would have fired
+    per_batch = ((y - y.mean()) ** 2 / y.var()).reshape(-1, 20).mean(1)
+    assert per_batch.max() > 10
+
+
+def test_blown_up_runs_are_excluded_and_named_by_ticket_curve_and_the_verdict(digits):
+    from sklottery import stats
+    from sklottery._batched import fit_many
+    from sklottery.analysis import run_status, ticket_curve
+
+    X, y = digits
+    # batched trainer: the same rule per member
+    ests = [small(learning_rate_init=100, n_rounds=1, random_state=s) for s in range(2)]
+    outcomes = fit_many([(e, X, y, {}) for e in ests])
+    assert all(isinstance(err, TrainingDivergedError) and "exceeded" in str(err)
+               for err, _ in outcomes)
+    with pytest.warns(DivergenceWarning, match="rewind trial 0: diverged"):
+        df = ticket_curve(small(learning_rate_init=100, n_rounds=1), X, y, n_trials=2,
+                          random_state=0)
+    assert set(df["stop_reason"]) == {"diverged"} and df["test_acc"].isna().all()
+    assert run_status(df)["diverged"] == 2
+    sentence = stats.verdict(stats.matching_summary(df))
+    # before: "No ticket effect ... matches dense (9.9 % vs 9.9 %)"
+    assert sentence.startswith("Cannot tell: No run of the ticket completed its dense round")
+    assert "winning ticket (rewind) trial 0 (diverged)" in sentence
+
+
 def test_divergence_in_dense_round_raises_naming_the_learning_rate(digits):
     X, y = digits
     clf = small(optimizer="sgd", learning_rate_init=1e6)
