@@ -640,10 +640,7 @@ def ticket_curve(
         parameters, user callbacks, a forward that :func:`torch.func.vmap`
         cannot trace) train alone. With ``n_jobs``, every worker batches its
         share of the runs. ``False`` fits every run on its own (as
-        ``estimator.fit`` would), in parallel with ``n_jobs``. A Ctrl-C
-        during a batched round interrupts every run of that batch (each
-        keeps its completed rounds, as a single fit would) and the curve
-        goes on with the other runs, as with ``batched=False``.
+        ``estimator.fit`` would), in parallel with ``n_jobs``.
 
     Returns
     -------
@@ -657,17 +654,37 @@ def ticket_curve(
         (Zhou et al.'s supermask effect), ``early_stop_iteration``,
         ``train_acc`` (end of training), ``n_test`` (test samples of the
         trial), ``stop_reason`` (``''``, or ``'diverged'`` /
-        ``'interrupted'`` for every row of a run that was cut short) and
-        ``seconds`` of training (for a batched round, its wall time divided
-        by the runs trained together).
+        ``'interrupted'`` for every row of a run that was cut short, and
+        ``'lost'`` for the one row of NaN metrics of a run whose worker died
+        twice) and ``seconds`` of training (for a batched round, its wall
+        time divided by the runs trained together).
+        ``results.attrs['sklottery_runs']`` counts the runs: see
+        :func:`run_status`.
     runs : dict
         Only with ``return_runs=True``.
+
+    Raises
+    ------
+    sklottery.exceptions.ExperimentInterrupted
+        After Ctrl-C (SIGINT), with the table of what finished in its
+        ``results`` (marked as interrupted). The first Ctrl-C does not stop
+        where it lands: every run in progress stops at its next training
+        batch, in this process or in a parallel worker (loky, or a Dask
+        cluster), and keeps its completed rounds (``stop_reason
+        'interrupted'``); no run starts afterwards. A second Ctrl-C aborts at
+        once with a plain ``KeyboardInterrupt``.
 
     Warns
     -----
     DivergenceWarning or PruningInterruptedWarning
-        Once, listing every run that was cut short (the completed rounds of
-        such a run are kept in the table).
+        Once, listing every run that was cut short or lost (the completed
+        rounds of a cut-short run are kept in the table). A run diverged when
+        a loss became NaN/inf or blew up (see the estimator's
+        ``error_on_divergence``).
+    RuntimeWarning
+        When a parallel worker died (killed, out of memory): the runs it had
+        not returned were retried once; those that failed again are reported
+        as lost. The runs that finished are kept.
 
     See Also
     --------
