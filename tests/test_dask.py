@@ -116,3 +116,34 @@ def test_dask_backend_without_the_extra_names_it(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match="--backend dask"):
         main(["compare", "--datasets", "iris", "--scheduler", "tcp://127.0.0.1:1",
               "--out", str(tmp_path)])
+
+
+def test_ctrl_c_stops_the_workers_of_the_cluster_and_keeps_what_finished(client, digits):
+    import signal
+
+    from sklottery.analysis import run_status
+    from sklottery.exceptions import ExperimentInterrupted
+
+    X, y = digits
+    est = LotteryTicketClassifier(hidden_layer_sizes=(32, 16), n_rounds=3, max_epochs=4,
+                                  batch_size=40)
+    sent = []
+
+    def sigint_once():  # a real SIGINT to this process once the first run returned
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with joblib.parallel_config(backend="dask"), \
+            pytest.raises(ExperimentInterrupted) as info:
+        ticket_curve(est, X, y, strategies=["rewind", "random"], n_trials=4, n_jobs=2,
+                     batched=False, random_state=0, progress=sigint_once)
+    status = run_status(info.value.results)
+    # the runs in progress on the workers saw the stop (a distributed.Event) and kept
+    # their completed rounds; nothing started afterwards
+    assert status["interrupted"] and status["complete"] >= 1 and status["not_run"] >= 1
+    assert status["complete"] + status["cut_short"] + status["not_run"] == status["total"] == 16
+    cut = info.value.results.query("stop_reason == 'interrupted'")
+    assert cut["test_acc"].notna().all()
+    # the cluster is fine afterwards
+    assert client.submit(lambda: 1).result() == 1
