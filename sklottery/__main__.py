@@ -347,7 +347,7 @@ def _compare(args, client=None):
 
 
 def _interruption_text(sections, not_run):
-    """'iris interrupted after 7 of 20 runs; wine not run' for banners."""
+    """'iris interrupted after 7 of 20 runs completed (...); wine not run' for banners."""
     from .analysis import run_status
 
     parts = [f"{sec['name']} {run_status(sec['df'])['text']}" for sec in sections

@@ -964,8 +964,8 @@ def run_status(results):
         ``lost`` (their worker died twice), ``diverged`` (runs with a
         ``'diverged'`` stop reason), ``complete_experiment`` (bool: every
         planned run ran all its rounds) and ``text``, a
-        phrase for banners, e.g. ``'interrupted after 7 of 20 runs (3 cut
-        short, 10 not run)'``.
+        phrase for banners, e.g. ``'interrupted after 7 of 20 runs completed
+        (3 cut short, 10 not run)'``.
 
     See Also
     --------
@@ -991,7 +991,6 @@ def run_status(results):
                       not_run=0, lost=lost, interrupted=interrupted)
     status["diverged"] = diverged
     status.setdefault("interrupted", False)
-    done = status["total"] - status["not_run"] - status["lost"]
     parts = []
     if status["cut_short"]:
         parts.append(f"{status['cut_short']} cut short")
@@ -1000,10 +999,9 @@ def run_status(results):
     if status["lost"]:
         parts.append(f"{status['lost']} lost")
     detail = f" ({', '.join(parts)})" if parts else ""
+    text = f"{status['complete']} of {status['total']} runs completed{detail}"
     if status["interrupted"]:
-        text = f"interrupted after {done} of {status['total']} runs{detail}"
-    else:
-        text = f"{done} of {status['total']} runs{detail}"
+        text = "interrupted after " + text
     status["complete_experiment"] = status["complete"] == status["total"]
     status["text"] = text
     return status

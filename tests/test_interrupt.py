@@ -106,7 +106,7 @@ def test_ctrl_c_in_a_batched_round_stops_the_curve_and_keeps_completed_rounds():
     assert (status["total"], status["complete"], status["cut_short"], status["not_run"]) == \
         (10, 0, 4, 6)
     assert status["interrupted"] and status["text"] == \
-        "interrupted after 4 of 10 runs (4 cut short, 6 not run)"
+        "interrupted after 0 of 10 runs completed (4 cut short, 6 not run)"
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

@@ -448,14 +448,14 @@ def _incomplete_note(results):
     status = (getattr(results, "attrs", None) or {}).get("sklottery_runs") or {}
     if not status:
         return None
-    done = status.get("total", 0) - status.get("not_run", 0) - status.get("lost", 0)
+    done, total = status.get("complete", 0), status.get("total", 0)
     if status.get("interrupted"):
-        return (f"INTERRUPTED: the experiment was stopped (Ctrl-C) after {done} of "
-                f"{status.get('total', 0)} runs; this verdict is from incomplete data.")
+        return (f"INTERRUPTED: the experiment was stopped (Ctrl-C) with {done} of {total} "
+                f"runs completed ({status.get('cut_short', 0)} cut short, "
+                f"{status.get('not_run', 0)} not run); this verdict is from incomplete data.")
     if status.get("lost"):
-        return (f"INCOMPLETE: {done} of {status.get('total', 0)} runs produced results "
-                f"({status.get('lost', 0)} lost with their worker); this verdict is from "
-                "incomplete data.")
+        return (f"INCOMPLETE: {status.get('lost', 0)} of {total} runs were lost with their "
+                "worker; this verdict is from incomplete data.")
     return None
 
 
