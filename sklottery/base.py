@@ -154,6 +154,28 @@ class TrainingDivergedError(RuntimeError):
     """Training diverged before any round completed: there is no network to keep."""
 
 
+#: Rows gathered at a time by :func:`_take_rows` (about this many elements):
+#: the temporary of a float64 -> float32 gather stays small.
+_TAKE_BLOCK = 2 ** 21
+
+
+def _take_rows(X, idx, dtype):
+    """``X[idx]`` as a new C-contiguous array of ``dtype``, without a full-size temporary.
+
+    Equal to ``X[idx].astype(dtype)`` bit for bit, but a float64 ``X`` is cast
+    block by block into the result instead of gathered in float64 first, so
+    the gather allocates little more than its result.
+    """
+    out = np.empty((len(idx),) + X.shape[1:], dtype=dtype)
+    if X.dtype == out.dtype:
+        return np.take(X, idx, axis=0, out=out, mode="clip")  # idx is in range
+    row = max(1, int(np.prod(X.shape[1:], dtype=np.int64)))
+    step = max(1, _TAKE_BLOCK // row)
+    for a in range(0, len(idx), step):
+        out[a:a + step] = X[idx[a:a + step]]
+    return out
+
+
 def _clone_state(state):
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -1053,15 +1075,17 @@ class BaseLotteryTicket(BaseEstimator):
             train_idx = idx
         dev = torch.device(self.device)
 
-        def to_t(a, dtype):
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(dev)
+        def rows(idx):  # float32 rows of X: together one copy of X at most
+            return torch.from_numpy(_take_rows(X, idx, np.float32)).to(dev)
+
+        def targets(idx):
+            return torch.as_tensor(np.ascontiguousarray(y_enc[idx]),
+                                   dtype=self._target_dtype).to(dev)
 
         valid = None
         if valid_idx is not None:
-            valid = (to_t(X[valid_idx], torch.float32),
-                     to_t(y_enc[valid_idx], self._target_dtype))
-        self._trainer.set_data(to_t(X[train_idx], torch.float32),
-                               to_t(y_enc[train_idx], self._target_dtype), valid)
+            valid = (rows(valid_idx), targets(valid_idx))
+        self._trainer.set_data(rows(train_idx), targets(train_idx), valid)
 
     def _initialize(self, X, y_enc, initial_masks=None, initial_params=None):
         rs = check_random_state(self.random_state)
