@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -154,6 +155,22 @@ class TrainingDivergedError(RuntimeError):
     """Training diverged before any round completed: there is no network to keep."""
 
 
+def _min_samples_for_split(fraction):
+    """Fewest samples for which ``round(fraction * n)`` is neither 0 nor ``n``.
+
+    Both the held-out count and the rest grow with ``n`` (by at most one per
+    sample), so every larger ``n`` works as well. The threshold lies just
+    above ``0.5 / min(fraction, 1 - fraction)``; ``ceil(1 / min(...))``
+    always works (a fallback where float rounding hides the threshold).
+    """
+    smaller = min(fraction, 1.0 - fraction)
+    start = max(2, int(0.5 / smaller) - 2)
+    for n in range(start, start + 8):
+        if 1 <= int(round(fraction * n)) < n:
+            return n
+    return max(2, math.ceil(1.0 / smaller))
+
+
 #: Rows gathered at a time by :func:`_take_rows` (about this many elements):
 #: the temporary of a float64 -> float32 gather stays small.
 _TAKE_BLOCK = 2 ** 21
@@ -252,7 +269,11 @@ SHARED_PARAMETERS_DOC = """\
         Fraction of the training data held out{split} to measure the
         validation loss on the grid of ``eval_every``; its minimum gives the
         early-stop iteration (Frankle & Carbin). Training always runs
-        ``max_epochs``. ``0`` disables validation.
+        ``max_epochs``. ``0`` disables validation. ``round(validation_fraction
+        * n_samples)`` samples are held out; when that leaves no validation
+        sample or no training sample (e.g. ``0.1`` of 4 samples, ``0.99`` of
+        10), ``fit`` raises a ValueError before training: set ``0`` to train
+        without validation, or pass more data.
     eval_every : 'auto' or int, default='auto'
         Training iterations between two evaluations of the validation loss
         and score (and of the ``on_evaluation`` hook of callbacks, which
@@ -1016,6 +1037,7 @@ class BaseLotteryTicket(BaseEstimator):
         X, y = self._validate_X(X, y, reset=not resume)
         if X.shape[0] < 2:
             raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
+        self._n_validation(X.shape[0])  # an empty split is an error before anything else
         y_enc = self._prepare_targets(y, resume)
         device = torch.device(self.device)
         fork_devices = [device] if device.type == "cuda" else []
@@ -1062,14 +1084,35 @@ class BaseLotteryTicket(BaseEstimator):
         self._trainer.net.initialize()  # throwaway init: the caller restores RNG and weights
         self.net_ = self._trainer.net
 
+    def _n_validation(self, n):
+        """Samples held out for validation out of ``n``: ``round(validation_fraction * n)``.
+
+        0 when ``validation_fraction`` is 0 (or None). Raises ValueError when
+        a positive fraction leaves no validation sample or no training sample,
+        instead of silently training without validation.
+        """
+        vf = float(self.validation_fraction or 0.0)
+        if vf <= 0:
+            return 0
+        n_val = int(round(vf * n))
+        if 1 <= n_val < n:
+            return n_val
+        empty = "validation" if n_val < 1 else "training"
+        raise ValueError(
+            f"validation_fraction={self.validation_fraction} with n_samples={n} leaves "
+            f"{n_val} validation and {n - n_val} training samples (round({vf} * {n}) = "
+            f"{n_val} held out): the {empty} set would be empty. Set "
+            f"validation_fraction=0 to train without validation, or pass at least "
+            f"{_min_samples_for_split(vf)} samples."
+        )
+
     def _set_data(self, X, y_enc, split_seed):
         """Split off the validation set and hand the tensors to the trainer."""
-        vf = self.validation_fraction or 0.0
         n = X.shape[0]
-        n_val = int(round(vf * n))
+        n_val = self._n_validation(n)
         idx = np.arange(n)
         valid_idx = None
-        if vf > 0 and 1 <= n_val < n:
+        if n_val:
             train_idx, valid_idx = self._validation_split(idx, n_val, y_enc, split_seed)
         else:
             train_idx = idx

@@ -343,6 +343,43 @@ def test_invalid_parameter_combination(digits, params, match):
     assert_unfitted(clf, X)
 
 
+class TrainingStarted(Exception):
+    pass
+
+
+class FailIfTrained(Callback):
+    """Raise TrainingStarted when a round's training begins."""
+
+    def on_train_begin(self, net, **kwargs):
+        raise TrainingStarted
+
+
+@pytest.mark.parametrize("n, fraction, match", [
+    # round(0.1 * 4) = 0 samples held out: no validation set
+    (4, 0.1, r"validation_fraction=0.1 with n_samples=4 leaves 0 validation and 4 training "
+             r"samples \(round\(0.1 \* 4\) = 0 held out\): the validation set would be empty. "
+             r"Set validation_fraction=0 to train without validation, or pass at least 6 "
+             r"samples"),
+    # round(0.99 * 10) = 10 samples held out: nothing left to train on
+    (10, 0.99, r"validation_fraction=0.99 with n_samples=10 leaves 10 validation and 0 "
+               r"training samples .*the training set would be empty.*at least 51 samples"),
+])
+def test_empty_validation_split_is_an_error_before_training(digits, n, fraction, match):
+    X, y = digits
+    clf = small(validation_fraction=fraction, callbacks=[FailIfTrained()])
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X[:n], y[:n])
+    assert_unfitted(clf, X)
+    with pytest.raises(TrainingStarted):  # what a fit that starts training raises
+        clf.set_params(validation_fraction=0).fit(X[:n], y[:n])
+    # without validation, or with the samples the message asks for, it trains
+    clf.set_params(callbacks=None).fit(X[:n], y[:n])
+    assert np.isnan(clf.rounds_[0]["valid_loss"])
+    need = int(match.rsplit("at least ", 1)[1].split(" ")[0])
+    clf.set_params(validation_fraction=fraction).fit(X[:need], y[:need])
+    assert np.isfinite(clf.rounds_[0]["valid_loss"])
+
+
 def test_rewind_iteration_limit_is_the_dense_round_length(digits):
     X, y = digits
     # 270 training samples / batch 50 -> 6 iterations per epoch, 1 epoch
