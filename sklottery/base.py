@@ -69,8 +69,12 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
-from .export import _PACKED as _PACKED_STATE  # pickling and predict hooks
-from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
+from .export import (  # pickling and predict hooks
+    open_packed_state,
+    pack_estimator_state,
+    predict_outputs,
+    unpack_estimator_state,
+)
 
 __all__ = [
     "BaseLotteryTicket",
@@ -1472,14 +1476,20 @@ class BaseLotteryTicket(BaseEstimator):
         A fitted estimator's prunable weights are stored as their surviving
         values and bit-packed masks, θ0 as its seed and checksum, and the
         checkpoint and rewind point without copies of the network; the
-        optimizer state and the predict cache are not stored. See
+        optimizer state and the predict cache are not stored. A SHA-256
+        checksum of every stored entry is checked on load. See
         :mod:`sklottery.export` for the details. Unfitted estimators pickle as
         usual.
         """
         return pack_estimator_state(self, super().__getstate__())
 
     def __setstate__(self, state):
-        packed = state.pop(_PACKED_STATE, None) if isinstance(state, dict) else None
+        """Restore a pickled estimator, after checking the checksums stored with it.
+
+        Raises :class:`~sklottery.exceptions.PickleIntegrityError` (before
+        anything is set) when a stored entry does not match its checksum.
+        """
+        state, packed = open_packed_state(self, state)
         super().__setstate__(state)
         if packed is not None:
             unpack_estimator_state(self, packed)
