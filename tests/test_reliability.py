@@ -545,6 +545,18 @@ def test_warm_start_more_rounds_equals_uninterrupted(digits, config):
     assert_same_fit(clf, small(**config).fit(X, y), X)
 
 
+def env_importing_this_sklottery():
+    """The environment for a child Python that imports the sklottery under test.
+
+    A script run from elsewhere would import whatever sklottery is installed
+    (e.g. another checkout's editable install); the tested package's parent
+    directory goes first on PYTHONPATH.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sklottery.__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + paths))
+
+
 _CHILD = textwrap.dedent("""
     import pickle, sys
     import numpy as np
@@ -598,7 +610,8 @@ def child_outputs(digits, tmp_path_factory):
     # same thread count as here: CPU results are bit-for-bit only for equal counts
     proc = subprocess.run(
         [sys.executable, str(workdir / "child.py"), str(workdir), str(torch.get_num_threads())],
-        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        env=env_importing_this_sklottery(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=300)
     assert proc.returncode == 0, proc.stdout.decode()
     with open(workdir / "outs.pkl", "rb") as f:
         return pickle.load(f)
@@ -724,13 +737,10 @@ def test_fit_holds_at_most_one_extra_copy_of_X():
                          "benchmarks", "bench_memory.py")
     if not os.path.exists(bench) or not os.path.exists("/proc/self/status"):
         pytest.skip("needs benchmarks/bench_memory.py and Linux's /proc")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(sklottery.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     out = subprocess.run(
         [sys.executable, bench, "--rows", "30000", "--features", "784", "--epochs", "2",
          "--dtype", "float32", "float64", "--json"],
-        env=env, capture_output=True, text=True, timeout=300)
+        env=env_importing_this_sklottery(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     for line in out.stdout.strip().splitlines():
         r = json.loads(line)
