@@ -31,7 +31,7 @@ their own rows and the split was cast block by block, +1157 MiB = 1.93 x and
 float64 copy of the split before its cast).
 
 Run:  python benchmarks/bench_memory.py [--rows 200000] [--features 784]
-      [--dtype float32 float64] [--epochs 1] [--json]
+      [--dtype float32 float64] [--epochs 1] [--one-process] [--json]
 """
 
 from __future__ import annotations
@@ -73,8 +73,14 @@ def _reset_peak():
     return _status_kib("VmHWM") is not None
 
 
-def child(rows, features, dtype, epochs, batch_size):
-    """Measure one fit in this process; returns a dict of numbers (bytes)."""
+def child(rows, features, dtypes, epochs, batch_size):
+    """Measure one fit per dtype in this process; returns a list of dicts of numbers.
+
+    With several dtypes, each fit starts after the previous data and model are
+    freed, from the resident memory then, with the peak counter reset.
+    """
+    import gc
+
     import numpy as np
 
     from sklottery import LotteryTicketClassifier
@@ -83,32 +89,41 @@ def child(rows, features, dtype, epochs, batch_size):
                   batch_size=batch_size, random_state=0)
     rng = np.random.default_rng(0)
     warm = rng.random((500, features), dtype=np.float32)
-    LotteryTicketClassifier(**params).fit(warm.astype(dtype), rng.integers(0, 10, 500))
+    for dtype in dtypes:
+        LotteryTicketClassifier(**params).fit(warm.astype(dtype), rng.integers(0, 10, 500))
     del warm
+    results = []
+    for dtype in dtypes:
+        gc.collect()
+        X = rng.random((rows, features), dtype=np.dtype(dtype))  # no float64 temporary
+        y = rng.integers(0, 10, rows)
+        rss_before = _status_kib("VmRSS")
+        reset = _reset_peak()
+        if not reset and len(results):
+            raise RuntimeError("several dtypes in one process need a resettable peak (Linux)")
+        before = rss_before if (reset and rss_before is not None) else _maxrss_kib()
+        clf = LotteryTicketClassifier(**params).fit(X, y)
+        after = _status_kib("VmHWM") if reset else _maxrss_kib()
+        assert clf.rounds_  # the fit happened
+        extra = (after - before) * 1024
+        results.append({"rows": rows, "features": features, "dtype": dtype, "epochs": epochs,
+                        "x_bytes": int(X.nbytes), "extra_peak_bytes": int(extra),
+                        "copies_of_x": extra / X.nbytes,
+                        "peak_counter": "VmHWM" if reset else "ru_maxrss"})
+        del X, y, clf
+    return results
 
-    X = rng.random((rows, features), dtype=np.dtype(dtype))  # no float64 temporary
-    y = rng.integers(0, 10, rows)
-    rss_before = _status_kib("VmRSS")
-    reset = _reset_peak()
-    before = rss_before if (reset and rss_before is not None) else _maxrss_kib()
-    clf = LotteryTicketClassifier(**params).fit(X, y)
-    after = _status_kib("VmHWM") if reset else _maxrss_kib()
-    assert clf.rounds_  # the fit happened
-    extra = (after - before) * 1024
-    return {"rows": rows, "features": features, "dtype": dtype, "epochs": epochs,
-            "x_bytes": int(X.nbytes), "extra_peak_bytes": int(extra),
-            "copies_of_x": extra / X.nbytes, "peak_counter": "VmHWM" if reset else "ru_maxrss"}
 
-
-def measure(rows, features, dtype="float32", epochs=1, batch_size=1000, python=None):
-    """Run :func:`child` in a fresh interpreter and return its numbers."""
+def measure(rows, features, dtypes=("float32",), epochs=1, batch_size=1000, python=None,
+            env=None):
+    """Run :func:`child` for ``dtypes`` in one fresh interpreter and return its numbers."""
     cmd = [python or sys.executable, os.path.abspath(__file__), "--child", "--rows", str(rows),
-           "--features", str(features), "--dtype", dtype, "--epochs", str(epochs),
+           "--features", str(features), "--dtype", *dtypes, "--epochs", str(epochs),
            "--batch-size", str(batch_size)]
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     env.setdefault("OMP_NUM_THREADS", "1")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in out.stdout.strip().splitlines()[-len(dtypes):]]
 
 
 def main(argv=None):
@@ -120,17 +135,25 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
+    parser.add_argument("--one-process", action="store_true",
+                        help="all dtypes in one fresh process, one after the other (quicker)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.rows, args.features, args.dtype[0], args.epochs,
-                               args.batch_size)))
-        return
-    for dtype in args.dtype:
-        r = measure(args.rows, args.features, dtype, args.epochs, args.batch_size)
-        if args.json:
+        for r in child(args.rows, args.features, args.dtype, args.epochs, args.batch_size):
             print(json.dumps(r), flush=True)
-            continue
+        return
+    groups = [args.dtype] if args.one_process else [[d] for d in args.dtype]
+    for group in groups:
+        for r in measure(args.rows, args.features, group, args.epochs, args.batch_size):
+            _report(r, args.json)
+
+
+def _report(r, as_json):
+    if as_json:
+        print(json.dumps(r), flush=True)
+    else:
+        dtype = r["dtype"]
         print(f"X {r['rows']} x {r['features']} {dtype} ({r['x_bytes'] / MIB:.0f} MiB), "
               f"{r['epochs']} epoch(s), validation_fraction=0.1: extra peak "
               f"{r['extra_peak_bytes'] / MIB:.0f} MiB = {r['copies_of_x']:.2f} x X "
