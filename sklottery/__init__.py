@@ -24,6 +24,7 @@ from .base import (
     TrainingDivergedError,
 )
 from .estimators import LotteryTicketClassifier, LotteryTicketRegressor
+from .exceptions import ExperimentInterrupted, PickleIntegrityError
 
 __version__ = "0.2.0.dev0"
 
@@ -33,5 +34,7 @@ __all__ = [
     "DivergenceWarning",
     "PruningInterruptedWarning",
     "TrainingDivergedError",
+    "PickleIntegrityError",
+    "ExperimentInterrupted",
     "__version__",
 ]

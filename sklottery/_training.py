@@ -110,9 +110,11 @@ class TensorBatchIterator:
     """Iterate over ``(X_batch, y_batch)`` slices of a skorch ``Dataset``.
 
     Used as skorch's ``iterator_train`` / ``iterator_valid``. With
-    ``shuffle=True`` the whole epoch is permuted once (one gather per epoch)
-    using ``generator``, so data order is reproducible and independent of the
-    global torch RNG.
+    ``shuffle=True`` one permutation per epoch is drawn from ``generator``
+    (so data order is reproducible and independent of the global torch RNG)
+    and each batch gathers its rows, ``X[perm[start:stop]]``: the same
+    batches as slicing the permuted array ``X[perm]``, without holding a
+    shuffled copy of the whole training set.
 
     Parameters
     ----------
@@ -146,14 +148,16 @@ class TensorBatchIterator:
 
     def __iter__(self):
         X, y, bs = self.X, self.y, self.batch_size
-        if self.shuffle:
-            perm = torch.randperm(len(X), generator=self.generator).to(X.device)
-            X = X[perm]
-            y = None if y is None else y[perm]
         n = len(X)
+        if not self.shuffle:
+            for start in range(0, n, bs):
+                stop = start + bs
+                yield X[start:stop], (None if y is None else y[start:stop])
+            return
+        perm = torch.randperm(n, generator=self.generator).to(X.device)
         for start in range(0, n, bs):
-            stop = start + bs
-            yield X[start:stop], (None if y is None else y[start:stop])
+            idx = perm[start:start + bs]
+            yield X.index_select(0, idx), (None if y is None else y.index_select(0, idx))
 
 
 class MaskCallback(Callback):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -69,8 +70,12 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
-from .export import _PACKED as _PACKED_STATE  # pickling and predict hooks
-from .export import pack_estimator_state, predict_outputs, unpack_estimator_state
+from .export import (  # pickling and predict hooks
+    open_packed_state,
+    pack_estimator_state,
+    predict_outputs,
+    unpack_estimator_state,
+)
 
 __all__ = [
     "BaseLotteryTicket",
@@ -162,6 +167,44 @@ class TrainingDivergedError(RuntimeError):
     """Training diverged before any round completed: there is no network to keep."""
 
 
+def _min_samples_for_split(fraction):
+    """Fewest samples for which ``round(fraction * n)`` is neither 0 nor ``n``.
+
+    Both the held-out count and the rest grow with ``n`` (by at most one per
+    sample), so every larger ``n`` works as well. The threshold lies just
+    above ``0.5 / min(fraction, 1 - fraction)``; ``ceil(1 / min(...))``
+    always works (a fallback where float rounding hides the threshold).
+    """
+    smaller = min(fraction, 1.0 - fraction)
+    start = max(2, int(0.5 / smaller) - 2)
+    for n in range(start, start + 8):
+        if 1 <= int(round(fraction * n)) < n:
+            return n
+    return max(2, math.ceil(1.0 / smaller))
+
+
+#: Rows gathered at a time by :func:`_take_rows` (about this many elements):
+#: the temporary of a float64 -> float32 gather stays small.
+_TAKE_BLOCK = 2 ** 21
+
+
+def _take_rows(X, idx, dtype):
+    """``X[idx]`` as a new C-contiguous array of ``dtype``, without a full-size temporary.
+
+    Equal to ``X[idx].astype(dtype)`` bit for bit, but a float64 ``X`` is cast
+    block by block into the result instead of gathered in float64 first, so
+    the gather allocates little more than its result.
+    """
+    out = np.empty((len(idx),) + X.shape[1:], dtype=dtype)
+    if X.dtype == out.dtype:
+        return np.take(X, idx, axis=0, out=out, mode="clip")  # idx is in range
+    row = max(1, int(np.prod(X.shape[1:], dtype=np.int64)))
+    step = max(1, _TAKE_BLOCK // row)
+    for a in range(0, len(idx), step):
+        out[a:a + step] = X[idx[a:a + step]]
+    return out
+
+
 def _clone_state(state):
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -238,7 +281,11 @@ SHARED_PARAMETERS_DOC = """\
         Fraction of the training data held out{split} to measure the
         validation loss on the grid of ``eval_every``; its minimum gives the
         early-stop iteration (Frankle & Carbin). Training always runs
-        ``max_epochs``. ``0`` disables validation.
+        ``max_epochs``. ``0`` disables validation. ``round(validation_fraction
+        * n_samples)`` samples are held out; when that leaves no validation
+        sample or no training sample (e.g. ``0.1`` of 4 samples, ``0.99`` of
+        10), ``fit`` raises a ValueError before training: set ``0`` to train
+        without validation, or pass more data.
     eval_every : 'auto' or int, default='auto'
         Training iterations between two evaluations of the validation loss
         and score (and of the ``on_evaluation`` hook of callbacks, which
@@ -1019,6 +1066,7 @@ class BaseLotteryTicket(BaseEstimator):
         X, y = self._validate_X(X, y, reset=not resume)
         if X.shape[0] < 2:
             raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
+        self._n_validation(X.shape[0])  # an empty split is an error before anything else
         y_enc = self._prepare_targets(y, resume)
         device = torch.device(self.device)
         fork_devices = [device] if device.type == "cuda" else []
@@ -1065,28 +1113,52 @@ class BaseLotteryTicket(BaseEstimator):
         self._trainer.net.initialize()  # throwaway init: the caller restores RNG and weights
         self.net_ = self._trainer.net
 
+    def _n_validation(self, n):
+        """Samples held out for validation out of ``n``: ``round(validation_fraction * n)``.
+
+        0 when ``validation_fraction`` is 0 (or None). Raises ValueError when
+        a positive fraction leaves no validation sample or no training sample,
+        instead of silently training without validation.
+        """
+        vf = float(self.validation_fraction or 0.0)
+        if vf <= 0:
+            return 0
+        n_val = int(round(vf * n))
+        if 1 <= n_val < n:
+            return n_val
+        empty = "validation" if n_val < 1 else "training"
+        raise ValueError(
+            f"validation_fraction={self.validation_fraction} with n_samples={n} leaves "
+            f"{n_val} validation and {n - n_val} training samples (round({vf} * {n}) = "
+            f"{n_val} held out): the {empty} set would be empty. Set "
+            f"validation_fraction=0 to train without validation, or pass at least "
+            f"{_min_samples_for_split(vf)} samples."
+        )
+
     def _set_data(self, X, y_enc, split_seed):
         """Split off the validation set and hand the tensors to the trainer."""
-        vf = self.validation_fraction or 0.0
         n = X.shape[0]
-        n_val = int(round(vf * n))
+        n_val = self._n_validation(n)
         idx = np.arange(n)
         valid_idx = None
-        if vf > 0 and 1 <= n_val < n:
+        if n_val:
             train_idx, valid_idx = self._validation_split(idx, n_val, y_enc, split_seed)
         else:
             train_idx = idx
         dev = torch.device(self.device)
 
-        def to_t(a, dtype):
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(dev)
+        def rows(idx):  # float32 rows of X: together one copy of X at most
+            return torch.from_numpy(_take_rows(X, idx, np.float32)).to(dev)
+
+        def targets(idx):
+            return torch.as_tensor(np.ascontiguousarray(y_enc[idx]),
+                                   dtype=self._target_dtype).to(dev)
 
         valid = None
         if valid_idx is not None:
-            valid = (to_t(X[valid_idx], torch.float32),
-                     to_t(y_enc[valid_idx], self._target_dtype))
-        y_train = to_t(y_enc[train_idx], self._target_dtype)
-        self._trainer.set_data(to_t(X[train_idx], torch.float32), y_train, valid)
+            valid = (rows(valid_idx), targets(valid_idx))
+        y_train = targets(train_idx)
+        self._trainer.set_data(rows(train_idx), y_train, valid)
         self._trainer.set_reference_losses(
             self._constant_loss(y_train), None if valid is None else self._constant_loss(valid[1]))
 
@@ -1447,14 +1519,20 @@ class BaseLotteryTicket(BaseEstimator):
         A fitted estimator's prunable weights are stored as their surviving
         values and bit-packed masks, θ0 as its seed and checksum, and the
         checkpoint and rewind point without copies of the network; the
-        optimizer state and the predict cache are not stored. See
+        optimizer state and the predict cache are not stored. A SHA-256
+        checksum of every stored entry is checked on load. See
         :mod:`sklottery.export` for the details. Unfitted estimators pickle as
         usual.
         """
         return pack_estimator_state(self, super().__getstate__())
 
     def __setstate__(self, state):
-        packed = state.pop(_PACKED_STATE, None) if isinstance(state, dict) else None
+        """Restore a pickled estimator, after checking the checksums stored with it.
+
+        Raises :class:`~sklottery.exceptions.PickleIntegrityError` (before
+        anything is set) when a stored entry does not match its checksum.
+        """
+        state, packed = open_packed_state(self, state)
         super().__setstate__(state)
         if packed is not None:
             unpack_estimator_state(self, packed)

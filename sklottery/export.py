@@ -33,6 +33,17 @@ changed module class), the load warns, drops ``init_params_`` (and
 ``rewind_params_`` when it was θ0) and the checkpoint: predictions are
 unaffected, a ``warm_start`` fit starts over.
 
+**Integrity.** The packed state carries a SHA-256 checksum of every entry it
+stores (each layer's surviving weights and mask bits, the other tensors, θ0
+or its seed, the rewind point, the checkpoint) and of every plain-data
+attribute beside it (``rounds_``, ``history_``, ``classes_``, the
+checkpoint's RNG state, the parameters). :func:`open_packed_state` checks
+them on load before anything is used: a file altered or corrupted after it
+was written raises :class:`~sklottery.exceptions.PickleIntegrityError`
+naming the entries that differ and, when the callers' frames show it, the
+file. Pickles of format 1 (before the checksum) load unverified, with a
+warning.
+
 **Predict time.** :func:`predict_outputs` (what the estimators' ``predict``
 and ``predict_proba`` call) runs an *inference module* in chunks of rows.
 For a dense network that is the network itself. For a sparse one it is
@@ -54,6 +65,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
+import os
+import pickle
+import sys
 import threading
 import warnings
 import weakref
@@ -66,6 +81,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._training import MaskCallback, forward_chunks
+from ._utils import user_stacklevel
+from .exceptions import PickleIntegrityError
 from .modules import MLP
 from .pruning import compact_module
 
@@ -79,7 +96,9 @@ __all__ = [
     "inference_cache",
     "predict_outputs",
     "pack_estimator_state",
+    "open_packed_state",
     "unpack_estimator_state",
+    "PickleIntegrityError",
     "pack_mask",
     "unpack_mask",
     "state_checksum",
@@ -549,7 +568,9 @@ def predict_outputs(estimator, X):
 
 # ============================================================= pickling
 _PACKED = "_sklottery_packed"
-_FORMAT = 1
+#: 1: the packed weights; 2: the same with an integrity record (SHA-256 of every entry)
+_FORMAT = 2
+_FORMATS = (1, 2)
 
 
 def pack_mask(mask):
@@ -782,6 +803,313 @@ def _encode_checkpoint(ckpt, est, module_state):
     return stand_in, enc
 
 
+# ------------------------------------------------------------ integrity
+class _Unhashable(TypeError):
+    """A value :func:`_feed` has no canonical byte form for."""
+
+
+_MAX_DEPTH = 64
+
+
+def _feed(h, v, depth=0):
+    """Feed a canonical byte form of plain data ``v`` (tagged by type) into ``h``.
+
+    Handles what a packed state and an estimator's fitted attributes are made
+    of: None, numbers, strings, bytes, numpy arrays and scalars, tensors,
+    ``torch.Generator`` (its state), lists, tuples, dicts (in their order,
+    which pickling keeps), dataclasses, classes and functions (by qualified
+    name), torch dtypes and devices. Anything else raises :class:`_Unhashable`.
+    """
+    if depth > _MAX_DEPTH:
+        raise _Unhashable("nested too deeply")
+    if v is None:
+        h.update(b"N;")
+    elif isinstance(v, np.generic):  # before float/int: np.float64 is a float
+        h.update(f"G{v.dtype.str}:".encode())
+        _feed(h, np.asarray(v), depth + 1)
+    elif isinstance(v, bool):
+        h.update(b"B1;" if v else b"B0;")
+    elif isinstance(v, int):
+        h.update(f"I{v};".encode())
+    elif isinstance(v, float):
+        h.update(f"F{v!r};".encode())
+    elif isinstance(v, complex):
+        h.update(f"C{v!r};".encode())
+    elif isinstance(v, str):
+        b = v.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(b)}:".encode())
+        h.update(b)
+    elif isinstance(v, (bytes, bytearray)):
+        h.update(f"Y{len(v)}:".encode())
+        h.update(bytes(v))
+    elif isinstance(v, np.ndarray):
+        if v.dtype.hasobject:
+            h.update(f"O{v.shape}:".encode())
+            for item in v.ravel(order="C").tolist():
+                _feed(h, item, depth + 1)
+        else:  # the array's memory itself, not a copy
+            a = np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+            h.update(f"A{v.dtype.str}{v.shape}{a.size}:".encode())
+            h.update(a)
+    elif isinstance(v, torch.Tensor):
+        if v.layout != torch.strided or v.is_quantized:
+            raise _Unhashable(f"a {v.layout} tensor")
+        t = v.detach().cpu().contiguous()
+        a = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else np.empty(0, np.uint8)
+        h.update(f"T{t.dtype}{tuple(t.shape)}{a.size}:".encode())
+        h.update(a)
+    elif isinstance(v, torch.Generator):
+        h.update(f"R{v.device.type}:".encode())
+        _feed(h, v.get_state(), depth + 1)
+    elif isinstance(v, (list, tuple)):
+        h.update(f"{'L' if isinstance(v, list) else 'U'}{len(v)}:".encode())
+        for item in v:
+            _feed(h, item, depth + 1)
+    elif isinstance(v, dict):
+        h.update(f"D{len(v)}:".encode())
+        for k, item in v.items():
+            _feed(h, k, depth + 1)
+            _feed(h, item, depth + 1)
+    elif is_dataclass(v) and not isinstance(v, type):
+        h.update(f"K{type(v).__module__}.{type(v).__qualname__}:".encode())
+        for f in fields(v):
+            _feed(h, f.name, depth + 1)
+            _feed(h, getattr(v, f.name), depth + 1)
+    elif isinstance(v, (torch.dtype, torch.device)):
+        h.update(f"Q{v};".encode())
+    elif isinstance(v, type) or callable(v) and hasattr(v, "__qualname__"):
+        h.update(f"P{getattr(v, '__module__', '')}.{v.__qualname__};".encode())
+    else:
+        raise _Unhashable(type(v).__name__)
+
+
+def _sha256(value):
+    h = hashlib.sha256()
+    _feed(h, value)
+    return h.digest()
+
+
+def _digest_or_none(value):
+    try:
+        return _sha256(value)
+    except (_Unhashable, RecursionError):
+        return None
+
+
+def _payload_entries(packed):
+    """The checked entries of a packed payload: one per layer of the per-layer dicts."""
+    out = {}
+    for key, value in packed.items():
+        if key == "integrity":
+            continue
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            for name, item in value.items():
+                out[f"{key}[{name!r}]"] = item
+        else:
+            out[key] = value
+    return out
+
+
+def _payload_digests(packed):
+    return {name: _digest_or_none(value) for name, value in _payload_entries(packed).items()}
+
+
+def _attribute_digests(state):
+    """Digests of the attributes beside the payload that are plain data.
+
+    The constructor parameters (no leading or trailing underscore) form one
+    entry, ``'parameters'``; fitted and private attributes one entry each
+    (``'attribute rounds_'``). Attributes without a canonical byte form (the
+    skorch net's skeleton, the trainer, a user callback object) are not
+    covered; the weights they held are in the payload.
+    """
+    out, params = {}, {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            continue
+        if key.startswith("_") or key.endswith("_"):
+            digest = _digest_or_none(value)
+            if digest is not None:
+                out[f"attribute {key}"] = digest
+        elif _digest_or_none(value) is not None:  # parameters are small
+            params[key] = value
+    out["parameters"] = _sha256(params)
+    return out
+
+
+def _integrity_record(state, packed):
+    """SHA-256 digests of every payload entry and of the plain-data attributes."""
+    return {"algorithm": "sha256", "payload": _payload_digests(packed),
+            "attributes": _attribute_digests(state)}
+
+
+_ENTRY_MEANING = {
+    "format": "the packing format",
+    "masks": "the pruning masks (packed bits)",
+    "masks_device": "the masks' devices",
+    "module": "the network's weights",
+    "init": "θ0 (init_params_: its seed and checksum, or its values)",
+    "rewind": "the rewind point (rewind_params_)",
+    "mask_callbacks": "the mask callbacks' θk references",
+    "checkpoint": "the last round's checkpoint",
+    "integrity": "the checksum record itself",
+    "parameters": "the estimator's parameters",
+}
+
+
+def _describe(entry):
+    key = entry.split("[", 1)[0]
+    meaning = _ENTRY_MEANING.get(key)
+    return f"{entry} ({meaning})" if meaning else entry
+
+
+def _corrupted(est, problems, detail=""):
+    """The :class:`PickleIntegrityError` for ``problems`` (entry names)."""
+    filename = _loading_file()
+    where = f" in {filename!r}" if filename else ""
+    raise PickleIntegrityError(
+        f"The pickled {type(est).__name__}{where} was altered or corrupted after it was "
+        f"saved: {', '.join(_describe(p) for p in problems)} "
+        f"{'does' if len(problems) == 1 else 'do'} not match the SHA-256 checksum stored "
+        f"with {'it' if len(problems) == 1 else 'them'}{detail}. Nothing was loaded; "
+        "restore the file from a good copy or fit the estimator again.",
+        entries=problems, filename=filename)
+
+
+def _verify(est, state, packed):
+    """Raise :class:`PickleIntegrityError` unless ``packed`` matches its integrity record."""
+    record = packed.get("integrity")
+    if (not isinstance(record, dict) or record.get("algorithm") != "sha256"
+            or not isinstance(record.get("payload"), dict)
+            or not isinstance(record.get("attributes"), dict)):
+        _corrupted(est, ["integrity"], " (it is missing or unreadable)")
+    problems = []
+    for expected, found in ((record["payload"], _payload_digests(packed)),
+                            (record["attributes"], _attribute_digests(state))):
+        for name, digest in found.items():
+            if name not in expected:
+                problems.append(f"{name} [unexpected]")
+            elif digest != expected[name]:
+                problems.append(name)
+        problems += [f"{name} [missing]" for name in expected if name not in found]
+    if problems:
+        _corrupted(est, problems)
+
+
+def _file_name(obj):
+    """The path of ``obj`` when it is a binary file open for reading; else None."""
+    try:
+        return _file_name_or_raise(obj)
+    except Exception:  # noqa: BLE001 - an object that fails to answer is not our file
+        return None
+
+
+def _file_name_or_raise(obj):
+    if isinstance(obj, (pickle.Unpickler, pickle._Unpickler)):
+        name = getattr(obj, "filename", None)  # joblib's NumpyUnpickler
+        if isinstance(name, (str, os.PathLike)):
+            return os.path.abspath(os.fspath(name))
+        obj = getattr(getattr(obj, "_file_read", None), "__self__", None)  # pickle._Unpickler
+    if not isinstance(obj, io.IOBase) or not hasattr(obj, "name"):
+        return None
+    if obj.closed or not obj.readable() or isinstance(obj, io.TextIOBase):
+        return None
+    name = obj.name
+    if not isinstance(name, (str, bytes, os.PathLike)):
+        return None  # a file descriptor or an in-memory stream
+    name = os.fsdecode(name)
+    return os.path.abspath(name) if name else None
+
+
+def _loading_file():
+    """Best effort: the file whose unpickling called ``__setstate__``, or None.
+
+    ``pickle`` hands ``__setstate__`` no file name, so the callers' frames are
+    searched, past this module and ``__setstate__``: frames of the unpickling
+    machinery (``pickle``, joblib) and the first frame outside it (the code
+    that called ``pickle.load(f)`` or ``joblib.load(path)``), for exactly one
+    binary file open for reading, or an unpickler that knows its file
+    (joblib's). ``copy.deepcopy`` and ``pickle.loads`` have no file: None.
+    This function never raises.
+    """
+    try:
+        here = os.path.abspath(__file__)
+        frame = sys._getframe(1)
+        for _ in range(100):
+            if frame is None:
+                return None
+            module = frame.f_globals.get("__name__", "") or ""
+            if module == "copy":
+                return None  # deepcopy: no file
+            ours = (frame.f_code.co_name == "__setstate__"
+                    or os.path.abspath(frame.f_code.co_filename) == here)
+            if not ours:
+                found = {n for v in list(frame.f_locals.values())
+                         if (n := _file_name(v)) is not None}
+                if len(found) == 1:
+                    return found.pop()
+                machinery = module in ("pickle", "copyreg") or module.split(".")[0] == "joblib"
+                if not machinery:
+                    return None  # the caller of the unpickler: no (single) file there
+            frame = frame.f_back
+    except Exception:  # noqa: BLE001 - naming the file must never fail the load
+        return None
+    finally:
+        frame = None
+    return None
+
+
+def open_packed_state(est, state):
+    """Take the packed entry out of an unpickled state and check it; before anything is set.
+
+    Called by ``BaseLotteryTicket.__setstate__`` with the state it received.
+    Format 2 payloads carry a SHA-256 checksum of every entry (each layer's
+    weights and mask bits, θ0 or its seed, the rewind point, the checkpoint)
+    and of the estimator's plain-data attributes (``rounds_``, ``history_``,
+    ``classes_``, the parameters ...); a mismatch raises
+    :class:`~sklottery.exceptions.PickleIntegrityError` naming the entries and,
+    when it can be found (see :func:`_loading_file`), the file. Format 1
+    payloads (saved before the checksum existed) load unverified, with a
+    warning. The checksum detects corruption and accidental edits, not a
+    deliberate forgery: unpickling an untrusted file runs arbitrary code
+    anyway.
+
+    Parameters
+    ----------
+    est : BaseLotteryTicket
+        The estimator being unpickled (its state is not set yet).
+    state : dict
+        The state it received; it is not modified.
+
+    Returns
+    -------
+    state : dict
+        ``state`` without the packed entry (a new dict when there was one).
+    packed : dict or None
+        The packed entry for :func:`unpack_estimator_state`; None for an
+        unfitted estimator.
+    """
+    if not isinstance(state, dict) or _PACKED not in state:
+        return state, None
+    state = dict(state)
+    packed = state.pop(_PACKED)
+    fmt = packed.get("format") if isinstance(packed, dict) else None
+    if fmt not in _FORMATS:
+        raise ValueError(
+            f"This estimator was pickled with an unknown sklottery packing format {fmt!r} "
+            "(or the file is corrupted); load it with the sklottery version that saved it.")
+    if fmt == 1:
+        if "integrity" in packed:  # format 1 never had one: the format byte changed
+            _corrupted(est, ["format"])
+        warnings.warn(
+            f"This {type(est).__name__} was pickled by an earlier sklottery, without "
+            "integrity checksums: it is loaded unverified. Pickle it again to add them.",
+            UserWarning, stacklevel=user_stacklevel())
+        return state, packed
+    _verify(est, state, packed)
+    return state, packed
+
+
 def pack_estimator_state(est, state):
     """The pickled state of a fitted estimator, without redundant copies of the weights.
 
@@ -847,6 +1175,7 @@ def pack_estimator_state(est, state):
     ckpt = state.get("_checkpoint")
     if ckpt is not None:
         state["_checkpoint"], packed["checkpoint"] = _encode_checkpoint(ckpt, est, module_state)
+    packed["integrity"] = _integrity_record(state, packed)
     state[_PACKED] = packed
     return state
 
@@ -864,9 +1193,10 @@ def unpack_estimator_state(est, packed):
     est : BaseLotteryTicket
         The estimator being unpickled, its other attributes already set.
     packed : dict
-        The ``'_sklottery_packed'`` entry of its pickled state.
+        The ``'_sklottery_packed'`` entry of its pickled state, as
+        :func:`open_packed_state` returned it (checked).
     """
-    if packed.get("format") != _FORMAT:
+    if packed.get("format") not in _FORMATS:
         raise ValueError(
             f"This estimator was pickled with an unknown sklottery packing format "
             f"{packed.get('format')!r}; load it with the sklottery version that saved it.")

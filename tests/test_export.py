@@ -231,16 +231,21 @@ def test_theta0_given_by_initial_params_is_stored_and_continues(digits):
     np.testing.assert_array_equal(second.predict_proba(X), first.predict_proba(X))
 
 
-def test_theta0_that_does_not_regenerate_warns_and_is_dropped(digits):
+def test_theta0_that_does_not_regenerate_warns_and_is_dropped(digits, monkeypatch):
     X, y = digits
     est = clf(warm_start=True).fit(X, y)
-    state = est.__getstate__()
-    kind, seed, checksum, tags = state[export._PACKED]["init"]
-    state[export._PACKED]["init"] = (kind, seed, "0" * len(checksum), tags)
-    state = pickle.loads(pickle.dumps(state))
-    loaded = object.__new__(type(est))
+    data = pickle.dumps(est)
+    assert est.__getstate__()[export._PACKED]["init"][0] == "seed"
+    regenerate = export._regenerate_init
+
+    def another_torch(net, seed):  # θ0 drawn differently, as by another torch version
+        return {k: v + 1 if v.is_floating_point() else v
+                for k, v in regenerate(net, seed).items()}
+
+    monkeypatch.setattr(export, "_regenerate_init", another_torch)
     with pytest.warns(UserWarning, match="did not regenerate"):
-        loaded.__setstate__(state)
+        loaded = pickle.loads(data)
+    monkeypatch.undo()
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
     assert not hasattr(loaded, "init_params_") and not hasattr(loaded, "rewind_params_")
     assert loaded._checkpoint is None
