@@ -1383,9 +1383,12 @@ class BaseLotteryTicket(BaseEstimator):
         if n:
             last = self.rounds_[-1]["round"]
             pruned = sum(1 for rec in self.rounds_ if rec["round"] > 0)
-            kept = (f"kept rounds {self.rounds_[0]['round']} to {last} (the dense round and "
-                    f"{pruned} pruning round{'s' if pruned != 1 else ''}; n_rounds_ = {last}) "
-                    f"and restored the network of round {last}")
+            if pruned:
+                kept = (f"kept rounds {self.rounds_[0]['round']} to {last} (the dense round "
+                        f"and {pruned} pruning round{'s' if pruned != 1 else ''}; n_rounds_ = "
+                        f"{last}) and restored the network of round {last}")
+            else:
+                kept = ("kept the dense round 0 (n_rounds_ = 0) and restored its network")
         if outcome == "diverged":
             what = f"Training diverged in round {r} with learning_rate_init=" \
                    f"{self.learning_rate_init}" + (f" ({detail})" if detail else "")

@@ -232,7 +232,9 @@ def test_ticket_curve_surfaces_interrupted_runs_once(digits):
     cut = [w for w in record if issubclass(w.category, PruningInterruptedWarning)]
     assert len(cut) == 1  # surfaced once, listing both trials
     message = str(cut[0].message)
-    assert "2 of 2 runs were cut short" in message
+    # 2 chains cut short in round 1; their 2 x 2 random-reinit controls of rounds
+    # 1 and 2 count as planned runs (2 of them ran: the rounds the tickets reached)
+    assert "2 of 6 runs were cut short" in message
     assert "rewind trial 0: interrupted" in message and "rewind trial 1" in message
     rewind = df[df.strategy == "rewind"]
     assert list(rewind["round"]) == [0, 0] and (rewind["stop_reason"] == "interrupted").all()
