@@ -3,10 +3,50 @@
 A member trained in a batch must give what the same fit gives alone. The
 batched path stacks the members' weights and runs batched matmuls (MLP) or
 vmap'd convolutions; the per-member arithmetic is the same as the skorch
-path's, but a batched kernel may sum in another order, so weights are
-compared to 1e-4 (float32 after a few hundred Adam steps of small networks;
-the runs here agree far closer) and masks must agree on all but a handful of
-ties.
+path's, but a batched kernel sums in another order, so the two agree up to
+float rounding, and how far training carries a rounding difference depends
+on the network and the CPU. ``_fit_differences`` compares on one of three
+footings (``FOOTINGS``), with tolerances measured (torch 2.13.0+cpu, AMD EPYC
+Zen 4) on every kernel dispatch this machine offers: native AVX-512,
+``ATEN_CPU_CAPABILITY=avx2`` and ``=default``, ``ONEDNN_MAX_CPU_ISA=AVX2``
+(with ``MKL_ENABLE_INSTRUCTIONS=AVX2``) and ``=AVX``, ``MKL_CBWR=COMPATIBLE``,
+2 threads; and, to provoke what rounding can rarely do, with the training
+data multiplied by ``1 + eps * N(0, 1)`` (eps = 1e-6, about these sums'
+rounding, up to 1e-3):
+
+* ``same``, an MLP whose masks agree in every round: rounding stays at
+  rounding level. Weights within ``atol=1e-3, rtol=1e-4`` (measured at most
+  1.3e-7 natively, 7.8e-7 with ``MKL_CBWR=COMPATIBLE`` and 8.0e-5 with
+  ``ATEN_CPU_CAPABILITY=default``, where a few Adam entries with near-zero
+  gradients move most; 1.3e-3 with eps = 1e-5), validation loss within 1e-4
+  relative (measured 1.1e-6), equal early stops.
+* ``tie``, an MLP whose masks differ: a weight at a pruning threshold, tied
+  within rounding, went the other way, and the rounds after it trained other
+  masks. Never seen on the dispatches above; eps = 1e-6 provoked it in 4 of
+  36 fits, eps = 1e-5 in 17 of 36, cascading to at most 86 entries of a
+  layer, 2.9e-2 relative L2 in a layer's weights and 6.2e-3 in the
+  validation loss. Allowed: 0.5 % of a layer's mask entries (and 2), 5e-2,
+  1e-2; equal early stops.
+* ``conv``, always: Adam on this small conv net is chaotic, the grouped
+  convolution that vmap runs sums in another order than a plain one, and
+  with AVX-512 oneDNN kernels one member ends 1.3e-2 (largest entry) and
+  1.1e-2 (a layer's relative L2) from its fit alone, 8 mask entries apart.
+  Noise of any size (eps = 1e-6 to 1e-3) saturates at 1.2 % of a layer's
+  mask entries, 5.7e-2 relative L2, 1.3e-2 in the validation loss, and can
+  move the early stop by one evaluation. Allowed: 2.5 %, 8e-2, 2.5e-2, one
+  evaluation step.
+
+They still catch a real bug. The tests check that a member trained alone on
+another data order (every epoch's permutation reversed) fails: a conv member
+then differs in 6 % of a layer's mask entries (2,210 of 36,864) and 9.6e-2
+in relative L2; an MLP member with Adam in 528 to 770 entries of its most
+changed layer and 7e-2 to 1e-1 in relative L2; the random-pruning member,
+whose masks cannot move, is compared on the ``same`` footing, where the
+reversed order puts its weights 1.5e-2 to 2.3e-2 apart. (With the SGD settings here a
+magnitude-pruned member's reversed order moves 42 to 86 entries a layer, as
+much as a tie cascade, so there only the random-pruning member catches it.)
+A member with another member's seed (masks, start and order) differs in
+most entries.
 """
 
 import os
@@ -44,21 +84,95 @@ def _count_batches(monkeypatch):
     return sizes
 
 
-def _assert_same_fit(a, b, atol=1e-4):
-    assert [r["round"] for r in a.rounds_] == [r["round"] for r in b.rounds_]
+def _layer_l2(module):
+    """Per layer (module owning parameters): all its parameters as one vector."""
+    layers = {}
+    for name, p in module.named_parameters():
+        layers.setdefault(name.rpartition(".")[0], []).append(p.detach().ravel())
+    return {k: torch.cat(v) for k, v in layers.items()}
+
+
+def _round_masks(est):
+    """Every round's masks where ``history_`` keeps them, else the final ones."""
+    if getattr(est, "history_", None):
+        return [h["masks"] for h in est.history_]
+    return [est.masks_]
+
+
+#: How far a batched member may be from the same fit alone, by footing (the
+#: module docstring has the measurements): the fraction of a layer's mask
+#: entries that may differ (and 2), the weights (``assert_close`` tolerances,
+#: or the relative L2 distance of each layer), the validation loss (relative)
+#: and how far the early-stop iteration may move (in evaluation steps).
+FOOTINGS = {
+    "same": dict(mask_fraction=0.0, close=(1e-3, 1e-4), valid_rtol=1e-4, early_stop_steps=0),
+    "tie": dict(mask_fraction=0.005, rel_l2=5e-2, valid_rtol=1e-2, early_stop_steps=0),
+    "conv": dict(mask_fraction=0.025, rel_l2=8e-2, valid_rtol=2.5e-2, early_stop_steps=1),
+}
+
+
+def _fit_differences(a, b, conv=False):
+    """How batched member ``a`` differs from the same fit alone ``b`` beyond rounding.
+
+    The footing is 'conv' for conv nets, 'same' for an MLP whose masks agree
+    in every round, 'tie' for one whose masks do not.
+    """
+    if [r["round"] for r in a.rounds_] != [r["round"] for r in b.rounds_]:
+        return [f"rounds {[r['round'] for r in a.rounds_]} != {[r['round'] for r in b.rounds_]}"]
+    same_masks = all(torch.equal(ma[n], mb[n]) for ma, mb in
+                     zip(_round_masks(a), _round_masks(b)) for n in ma)
+    footing = "conv" if conv else "same" if same_masks else "tie"
+    tol = FOOTINGS[footing]
+    problems = []
     weights = dict(a.net_.module_.named_parameters())
     for n, m in a.masks_.items():
-        assert torch.all(weights[n][~m] == 0), n  # pruned weights exactly zero
-    for n in a.masks_:
-        differ = int((a.masks_[n] != b.masks_[n]).sum())
-        assert differ <= max(2, a.masks_[n].numel() // 10_000), (n, differ)
-    sa, sb = a.net_.module_.state_dict(), b.net_.module_.state_dict()
-    for k in sa:
-        torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=1e-4)
+        if not torch.all(weights[n][~m] == 0):
+            problems.append(f"{n}: a pruned weight is not exactly zero")
+        differ = int((m != b.masks_[n]).sum())
+        allowed = max(2, int(tol["mask_fraction"] * m.numel()))
+        if differ > allowed:
+            problems.append(f"masks[{n}]: {differ} of {m.numel()} entries differ "
+                            f"(> {allowed}, {footing})")
+    if "close" in tol:
+        sa, sb = a.net_.module_.state_dict(), b.net_.module_.state_dict()
+        atol, rtol = tol["close"]
+        for k in sa:
+            try:
+                torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=rtol)
+            except AssertionError as exc:
+                problems.append(f"{k} ({footing}): {exc}")
+    else:
+        la, lb = _layer_l2(a.net_.module_), _layer_l2(b.net_.module_)
+        for k in la:
+            rel = float((la[k] - lb[k]).norm() / lb[k].norm())
+            if rel > tol["rel_l2"]:
+                problems.append(f"{k}: weights {rel:.2e} apart in relative L2 "
+                                f"(> {tol['rel_l2']}, {footing})")
     for ra, rb in zip(a.rounds_, b.rounds_):
-        assert ra["early_stop_iteration"] == rb["early_stop_iteration"]
-        assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=1e-4, abs=1e-6)
-        assert ra["epochs"] == rb["epochs"] and ra["n_iter"] == rb["n_iter"]
+        step = max(1, min(100, ra["n_iter"] // max(1, ra["epochs"])))  # eval_every='auto'
+        if abs(ra["early_stop_iteration"] - rb["early_stop_iteration"]) \
+                > tol["early_stop_steps"] * step:
+            problems.append(f"round {ra['round']}: early stop {ra['early_stop_iteration']} "
+                            f"!= {rb['early_stop_iteration']} ({footing})")
+        if ra["valid_loss"] != pytest.approx(rb["valid_loss"], rel=tol["valid_rtol"], abs=1e-6):
+            problems.append(f"round {ra['round']}: valid_loss {ra['valid_loss']} != "
+                            f"{rb['valid_loss']} (rel {tol['valid_rtol']}, {footing})")
+        if ra["epochs"] != rb["epochs"] or ra["n_iter"] != rb["n_iter"]:
+            problems.append(f"round {ra['round']}: epochs/iterations differ")
+    return problems
+
+
+def _assert_same_fit(a, b, conv=False):
+    problems = _fit_differences(a, b, conv=conv)
+    assert not problems, "\n".join(problems)
+
+
+def _fit_on_reversed_order(est, X, y, monkeypatch):
+    """``est`` fitted alone, every epoch's data order reversed: a wrong-order bug."""
+    randperm = torch.randperm
+    with monkeypatch.context() as m:
+        m.setattr(torch, "randperm", lambda *args, **kw: randperm(*args, **kw).flip(0))
+        return clone(est).fit(X, y)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -78,6 +192,14 @@ def test_batched_members_equal_fits_alone(digits, monkeypatch, optimizer):
     assert sizes == [6, 6, 6]  # every round of every fit went through one batch
     for est in ests:
         _assert_same_fit(est, clone(est).set_params(record_history="masks").fit(X, y))
+    # ... and the tolerances catch a member trained on another data order: the
+    # random-pruning member's masks cannot differ, so it is compared on the
+    # 'same' footing; with Adam a magnitude-pruned member's masks move by far
+    # more than a tie does (with this SGD, 42 to 86 entries a layer: as much
+    # as a tie cascade, so the 'tie' footing lets it pass).
+    for est in (ests[5], ests[0]) if optimizer == "adam" else (ests[5],):
+        wrong = _fit_on_reversed_order(est, X, y, monkeypatch)
+        assert _fit_differences(est, wrong), est.get_params()
     # θk of late rewinding is captured per member
     alone = clone(ests[4]).fit(X, y)
     for k, v in ests[4].rewind_params_.items():
@@ -113,7 +235,11 @@ def test_batched_conv_members_equal_fits_alone(monkeypatch):
     fit_many([(e, X, y, {}) for e in ests])
     assert sizes == [3, 3]
     for est in ests:
-        _assert_same_fit(est, clone(est).fit(X, y))
+        _assert_same_fit(est, clone(est).fit(X, y), conv=True)
+    # the conv tolerances still catch a member trained on another data order
+    problems = _fit_differences(ests[0], _fit_on_reversed_order(ests[0], X, y, monkeypatch),
+                                conv=True)
+    assert any(p.startswith("masks") for p in problems), problems
 
 
 @pytest.mark.parametrize("loss, n_targets", [("squared_error", 1), ("huber", 2)])
@@ -150,8 +276,11 @@ def test_unbatchable_fits_train_alone_on_their_own_rng(digits, monkeypatch):
 def test_divergent_member_does_not_disturb_the_batch(digits, monkeypatch):
     X, y = digits
     sizes = _count_batches(monkeypatch)
+    # SGD at 0.1 trains the good members stably; at 0.5 (to 48 % training
+    # accuracy) batched and alone drifted 1.4e-2 apart with ATEN_CPU_CAPABILITY=
+    # default, masks equal. The bad member's 1e15 inputs diverge at any rate.
     base = LotteryTicketClassifier(max_epochs=2, n_rounds=1, batch_size=50, optimizer="sgd",
-                                   learning_rate_init=0.5)
+                                   learning_rate_init=0.1)
     X_bad = X * 1e15
     ests = [clone(base).set_params(random_state=s) for s in range(3)]
     outcomes = fit_many([(ests[0], X, y, {}), (ests[1], X_bad, y, {}), (ests[2], X, y, {})])
