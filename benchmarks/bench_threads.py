@@ -10,14 +10,11 @@ policy's ratio to the best policy of the same condition.
 
 Policies:
 
-* ``torch default``: ``n_threads=None`` with torch's own setting (as many
-  threads as cores) and OpenMP's default (active) wait policy;
-* ``1 thread``: ``n_threads=1``;
-* ``passive wait``: torch's default thread count with ``OMP_WAIT_POLICY=PASSIVE``
-  set before torch loads (what ``import sklottery`` sets when it is imported
-  before torch, see ``sklottery/_threads.py``);
-* ``auto``: sklottery's default ``n_threads='auto'`` (passive wait where it
-  could be set; threads = the cores left free by the load average).
+* ``1 thread``: ``n_threads=1``, sklottery's default;
+* ``torch's threads``: ``n_threads=None``, torch's own setting (as many
+  threads as cores) and OpenMP's default (active, spinning) wait policy;
+* ``passive wait``: torch's threads with ``OMP_WAIT_POLICY=PASSIVE`` set
+  before torch loads (threads sleep instead of spinning).
 
 Run::
 
@@ -40,8 +37,6 @@ import time
 CHILD = r"""
 import json, os, sys, time
 setup = json.loads(sys.argv[1])
-if setup["import_first"] == "sklottery":
-    import sklottery  # noqa: F401  (may set the OpenMP wait policy before torch loads)
 import numpy as np
 import torch
 from sklottery import LotteryTicketClassifier
@@ -55,22 +50,20 @@ else:
     X = rng.rand(20000, 784).astype(np.float32)
     y = (X[:, :392].sum(1) > X[:, 392:].sum(1)).astype(int)
     epochs = 1
-kw = {} if setup["n_threads"] == "default" else {"n_threads": setup["n_threads"]}
-clf = LotteryTicketClassifier(n_rounds=1, max_epochs=epochs, random_state=0, **kw)
+clf = LotteryTicketClassifier(n_rounds=1, max_epochs=epochs, random_state=0,
+                              n_threads=setup["n_threads"])
 t0 = time.perf_counter()
 clf.fit(X, y)
 seconds = [r["seconds"] for r in clf.rounds_]
 print(json.dumps({"round_seconds": float(np.median(seconds)),
-                  "threads": torch.get_num_threads(),
+                  "threads": setup["n_threads"] or torch.get_num_threads(),
                   "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")}))
 """
 
 POLICIES = {
-    "torch default": dict(env={}, n_threads="default", import_first="torch"),
-    "1 thread": dict(env={}, n_threads=1, import_first="torch"),
-    "passive wait": dict(env={"OMP_WAIT_POLICY": "PASSIVE"}, n_threads="default",
-                         import_first="torch"),
-    "auto (sklottery default)": dict(env={}, n_threads="auto", import_first="sklottery"),
+    "1 thread (default)": dict(env={}, n_threads=1),
+    "torch's threads (None)": dict(env={}, n_threads=None),
+    "passive wait": dict(env={"OMP_WAIT_POLICY": "PASSIVE"}, n_threads=None),
 }
 
 
@@ -79,7 +72,7 @@ def run_child(policy, data):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
     env.update(spec["env"])
-    setup = dict(n_threads=spec["n_threads"], import_first=spec["import_first"], data=data)
+    setup = dict(n_threads=spec["n_threads"], data=data)
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(setup)], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

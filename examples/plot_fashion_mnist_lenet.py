@@ -50,7 +50,6 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from sklottery import LotteryTicketClassifier, stats  # noqa: E402
 from sklottery.analysis import n_runs, ticket_curve  # noqa: E402
@@ -86,9 +85,9 @@ parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
 parser.add_argument("--n-jobs", type=int, default=1,
                     help="parallel fits (joblib; default 1, -1: all cores)")
-parser.add_argument("--threads", type=int,
-                    help="torch.set_num_threads (default: torch's); use 1 on a busy "
-                         "machine, where competing threads slow small networks down")
+parser.add_argument("--threads", type=int, default=1,
+                    help="torch threads per fit, the estimator's n_threads (default 1, which "
+                         "cannot collapse on a busy machine; more can be faster on an idle one)")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "sklottery_examples"),
                     help="folder for the PNG figure (default: %(default)s)")
 args = parser.parse_args()
@@ -98,12 +97,10 @@ for key in settings:
     value = getattr(args, key)
     if value is not None:
         settings[key] = value
-if args.threads:
-    torch.set_num_threads(args.threads)
 print("protocol:", "full" if args.full else "reduced",
       ", ".join(f"{k}={v}" for k, v in settings.items()),
       f"batch_size={args.batch_size} lr={args.lr} pruning_rate={args.pruning_rate} "
-      f"device={args.device} n_jobs={args.n_jobs} threads={torch.get_num_threads()}")
+      f"device={args.device} n_jobs={args.n_jobs} threads={args.threads}")
 t_start = time.perf_counter()
 
 # %%
@@ -140,6 +137,7 @@ estimator = LotteryTicketClassifier(
     output_pruning_rate="half",
     validation_fraction=settings["n_val"] / n_train,
     device=args.device,
+    n_threads=args.threads,
 )
 strategies = ["rewind", "random"]
 n_fits = n_runs(estimator, strategies, settings["trials"])

@@ -55,7 +55,6 @@ if not args.show:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
@@ -65,7 +64,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklottery import LotteryTicketClassifier  # noqa: E402
 from sklottery.pruning import remaining_schedule  # noqa: E402
 
-torch.set_num_threads(1)  # tiny networks: one thread per fit is fastest
 pd.set_option("display.width", 140)
 os.makedirs(args.out, exist_ok=True)
 t_start = time.perf_counter()

@@ -66,7 +66,6 @@ if not args.show:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -75,7 +74,6 @@ from sklottery import LotteryTicketClassifier, stats  # noqa: E402
 from sklottery.analysis import conditions_sweep, tickets_exist  # noqa: E402
 from sklottery.plotting import ConditionsMapDisplay, TicketCurveDisplay  # noqa: E402
 
-torch.set_num_threads(1)  # tiny networks: one thread per fit is fastest
 pd.set_option("display.width", 120)
 os.makedirs(args.out, exist_ok=True)
 learning_rates = [float(v) for v in args.lrs.split(",")]

@@ -52,7 +52,6 @@ if not args.show:
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from sklearn.datasets import load_diabetes  # noqa: E402
 from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -63,7 +62,6 @@ from sklottery import LotteryTicketRegressor, stats  # noqa: E402
 from sklottery.analysis import ticket_curve  # noqa: E402
 from sklottery.plotting import plot_ticket_figures  # noqa: E402
 
-torch.set_num_threads(1)
 pd.set_option("display.width", 120)
 os.makedirs(args.out, exist_ok=True)
 t_start = time.perf_counter()

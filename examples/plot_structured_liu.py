@@ -47,14 +47,12 @@ if not args.show:
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from sklottery import stats  # noqa: E402
 from sklottery.reproduce import structured_comparison  # noqa: E402
 
-torch.set_num_threads(1)
 pd.set_option("display.width", 140)
 os.makedirs(args.out, exist_ok=True)
 t_start = time.perf_counter()

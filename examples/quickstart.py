@@ -25,7 +25,6 @@ minute on two CPU cores. Run it as a script::
 import time
 
 import pandas as pd
-import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -33,9 +32,6 @@ from sklearn.preprocessing import StandardScaler
 
 from sklottery import LotteryTicketClassifier
 
-# Tiny networks train fastest on one thread; several threads per process only
-# add synchronisation overhead (and oversubscribe a shared machine).
-torch.set_num_threads(1)
 t_start = time.perf_counter()
 
 X, y = load_digits(return_X_y=True)

@@ -619,10 +619,11 @@ def ticket_curve(
         ``k`` for 'rewind_k'; default: one epoch of iterations.
     n_jobs : int, default=None
         Runs in parallel with joblib (under its active backend, e.g. a Dask
-        cluster). On this machine, torch threads per worker are capped at
-        ``cpu_count // workers`` (joblib's count of workers for ``n_jobs``)
-        so workers do not oversubscribe the CPU; a cluster's workers keep
-        their own setting.
+        cluster). Each fit uses the estimator's ``n_threads`` (default 1);
+        with ``n_threads=None``, torch threads per worker on this machine
+        are capped at ``cpu_count // workers`` (joblib's count of workers for
+        ``n_jobs``) so workers do not oversubscribe the CPU; a cluster's
+        workers keep their own setting.
     random_state : int, RandomState instance or None, default=None
     progress : callable, default=None
         Called with no argument after every finished run (e.g.

@@ -394,14 +394,21 @@ default='rewind'
         dropout. ``fit`` and ``predict`` leave the global torch RNG untouched,
         and the global numpy RNG too unless ``random_state`` is ``None``
         (then, as in scikit-learn, the seeds are drawn from it).
-    n_threads : int, default=None
+    n_threads : int or None, default=1
         Torch threads (intra-op) while fitting and predicting; the previous
-        setting is restored afterwards. None leaves torch's setting. On a
-        small machine that is busy (or runs parallel fits) use 1: OpenMP
-        threads spin on oversubscribed cores, and an epoch can be many times
-        slower with 2 threads than with 1.
-        :func:`~sklottery.analysis.ticket_curve` with ``n_jobs`` sets
-        ``cpu_count // workers`` per fit.
+        setting is restored afterwards. ``None`` leaves torch's setting (as
+        many threads as cores). The default, 1, is the setting that cannot
+        collapse: with other jobs on the machine, OpenMP's threads spin on
+        oversubscribed cores, and ``benchmarks/bench_threads.py`` measured a
+        digits round 7.2 times slower with torch's 2 threads than with 1 on
+        this project's 2-core machine (a 20000 x 784 round 2.7 times), while
+        on the idle machine 1 thread costs 1.22 and 1.39 times torch's
+        setting. OpenMP's passive wait policy is no way out (3.5 times slower
+        when idle). On an idle machine with many cores, large networks train
+        faster with ``None`` or more threads. The count is fixed, never taken
+        from the load, so results do not depend on what else runs.
+        :func:`~sklottery.analysis.ticket_curve` with ``n_jobs`` and
+        ``n_threads=None`` sets ``cpu_count // workers`` per fit.
     verbose : int, default=0
         ``1`` prints one line per round (the header before round 0); ``2``
         also one line per epoch inside a round (train and validation loss,
@@ -552,7 +559,7 @@ class BaseLotteryTicket(BaseEstimator):
         record_history=False,
         error_on_divergence=False,
         random_state=None,
-        n_threads=None,
+        n_threads=1,
         verbose=0,
         warm_start=False,
     ):

@@ -282,7 +282,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         record_history=False,
         error_on_divergence=False,
         random_state=None,
-        n_threads=None,
+        n_threads=1,
         verbose=0,
         warm_start=False,
     ):

@@ -645,6 +645,27 @@ def test_n_threads_applies_during_fit_and_predict_and_is_restored(digits):
         small(n_threads=0).fit(X, y)
 
 
+def test_default_is_one_thread_and_none_leaves_torchs_setting(digits):
+    # one thread cannot collapse on a busy machine (benchmarks/bench_threads.py)
+    X, y = digits
+
+    class ThreadProbe(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.seen_ = torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clf = small(n_rounds=0, max_epochs=1, callbacks=[("probe", ThreadProbe())])
+        assert clf.n_threads == 1
+        assert dict(clf.fit(X, y).net_.callbacks_)["probe"].seen_ == 1
+        clf.set_params(n_threads=None).fit(X, y)
+        assert dict(clf.net_.callbacks_)["probe"].seen_ == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_verbose_2_prints_epochs_inside_rounds_after_the_header(digits):
     X, y = digits
     out = io.StringIO()
