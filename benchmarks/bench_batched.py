@@ -46,7 +46,10 @@ def main():
     args = parser.parse_args()
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    est = LotteryTicketClassifier(max_epochs=args.epochs, n_rounds=args.rounds)
+    # torch's threads (as the README's numbers were measured); ticket_curve caps
+    # them per worker with n_jobs
+    est = LotteryTicketClassifier(max_epochs=args.epochs, n_rounds=args.rounds,
+                                  n_threads=None)
     strategies = args.strategies.split(",")
     print(f"ticket_curve on digits ({len(X)} samples), LeNet-300-100, strategies "
           f"{strategies}, {args.trials} trials, {args.rounds} rounds x {args.epochs} epochs; "

@@ -34,7 +34,8 @@ def fit_seconds(X, y, X_test, y_test, eval_every):
                             torch.as_tensor(y_test), torch.as_tensor(X, dtype=torch.float32),
                             torch.as_tensor(y))
     est = LotteryTicketClassifier(n_rounds=0, max_epochs=15, eval_every=eval_every,
-                                  callbacks=[("ev", cb)], random_state=0)
+                                  callbacks=[("ev", cb)], random_state=0,
+                                  n_threads=None)  # --threads
     t0 = time.perf_counter()
     est.fit(X, y)
     seconds = time.perf_counter() - t0

@@ -77,7 +77,8 @@ def plain_epoch(X, y, batch_size):
 
 def estimator_epoch(X, y, batch_size):
     est = LotteryTicketClassifier(max_epochs=1, n_rounds=0, batch_size=batch_size,
-                                  validation_fraction=0, random_state=0)
+                                  validation_fraction=0, random_state=0,
+                                  n_threads=None)  # the threads set above
     est.fit(X, y)
     return float(est.net_.history[-1, "dur"])  # the training epoch, without set-up
 

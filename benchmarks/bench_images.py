@@ -52,11 +52,11 @@ LR = 1.2e-3
 #: name -> (estimator keyword arguments, module constructor keyword arguments)
 NETWORKS = {
     "LeNet-300-100": (
-        dict(module=None, hidden_layer_sizes=(300, 100)),
+        dict(module=None, hidden_layer_sizes=(300, 100), n_threads=None),
         dict(hidden_layer_sizes=(300, 100)),
     ),
     "Conv-2": (
-        dict(module="conv2", input_shape=(1, 28, 28)),
+        dict(module="conv2", input_shape=(1, 28, 28), n_threads=None),
         dict(input_shape=(1, 28, 28)),
     ),
 }

@@ -91,7 +91,8 @@ class MaskedRound:
     def __init__(self, X, y, batch_size, lr, keep):
         self.est = LotteryTicketClassifier(max_epochs=1, batch_size=batch_size,
                                            learning_rate_init=lr, n_rounds=0,
-                                           validation_fraction=0, random_state=0)
+                                           validation_fraction=0, random_state=0,
+                                           n_threads=None)  # --threads, as the loops
         g = torch.Generator().manual_seed(1)
         shapes = {"layers.0.weight": (300, 784), "layers.2.weight": (100, 300),
                   "layers.4.weight": (10, 100)}
@@ -137,7 +138,7 @@ def long_runs(epochs):
         try:
             masks = MaskedRound(X, y, 60, 1.2e-3, 0.2).masks
             est = LotteryTicketClassifier(max_epochs=epochs, n_rounds=0, validation_fraction=0,
-                                          random_state=0)
+                                          random_state=0, n_threads=None)
             est.fit(X.numpy(), y.numpy(), initial_masks=masks)
         finally:
             training.flush_denormals = original

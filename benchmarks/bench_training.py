@@ -94,6 +94,7 @@ class EstimatorLoop:
         self.clf = LotteryTicketClassifier(
             **estimator_kwargs, max_epochs=1, batch_size=batch_size, learning_rate_init=lr,
             n_rounds=0, validation_fraction=0, random_state=0,
+            n_threads=None,  # torch's setting, as the hand-written loop
         ).fit(X, y, initial_masks=masks)
         # the same tensors fit() trains on (validation_fraction=0: all of X, in order)
         self.X = torch.as_tensor(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
