@@ -508,13 +508,19 @@ th{background:#f4f4f4;white-space:normal;vertical-align:bottom}td:first-child,th
 .no_ticket{border-color:#b71c1c;background:#fbeeee}
 .badge{font-weight:600;padding:1px 6px;border-radius:3px;color:#fff}
 .badge.winning_ticket{background:#2e7d32}.badge.no_ticket_effect{background:#b26a00}
-.badge.no_ticket{background:#b71c1c}
+.badge.no_ticket{background:#b71c1c}.badge.none{background:#555}
 .warn{color:#8a4b00}img{max-width:100%;height:auto}
 .banner{padding:.7em 1em;border:2px solid #b71c1c;background:#fbeeee;color:#7a1010;
 font-weight:600}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .caption{color:#555;font-size:.9em}
 """
+
+
+def _badge_class(verdict):
+    """The CSS class of a verdict's badge (grey for n/a and anything unknown)."""
+    word = str(verdict).split()[0] if verdict is not None else "none"
+    return word if word in ("winning_ticket", "no_ticket_effect", "no_ticket") else "none"
 
 
 def _report_html(sections, args, strategies, total_seconds, banner=None):
@@ -528,7 +534,7 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
     controls = [s for s in strategies if s in VERDICT_CONTROLS]
     summary = _summary_frame(sections)
     badges = summary.copy()
-    badges["verdict"] = [f"<span class='badge {esc(str(v).split()[0])}'>{esc(str(v))}</span>"
+    badges["verdict"] = [f"<span class='badge {_badge_class(v)}'>{esc(str(v))}</span>"
                          for v in summary["verdict"]]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -576,7 +582,14 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
             for sec in sections for r in sec["cut"].itertuples())
         parts.append(f"<p class='warn'>{n_cut} run(s) diverged or were interrupted; their "
                      f"completed rounds are included:</p><ul>{items}</ul>")
-    else:
+    not_run = sum(sec["status"]["not_run"] + sec["status"]["lost"] for sec in sections)
+    if not_run:
+        parts.append(f"<p class='warn'>{not_run} planned run(s) produced no result: "
+                     + "; ".join(f"{esc(sec['name'])}: {esc(sec['status']['text'])}"
+                                 for sec in sections
+                                 if sec["status"]["not_run"] or sec["status"]["lost"])
+                     + ".</p>")
+    elif not n_cut:
         parts.append("<p>None: every run completed all its rounds.</p>")
     for sec in sections:
         s = sec["summary"]
@@ -588,9 +601,10 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
             parts.append(f"<p class='banner'>INTERRUPTED (Ctrl-C): "
                          f"{esc(sec['status']['text'])}; everything below is from incomplete "
                          "data.</p>")
-        parts.append(f"<p class='verdict {esc(str(s['verdict']))}'>"
-                     f"<span class='badge {esc(str(s['verdict']))}'>"
-                     f"{esc(str(s['verdict']))}</span> {esc(sec['sentence'])}</p>")
+        label = "n/a" if s["verdict"] is None else s["verdict"]
+        parts.append(f"<p class='verdict {_badge_class(label)}'>"
+                     f"<span class='badge {_badge_class(label)}'>"
+                     f"{esc(label)}</span> {esc(sec['sentence'])}</p>")
         for title, table in sec["tables"]:
             parts.append(f"<p class='caption'>{esc(title)}, {esc(sec['unit'])} (mean ± std "
                          "over trials):</p>")
