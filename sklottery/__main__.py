@@ -437,7 +437,8 @@ def _write_compare(out, sections, frames, args, strategies, total_seconds, pendi
         tests = tests[["dataset", "metric"] + [c for c in tests.columns
                                                if c not in ("dataset", "metric")]]
         family = pd.concat([sec["family"] for sec in sections], ignore_index=True)
-        family = family.reindex(columns=["dataset", "strategy", "weights_remaining", "p_holm"])
+        family = family.reindex(columns=["dataset", "strategy", "weights_remaining",
+                                         "p_one_sided", "decision", "tested_in"])
         tests = tests.merge(family, on=["dataset", "strategy", "weights_remaining"],
                             how="left")
         out.write("tests.csv", tests.to_csv(index=False))
@@ -474,7 +475,7 @@ def _summary_frame(sections):
             ci = (f" [{scale * r['ci_low']:+.{digits}f}, {scale * r['ci_high']:+.{digits}f}]"
                   if np.isfinite(r["ci_low"]) else "")
             diff = f"{scale * r['diff']:+.{digits}f}{ci}"
-        p = r["p_holm"]
+        p = r["p_one_sided"]
         verdict = "n/a" if r["verdict"] is None else r["verdict"]
         if sec["status"]["interrupted"]:
             verdict = f"{verdict} (interrupted: {sec['status']['text'].split(' after ')[-1]})"
@@ -487,7 +488,8 @@ def _summary_frame(sections):
             "ticket": format_value(s["ticket_mean"], s["ticket_std"], s["percent"]),
             "dense": format_value(s["dense_mean"], s["dense_std"], s["percent"]),
             "ticket − random reinit (95 % CI)": diff,
-            "Holm p": "n/a" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}"),
+            "p (one-sided)": "n/a" if not np.isfinite(p) else (
+                "<0.001" if p < 0.001 else f"{p:.3f}"),
             "trials": r["n_trials"],
             "test samples": r["n_test"],
             "warnings": len(s["notes"]),
@@ -509,6 +511,7 @@ th{background:#f4f4f4;white-space:normal;vertical-align:bottom}td:first-child,th
 .badge{font-weight:600;padding:1px 6px;border-radius:3px;color:#fff}
 .badge.winning_ticket{background:#2e7d32}.badge.no_ticket_effect{background:#b26a00}
 .badge.no_ticket{background:#b71c1c}.badge.none{background:#555}
+.inconclusive{border-color:#455a64;background:#eef1f3}.badge.inconclusive{background:#455a64}
 .warn{color:#8a4b00}img{max-width:100%;height:auto}
 .banner{padding:.7em 1em;border:2px solid #b71c1c;background:#fbeeee;color:#7a1010;
 font-weight:600}
@@ -520,7 +523,8 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 def _badge_class(verdict):
     """The CSS class of a verdict's badge (grey for n/a and anything unknown)."""
     word = str(verdict).split()[0] if verdict is not None else "none"
-    return word if word in ("winning_ticket", "no_ticket_effect", "no_ticket") else "none"
+    return word if word in ("winning_ticket", "no_ticket_effect", "no_ticket",
+                            "inconclusive") else "none"
 
 
 def _report_html(sections, args, strategies, total_seconds, banner=None):
@@ -550,21 +554,31 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
         "there.</p>",
         badges.to_html(index=False, escape=False, na_rep="n/a"),
         "<h3>How to read the verdicts</h3><ul>",
-        "<li><b>winning_ticket</b>: the ticket <em>matches</em> dense (mean at least the "
-        "dense mean minus one standard deviation, Frankle &amp; Carbin) and beats every "
-        f"control that was run ({esc(', '.join(strategy_label(c) for c in controls))}) at "
-        "that level, significantly after Holm's correction.</li>",
-        "<li><b>no_ticket_effect</b>: sparse networks match dense, but the controls are "
-        "not significantly worse: the initialisation does not matter here "
-        "(an over-parameterised problem).</li>",
-        "<li><b>no_ticket</b>: the ticket falls short of dense before any control is "
-        "beaten.</li>",
-        f"<li>Tests: Welch's t-test of ticket vs control per pruned level (two-sided), "
-        f"Holm-corrected over the family of every control in the verdict x every pruned "
-        f"level of a data set, alpha = 0.05. Differences are ticket − control (in "
-        f"percentage points for accuracy, in R² for regression) with a 95 % Welch "
-        f"confidence interval; effect size is Hedges' g. "
-        f"Random re-initialisation controls: "
+        "<li><b>winning_ticket</b>: at some pruning level the ticket <em>matches</em> dense "
+        "(shown: the lower bound of the 95 % interval of ticket − dense lies above −margin) "
+        "and beats every control that was run "
+        f"({esc(', '.join(strategy_label(c) for c in controls))}): the lower bound of "
+        "ticket − control lies above 0.</li>",
+        "<li><b>no_ticket_effect</b>: the ticket matches dense and every control is shown "
+        "<em>equivalent</em> to it (the whole interval of ticket − control inside ±margin, "
+        "two one-sided tests): there, the initialisation does not matter. A difference "
+        "that is merely not significant is not evidence of no effect.</li>",
+        "<li><b>no_ticket</b>: a winning ticket is ruled out: the ticket falls short of "
+        "dense by more than the margin at the first pruned level (shown), or a control is "
+        "shown better than it wherever it matches.</li>",
+        "<li><b>inconclusive</b>: the evidence decides nothing; the sentence says why "
+        "(too few trials, no test could run, no reinit control, matching undecided, too "
+        "little power) and, where it can, how many trials would decide.</li>",
+        "<li>The margin is 1 percentage point of accuracy (or one test sample when the "
+        "test set is coarser), 0.01 for R². Testing order: matching is tested from the "
+        "least pruned level downward and the advantage over the controls from the most "
+        "pruned level upward, each stopping at the first level where it is not shown "
+        "(fixed-sequence tests); a winning ticket is claimed where both hold. Every "
+        "decision is a one-sided test at 2.5 %, read off the 95 % Welch interval printed "
+        "beside it, so intervals and decisions always agree; the chance of any false "
+        "winning claim is at most 5 %, however many levels. Differences are ticket − "
+        "control (in percentage points for accuracy, in R² for regression); effect size "
+        "is Hedges' g. Random re-initialisation controls: "
         f"{esc(', '.join(strategy_label(c) for c in REINIT_CONTROLS))}.</li>",
         "<li>Table cells and figure lines are mean ± standard deviation over trials. "
         "Shaded bands in the figures are ±1 standard deviation; confidence intervals of "
@@ -724,15 +738,19 @@ def build_parser():
             "several data sets with replicate trials; print a table per data set and a\n"
             "verdict with its evidence, and write results.csv (one row per data set x\n"
             "strategy x trial x round), summary.csv (mean/std/CI per metric and level),\n"
-            "tests.csv (Welch t-test, Hedges' g and Holm-corrected p, ticket vs each\n"
-            "control), verdicts.csv (column verdict: winning_ticket, no_ticket_effect or\n"
-            "no_ticket, with level, effect size, CI and corrected p), one PNG per data set\n"
+            "tests.csv (Welch interval, Hedges' g, one-sided p and decision, ticket vs\n"
+            "each control), verdicts.csv (column verdict: winning_ticket,\n"
+            "no_ticket_effect, no_ticket or inconclusive with its reason, level, effect\n"
+            "size, CI and the power statement), one PNG per data set\n"
             "(early-stop iteration and test accuracy vs % weights remaining) and\n"
             "report.html (self-contained: summary, verdicts, tables, figures, how to\n"
             "reproduce).\n\n"
-            "Verdicts: a winning ticket matches dense (within one std of the dense mean)\n"
-            "and beats every control that was run (random reinit, scratch-E/B, random\n"
-            "mask) at the same level, Holm-corrected over controls x pruned levels.\n\n"
+            "Verdicts: a winning ticket matches dense (non-inferiority within a margin of\n"
+            "1 point) and beats every control that was run (random reinit, scratch-E/B,\n"
+            "random mask) at the same level; matching is tested from the least pruned\n"
+            "level down, the advantage from the most pruned up (fixed sequences, one-sided\n"
+            "tests at 2.5 %). No ticket effect needs equivalence shown; otherwise the\n"
+            "verdict is inconclusive, with how many trials would decide.\n\n"
             "Strategies: rewind (winning ticket), rewind_k (late rewinding), random (ticket\n"
             "mask, new random init: Frankle & Carbin's control), random_mask (random\n"
             "pruning), continue (prune + fine-tune), scratch_e / scratch_b (Liu et al.:\n"

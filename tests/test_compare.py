@@ -42,13 +42,14 @@ def test_compare_writes_every_file(compare_out):
     assert "Summary (test accuracy, or R² for regression, at the end of training)" in printed
 
 
-def test_verdicts_csv_has_three_valued_verdict_and_evidence(compare_out):
+def test_verdicts_csv_has_the_verdict_and_its_evidence(compare_out):
     out, printed = compare_out
-    v = pd.read_csv(out / "verdicts.csv")
+    v = pd.read_csv(out / "verdicts.csv", keep_default_na=False, na_values=[""])
     assert list(v["dataset"]) == ["iris", "wine"]
     assert set(v["verdict"]) <= set(VERDICTS)
-    for col in ["level", "diff", "ci_low", "ci_high", "hedges_g", "p_holm", "n_tests",
-                "n_trials", "n_test", "sentence"]:
+    for col in ["reason", "level", "margin", "diff", "ci_low", "ci_high", "hedges_g",
+                "p_one_sided", "decision", "mdd", "trials_needed", "n_tests", "n_trials",
+                "n_test", "sentence"]:
         assert col in v.columns
     assert (v["n_trials"] == 2).all()
     # two trials is weak evidence: the sentence and the printed output say so
@@ -58,7 +59,12 @@ def test_verdicts_csv_has_three_valued_verdict_and_evidence(compare_out):
     assert "38 test samples per trial, so one sample is 2.6 points" in v.loc[0, "sentence"]
     tests = pd.read_csv(out / "tests.csv")
     assert (tests["weights_remaining"] < 100).all()  # no dense-vs-dense test
-    assert (tests["p_holm"] >= tests["p_value"] - 1e-12).all()
+    # the decisions agree with the printed intervals (one-sided at 2.5 % each)
+    verdict_tests = tests.dropna(subset=["decision"])
+    assert len(verdict_tests)
+    beats = verdict_tests["decision"] == "beats"
+    assert (verdict_tests.loc[beats, "ci_low"] > 0).all()
+    assert (verdict_tests.loc[~beats, "ci_low"] <= 0).all()
 
 
 def test_summary_csv_intervals_stay_inside_percent_range(compare_out):
@@ -79,7 +85,7 @@ def test_report_structure(compare_out):
     for verdict in VERDICTS:
         assert f"<b>{verdict}</b>" in html  # explained
     assert "winning ticket (rewind)" in html and "random reinit" in html
-    assert "Holm" in html and "Hedges" in html
+    assert "fixed-sequence" in html and "Hedges" in html and "margin" in html
     assert "python -m sklottery compare --datasets iris,wine --trials 2" in html
     assert re.search(r"versions: sklottery \S+, torch \S+, scikit-learn \S+", html)
     assert "CPU cores" in html and "wall time" in html

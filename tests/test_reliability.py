@@ -465,7 +465,7 @@ def test_blown_up_runs_are_excluded_and_named_by_ticket_curve_and_the_verdict(di
     assert run_status(df)["diverged"] == 2
     sentence = stats.verdict(stats.matching_summary(df))
     # before: "No ticket effect ... matches dense (9.9 % vs 9.9 %)"
-    assert sentence.startswith("Cannot tell: No run of the ticket completed its dense round")
+    assert sentence.startswith("Inconclusive: No run of the ticket completed its dense round")
     assert "winning ticket (rewind) trial 0 (diverged)" in sentence
 
 

@@ -16,13 +16,10 @@ from sklottery.stats import (
     layer_sparsity,
     mask_jaccard,
     holm,
-    matching_summary,
     pairwise_mask_overlap,
     sign_preservation,
     strategy_label,
     summarize_curve,
-    summary_row,
-    verdict,
     weight_movement,
 )
 
@@ -293,166 +290,8 @@ def test_compare_errors():
 
 
 # --------------------------------------------------------------------------
-# matching_summary / verdict
+# Holm, intervals, labels (the verdicts are tested in test_verdicts.py)
 # --------------------------------------------------------------------------
-LEVELS = [100.0, 80.0, 64.0, 51.2, 40.96, 32.77, 26.21]
-
-
-def _matching_table():
-    # Dense: 0.96, 0.97, 0.98 -> mean 0.97, std 0.01 -> threshold 0.96.
-    ticket = [0.975, 0.970, 0.965, 0.955, 0.962, 0.900]  # fails at 40.96, isolated match at 32.77
-    random = [0.965, 0.950, 0.900, 0.850, 0.800, 0.700]  # falls off at 64
-    mask = [0.970, 0.968, 0.965, 0.964, 0.963, 0.962]  # never falls off
-    groups = {(s, 100.0): [0.96, 0.97, 0.98] for s in ("rewind", "random", "random_mask")}
-    jitter = np.array([-0.001, 0.0, 0.001])  # within-level sd 0.001
-    for name, means in [("rewind", ticket), ("random", random), ("random_mask", mask)]:
-        for lvl, m in zip(LEVELS[1:], means):
-            groups[(name, lvl)] = m + jitter
-    return _table(groups)
-
-
-def test_matching_summary_levels():
-    s = matching_summary(_matching_table())
-    assert s["dense_mean"] == pytest.approx(0.97) and s["dense_std"] == pytest.approx(0.01)
-    assert s["threshold"] == pytest.approx(0.96)
-    assert s["levels"] == LEVELS
-    assert s["ticket_matching_level"] == 51.2
-    assert s["ticket_falls_off_at"] == 40.96
-    assert s["ticket_matching_levels"] == [80.0, 64.0, 51.2, 32.77]
-    assert s["sparsest_level"] == 26.21 and s["ticket_mean_sparsest"] == pytest.approx(0.9)
-    assert s["percent"] and s["greater_is_better"]
-    # random and random_mask are the verdict's controls: 2 x 6 pruned levels
-    assert s["verdict_controls"] == ["random", "random_mask"]
-    assert s["n_tests"] == 12 and "12 Welch tests (2 controls x 6 pruned levels)" in s["family"]
-    # At 80 % the ticket (0.975) beats random (0.965) and random mask (0.970),
-    # sd 0.001 each; at 64 % and 51.2 % random mask is within noise of it.
-    assert s["ticket_winning_levels"] == [80.0]
-    assert s["verdict"] == "winning_ticket" and s["verdict_level"] == 80.0
-    assert s["ticket_mean"] == pytest.approx(0.975)
-    c = s["controls"].set_index("strategy")
-    assert list(s["controls"].columns) == [
-        "strategy", "label", "in_verdict", "falls_off_at", "matching_level", "mean_control",
-        "matches_dense", "diff", "ci_low", "ci_high", "hedges_g", "p_value", "p_holm",
-        "n_control", "ticket_beats",
-    ]
-    assert c.loc["random", "falls_off_at"] == 64.0
-    assert c.loc["random", "matching_level"] == 80.0
-    assert np.isnan(c.loc["random_mask", "falls_off_at"])
-    assert c.loc["random_mask", "matching_level"] == 26.21
-    assert c.loc["random", "diff"] == pytest.approx(0.01)
-    assert c.loc["random", "ci_low"] < 0.01 < c.loc["random", "ci_high"]
-    # Holm's adjusted p is never below the raw one, and both controls are beaten.
-    assert (c["p_holm"] >= c["p_value"]).all()
-    assert c["ticket_beats"].all() and c["matches_dense"].all()
-    tests = s["tests"]
-    assert len(tests) == 12 and (tests["weights_remaining"] < 100).all()
-    np.testing.assert_allclose(tests["p_holm"], holm(tests["p_value"]))
-
-
-def test_verdict_winning():
-    text = verdict(matching_summary(_matching_table()))
-    assert text.startswith("Winning ticket: at 80.0 % weights the winning ticket (rewind) "
-                           "matches dense (97.5 ± 0.1 % vs 97.0 ± 1.0 %)")
-    assert "random reinit by +1.0 points (CI" in text and "Hedges' g" in text
-    assert "random mask by +0.5 points" in text and "Holm p" in text
-    assert "Family: 12 Welch tests" in text and "3 trials." in text
-
-
-def _three_way(ticket, random, mask, sd=0.005, n=5, n_test=450):
-    """Dense 0.96/0.97/0.98 (5 trials); per level the given means +/- sd."""
-    jitter = np.linspace(-1, 1, n) * sd
-    levels = [50.0, 25.0, 12.5]
-    groups = {(s, 100.0): np.linspace(0.96, 0.98, n) for s in ("rewind", "random_mask")}
-    for name, means in [("rewind", ticket), ("random", random), ("random_mask", mask)]:
-        for lvl, m in zip(levels, means):
-            groups[(name, lvl)] = m + jitter
-    return _table(groups).assign(n_test=n_test)
-
-
-def test_verdict_winning_ticket_sparsest_winning_level():
-    # Ticket matches dense (>= 0.962) down to 25 %; the controls fall well below.
-    df = _three_way(ticket=[0.97, 0.966, 0.90], random=[0.95, 0.90, 0.85],
-                    mask=[0.94, 0.88, 0.80])
-    s = matching_summary(df)
-    assert s["verdict"] == "winning_ticket"
-    assert s["ticket_winning_levels"] == [50.0, 25.0] and s["verdict_level"] == 25.0
-    row = summary_row(s)
-    assert row["verdict"] == "winning_ticket" and row["winning_level"] == 25.0
-    assert row["diff"] == pytest.approx(0.066) and row["p_holm"] < 0.05
-    assert row["ci_low"] > 0 and row["n_trials"] == 5 and row["n_test"] == 450
-    assert verdict(s).startswith("Winning ticket: at 25.0 % weights")
-
-
-def test_verdict_no_ticket_effect_when_controls_match_dense():
-    # The iris/wine situation: every sparse network matches dense, controls too.
-    # The old sentence said "Winning tickets found down to 12.5% weights".
-    same = [0.97, 0.968, 0.969]
-    df = _three_way(ticket=same, random=[0.971, 0.969, 0.97], mask=[0.97, 0.97, 0.968])
-    s = matching_summary(df)
-    assert s["verdict"] == "no_ticket_effect" and s["verdict_level"] == 12.5
-    assert not s["controls"]["ticket_beats"].any()
-    text = verdict(s)
-    assert text.startswith("No ticket effect: the winning ticket (rewind) matches dense "
-                           "down to 12.5 % weights")
-    assert "random reinit and random mask match dense there too" in text
-    assert "at no matching level does it beat every control" in text
-    assert "found" not in text.lower()
-    assert summary_row(s)["winning_level"] != summary_row(s)["winning_level"]  # NaN
-
-
-def test_verdict_no_ticket_effect_names_weak_controls():
-    # Random reinit falls short of dense but is not significantly below the
-    # ticket (huge spread): no claim, and the note says more trials may help.
-    df = _three_way(ticket=[0.97, 0.97, 0.97], random=[0.95, 0.95, 0.95],
-                    mask=[0.97, 0.97, 0.97], sd=0.05)
-    s = matching_summary(df)
-    assert s["verdict"] == "no_ticket_effect"
-    assert any("Random reinit falls short of dense but not significantly" in n
-               for n in s["notes"])
-
-
-def test_verdict_no_ticket():
-    df = _three_way(ticket=[0.93, 0.92, 0.90], random=[0.90, 0.88, 0.85],
-                    mask=[0.90, 0.88, 0.85])
-    s = matching_summary(df)
-    assert s["verdict"] == "no_ticket" and s["verdict_level"] == 50.0
-    text = verdict(s)
-    assert text.startswith("No ticket: the winning ticket (rewind) already falls short of "
-                           "dense at 50.0 % weights (93.0 ± 0.4 % vs dense 97.0 ± 0.8 %)")
-
-
-def test_verdict_needs_holm_correction():
-    # One level where the raw p is just below 0.05 among 3 levels: Holm
-    # multiplies the smallest p by 3, so the ticket no longer beats random.
-    df = _three_way(ticket=[0.97, 0.97, 0.97], random=[0.97, 0.97, 0.965],
-                    mask=[0.90, 0.90, 0.90], sd=0.004)
-    raw = compare_to_ticket(df).set_index(["strategy", "weights_remaining"])
-    p_raw = raw.loc[("random", 12.5), "p_value"]
-    assert p_raw < 0.05
-    s = matching_summary(df)
-    p_adj = s["tests"].set_index(["strategy", "weights_remaining"]).loc[("random", 12.5),
-                                                                        "p_holm"]
-    assert p_adj > 0.05 and s["verdict"] == "no_ticket_effect"
-
-
-def test_verdict_without_reinit_control():
-    df = _three_way(ticket=[0.97] * 3, random=[0.9] * 3, mask=[0.9] * 3)
-    s = matching_summary(df[df.strategy != "random"])
-    assert s["verdict"] is None
-    assert verdict(s).startswith("Cannot tell whether this is a winning ticket")
-
-
-def test_verdict_warns_about_weak_evidence():
-    df = _three_way(ticket=[0.97] * 3, random=[0.9] * 3, mask=[0.9] * 3, n=2, n_test=38)
-    s = matching_summary(df)
-    text = verdict(s)
-    assert "Weak evidence: only 2 trials per strategy" in text
-    assert "Small test set: 38 test samples per trial, so one sample is 2.6 points" in text
-    strong = matching_summary(_three_way(ticket=[0.97] * 3, random=[0.9] * 3,
-                                         mask=[0.9] * 3))
-    assert strong["notes"] == []
-
-
 def test_holm_by_hand():
     # sorted p: 0.01 (x3), 0.03 (x2), 0.04 (x1) -> 0.03, 0.06, 0.06 (monotone)
     np.testing.assert_allclose(holm([0.04, 0.01, 0.03]), [0.06, 0.03, 0.06])
@@ -477,100 +316,6 @@ def test_compare_skips_the_dense_round():
                  ("rewind", 50): [0.9, 0.92], ("random_mask", 50): [0.8, 0.81]})
     out = compare_to_ticket(df)
     assert list(out["weights_remaining"]) == [50.0]
-
-
-def test_matching_no_ticket():
-    df = _matching_table()
-    df.loc[(df.strategy == "rewind") & (df["round"] > 0), "test_acc"] = 0.5
-    s = matching_summary(df)
-    assert np.isnan(s["ticket_matching_level"]) and s["ticket_matching_levels"] == []
-    assert s["ticket_falls_off_at"] == 80.0 and s["verdict"] == "no_ticket"
-    assert not s["controls"]["ticket_beats"].any()
-    text = verdict(s)
-    assert text.startswith("No ticket")
-    assert "80.0 %" in text
-
-
-def test_matching_lower_is_better_metric():
-    # Early-stop iteration: dense 1000 +/- 100; ticket learns faster (800),
-    # random slower (1500 at 50%).
-    df = _table(
-        {
-            ("rewind", 100): [900, 1000, 1100],
-            ("rewind", 50): [790, 800, 810],
-            ("random", 100): [900, 1000, 1100],
-            ("random", 50): [1490, 1500, 1510],
-        },
-        metric="early_stop_iteration",
-    )
-    s = matching_summary(df, metric="early_stop_iteration")
-    assert not s["greater_is_better"] and not s["percent"]
-    assert s["threshold"] == pytest.approx(1100)
-    assert s["ticket_matching_level"] == 50.0
-    c = s["controls"].set_index("strategy")
-    assert c.loc["random", "falls_off_at"] == 50.0 and c.loc["random", "ticket_beats"]
-    # Forcing the wrong direction turns the ticket's lower value into a miss.
-    assert np.isnan(matching_summary(df, metric="early_stop_iteration",
-                                     greater_is_better=True)["ticket_matching_level"])
-    assert s["verdict"] == "winning_ticket"
-    assert "matches dense (800 ± 10 vs 1000 ± 100)" in verdict(s)
-
-
-@pytest.mark.parametrize(
-    "metric, greater",
-    [("test_mse", False), ("valid_MSE", False), ("test_mae", False),
-     ("test_r2", True), ("test_acc", True), ("valid_loss", False)],
-)
-def test_regression_metric_direction_is_inferred(metric, greater):
-    # A regressor's ticket_curve reports test_r2 (higher is better) and
-    # test_mse (lower is better). Dense 1.0 +/- 0.1; the ticket stays at 1.0 at
-    # 50 % (it matches dense either way) while random re-initialisation moves
-    # to 2.0: significantly worse than the ticket only when lower is better.
-    df = _table(
-        {
-            ("rewind", 100): [0.9, 1.0, 1.1],
-            ("rewind", 50): [0.99, 1.0, 1.01],
-            ("random", 100): [0.9, 1.0, 1.1],
-            ("random", 50): [1.99, 2.0, 2.01],
-        },
-        metric=metric,
-    )
-    s = matching_summary(df, metric=metric)
-    assert s["greater_is_better"] is greater
-    assert s["threshold"] == pytest.approx(0.9 if greater else 1.1)
-    assert s["ticket_matching_level"] == 50.0
-    c = s["controls"].set_index("strategy")
-    # random's 2.0 is far above dense: a win for the control when higher is
-    # better, a loss when lower is better.
-    assert bool(c.loc["random", "ticket_beats"]) is (not greater)
-    assert s["verdict"] == ("no_ticket_effect" if greater else "winning_ticket")
-
-
-def test_matching_threshold_is_inclusive():
-    # Dense 1, 2, 3: mean 2, std 1 exactly, so the bound is exactly 1.0.
-    # Exactly one std below dense still matches; anything lower does not.
-    df = _table(
-        {
-            ("rewind", 100): [1, 2, 3],
-            ("rewind", 50): [0.5, 1.0, 1.5],
-            ("rewind", 25): [0.499, 1.0, 1.5],
-        },
-        metric="score",
-    )
-    s = matching_summary(df, metric="score")
-    assert s["threshold"] == 1.0
-    assert s["ticket_matching_level"] == 50.0 and s["ticket_falls_off_at"] == 25.0
-    assert s["controls"].empty
-
-
-def test_matching_errors():
-    df = _matching_table()
-    with pytest.raises(ValueError, match="single dataset"):
-        matching_summary(pd.concat([df.assign(dataset="a"), df.assign(dataset="b")]))
-    with pytest.raises(ValueError, match="alpha"):
-        matching_summary(df, alpha=2)
-    with pytest.raises(ValueError, match="not in results"):
-        matching_summary(df, ticket="nope")
 
 
 def test_strategy_labels():
@@ -734,14 +479,3 @@ def test_accuracy_difference_ci_stays_inside_plus_minus_one():
     assert wide["ci_low"] < -1 and wide["ci_high"] > 1  # not a proportion: not clipped
 
 
-def test_no_ticket_effect_sentence_separates_beaten_and_unbeaten_controls():
-    # random mask is clearly worse (beaten), random reinit is not significantly
-    # worse: the sentence must not lump them together
-    df = _three_way(ticket=[0.97, 0.97, 0.97], random=[0.95, 0.95, 0.95],
-                    mask=[0.90, 0.90, 0.90], sd=0.02)
-    s = matching_summary(df)
-    c = s["controls"].set_index("strategy")
-    assert s["verdict"] == "no_ticket_effect"
-    assert c.loc["random_mask", "ticket_beats"] and not c.loc["random", "ticket_beats"]
-    text = verdict(s)
-    assert "but random reinit is not significantly worse (it does beat random mask)" in text

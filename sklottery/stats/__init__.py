@@ -9,11 +9,13 @@ converted to numpy on the way in), and is split by concern:
   :func:`compare_to_ticket` and :func:`holm`, with :data:`LEVEL_DECIMALS`,
   :data:`STRATEGY_LABELS` and :func:`strategy_label`.
 * :mod:`sklottery.stats.verdicts`: **plain-language verdicts** built on those
-  tests: :func:`matching_summary` (does the ticket match dense and beat the
-  controls?), :func:`verdict` (the same as a sentence), :func:`summary_row`,
-  :func:`tickets_exist` (the verdict per condition of a sweep),
-  :func:`format_level` and :func:`format_value`, with :data:`VERDICTS`,
-  :data:`VERDICT_CONTROLS` and :data:`REINIT_CONTROLS`.
+  tests: :func:`matching_summary` (does the ticket match dense within a
+  margin, beat the controls, or is it equivalent to them? four outcomes,
+  ``'inconclusive'`` with its reason), :func:`verdict` (the same as a
+  sentence), :func:`summary_row`, :func:`tickets_exist` (the verdict per
+  condition of a sweep), :func:`default_margin`, :func:`format_level` and
+  :func:`format_value`, with :data:`VERDICTS`, :data:`INCONCLUSIVE_REASONS`,
+  :data:`DEFAULT_MARGIN`, :data:`VERDICT_CONTROLS` and :data:`REINIT_CONTROLS`.
 * :mod:`sklottery.stats.masks`: **mask statistics** on dictionaries
   ``{layer_name: array}``: :func:`layer_sparsity`, :func:`mask_jaccard`,
   :func:`pairwise_mask_overlap`, :func:`sign_preservation` and
@@ -45,9 +47,12 @@ from .masks import (
     weight_movement,
 )
 from .verdicts import (
+    DEFAULT_MARGIN,
+    INCONCLUSIVE_REASONS,
     REINIT_CONTROLS,
     VERDICT_CONTROLS,
     VERDICTS,
+    default_margin,
     format_level,
     format_value,
     matching_summary,
@@ -71,6 +76,9 @@ __all__ = [
     "format_level",
     "format_value",
     "VERDICTS",
+    "INCONCLUSIVE_REASONS",
+    "DEFAULT_MARGIN",
+    "default_margin",
     "VERDICT_CONTROLS",
     "REINIT_CONTROLS",
     "layer_sparsity",

@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from scipy import special as _spec
 from scipy import stats as _sps
 
 __all__ = [
@@ -162,20 +163,20 @@ def _welch(a, b, confidence):
     se = math.sqrt(va + vb)
     if se == 0:
         # Both groups are constant: the difference is exact, the test undefined.
-        out.update(ci_low=diff, ci_high=diff)
+        out.update(ci_low=diff, ci_high=diff, se=0.0, dof=np.nan)
         return out
     dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = _sps.t.ppf(0.5 + confidence / 2, dof) * se
-    with warnings.catch_warnings():
-        # scipy warns about "nearly identical" data when one group is constant;
-        # the Welch test is still well defined as long as se > 0.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = _sps.ttest_ind(a, b, equal_var=False)
+    out.update(se=se, dof=dof)
+    # scipy.stats.ttest_ind(equal_var=False) computes the same statistic and
+    # p-value; the special functions are ~30x faster, which the simulations
+    # of the verdict's error rates need
+    half = float(_spec.stdtrit(dof, 0.5 + confidence / 2)) * se
+    t = diff / se
     out.update(
         ci_low=diff - half,
         ci_high=diff + half,
-        statistic=float(res.statistic),
-        p_value=float(res.pvalue),
+        statistic=float(t),
+        p_value=float(2.0 * _spec.stdtr(dof, -abs(t))),
     )
     return out
 

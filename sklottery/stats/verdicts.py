@@ -1,40 +1,47 @@
 """Plain-language verdicts: does the ticket match dense and beat the controls?
 
-:func:`matching_summary` applies Frankle & Carbin's (2019) matching criterion
-and Holm-corrected Welch tests of the ticket against the random
-re-initialisation controls, and returns one of the three outcomes of
-:data:`VERDICTS`; :func:`verdict` writes it as a sentence with its evidence,
-:func:`summary_row` as one flat table row, and :func:`tickets_exist` gives the
-verdict per condition of a :func:`~sklottery.analysis.conditions_sweep`.
-:func:`format_level` and :func:`format_value` print levels and values the
-same way everywhere (command line, reports, figures).
+:func:`matching_summary` tests whether the ticket *matches* dense (a
+non-inferiority test within a stated margin), whether it *beats* the random
+re-initialisation controls and whether it is *equivalent* to them (TOST),
+with two fixed-sequence procedures over the pruning levels, and returns one
+of the four outcomes of :data:`VERDICTS` (``'inconclusive'`` with its reason
+when the evidence decides nothing); :func:`verdict` writes it as a sentence
+with its evidence, :func:`summary_row` as one flat table row, and
+:func:`tickets_exist` gives the verdict per condition of a
+:func:`~sklottery.analysis.conditions_sweep`. :func:`format_level` and
+:func:`format_value` print levels and values the same way everywhere
+(command line, reports, figures).
 """
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
+from scipy import stats as _sps
 
 from .curves import (
     _as_frame,
     _check_confidence,
     _dense_rows,
+    _hedges_g,
     _infer_greater_is_better,
     _is_proportion,
     _levels,
-    _numeric,
     _single_dataset,
-    compare_to_ticket,
-    dense_baseline,
-    holm,
+    _welch,
     strategy_label,
-    summarize_curve,
 )
 
 __all__ = [
     "VERDICTS",
     "VERDICT_CONTROLS",
     "REINIT_CONTROLS",
+    "INCONCLUSIVE_REASONS",
+    "DEFAULT_MARGIN",
+    "default_margin",
     "matching_summary",
     "verdict",
     "summary_row",
@@ -42,43 +49,6 @@ __all__ = [
     "format_level",
     "format_value",
 ]
-
-
-def _matches(mean, threshold, greater_is_better):
-    if np.isnan(mean):
-        return False
-    return mean >= threshold if greater_is_better else mean <= threshold
-
-
-def _contiguous_match(curve, dense_level, threshold, greater_is_better):
-    """Sparsest level of the run of matching levels just below dense, and the
-    first level (from dense downward) that does not match."""
-    matching, falls_off = np.nan, np.nan
-    for lvl, mean in zip(curve["weights_remaining"], curve["mean"]):
-        if lvl >= dense_level:
-            continue
-        if _matches(mean, threshold, greater_is_better):
-            matching = lvl
-        else:
-            falls_off = lvl
-            break
-    return matching, falls_off
-
-
-#: Strategies that test whether the ticket's *initialisation* (or its mask)
-#: matters; a winning ticket must beat every one of them that was run.
-VERDICT_CONTROLS = ("random", "scratch_e", "scratch_b", "random_mask")
-#: Controls that re-initialise the ticket's mask (at least one is required
-#: for a verdict).
-REINIT_CONTROLS = ("random", "scratch_e", "scratch_b")
-#: The three outcomes of :func:`matching_summary` (column ``verdict``).
-VERDICTS = ("winning_ticket", "no_ticket_effect", "no_ticket")
-
-_VERDICT_TITLES = {
-    "winning_ticket": "Winning ticket",
-    "no_ticket_effect": "No ticket effect",
-    "no_ticket": "No ticket",
-}
 
 
 def _evidence_warnings(n_trials, n_test, percent):
@@ -97,6 +67,155 @@ def _evidence_warnings(n_trials, n_test, percent):
     return notes
 
 
+#: Strategies that test whether the ticket's *initialisation* (or its mask)
+#: matters; a winning ticket must beat every one of them that was run.
+VERDICT_CONTROLS = ("random", "scratch_e", "scratch_b", "random_mask")
+#: Controls that re-initialise the ticket's mask (at least one is required
+#: for a verdict).
+REINIT_CONTROLS = ("random", "scratch_e", "scratch_b")
+#: The four outcomes of :func:`matching_summary` (column ``verdict``).
+VERDICTS = ("winning_ticket", "no_ticket_effect", "no_ticket", "inconclusive")
+#: Why a verdict is ``'inconclusive'`` (``summary['reason']``).
+INCONCLUSIVE_REASONS = {
+    "no_data": "no run of the ticket completed its dense round",
+    "no_control": "no random re-initialisation control was run",
+    "too_few_trials": "too few trials: a test needs at least 2 trials of each strategy",
+    "no_test": "no test could run (a control has fewer than 2 trials at every level)",
+    "matching_undecided": "whether the ticket matches dense could not be decided at the "
+                          "first pruned level",
+    "too_little_power": "the controls were neither beaten nor shown equivalent to the "
+                        "ticket at any matching level",
+}
+#: Default equivalence margin for accuracies and R² (absolute: 1 point).
+DEFAULT_MARGIN = 0.01
+#: A level where a strategy of the verdict lost more than this fraction of its
+#: trials (runs cut short before the level, diverged or lost) cannot carry a
+#: ``'winning_ticket'``.
+MAX_LOST_FRACTION = 0.2
+#: Power of the power statement of an inconclusive verdict.
+POWER = 0.8
+
+
+def default_margin(metric, percent, dense_mean, n_test=None):
+    """The equivalence margin :func:`matching_summary` uses when none is given.
+
+    For an accuracy (``percent``): 1 percentage point, or one test sample when
+    the test set is coarser than that (``1 / n_test``, e.g. 2.6 points on
+    iris' 38 test samples): a difference below one sample cannot be measured.
+    One point is Frankle & Carbin's practice made explicit: they read
+    differences of a few tenths of a point as real gains (+0.3 points at 13.5
+    % on MNIST) and Frankle et al. (2020) call a subnetwork *matching* when
+    it is within one standard deviation of the dense accuracy, a few tenths of
+    a point there; 1 point is a tolerance such sizes of effect fit in, and one
+    that 5 trials can resolve on MNIST-sized test sets. For R²: 0.01. For
+    any other metric (iterations, losses): 1 % of the dense mean.
+    """
+    lowered = metric.lower()
+    if percent:
+        return max(DEFAULT_MARGIN, 1.0 / n_test) if n_test else DEFAULT_MARGIN
+    if "r2" in lowered:
+        return DEFAULT_MARGIN
+    return 0.01 * abs(dense_mean) if np.isfinite(dense_mean) and dense_mean else DEFAULT_MARGIN
+
+
+def _contrast(a, b, sign, confidence):
+    """Welch contrast of ``a - b`` in the direction of improvement (``sign`` = +-1).
+
+    Returns ``dict(diff, ci_low, ci_high, se, dof, p_better, p_worse, n_a,
+    n_b)`` with the difference and its interval in the metric's own
+    direction and one-sided p-values for "a better than b" and "a worse".
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    res = _welch(a, b, confidence) if len(a) and len(b) else dict(
+        ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
+    diff = float(np.mean(a) - np.mean(b)) if len(a) and len(b) else np.nan
+    t, p = res.get("statistic", np.nan), res.get("p_value", np.nan)
+    if np.isfinite(p) and np.isfinite(t):
+        better = p / 2 if sign * t > 0 else 1 - p / 2
+        worse = 1 - better
+    elif np.isfinite(res["ci_low"]) and res["ci_low"] == res["ci_high"]:
+        # both groups constant: the difference is exact
+        better = 0.0 if sign * diff > 0 else 1.0
+        worse = 0.0 if sign * diff < 0 else 1.0
+    else:
+        better = worse = np.nan
+    return dict(diff=diff, ci_low=res["ci_low"], ci_high=res["ci_high"],
+                se=res.get("se", np.nan), dof=res.get("dof", np.nan),
+                p_better=better, p_worse=worse, n_a=len(a), n_b=len(b))
+
+
+def _better_bounds(c, sign):
+    """``(low, high)`` of the interval of an improvement (the CI flipped when lower is better)."""
+    lo, hi = c["ci_low"], c["ci_high"]
+    return (lo, hi) if sign > 0 else (-hi, -lo)
+
+
+def _match_status(c, sign, margin):
+    """'matches', 'falls_short' or 'undecided': ticket vs dense within ``margin``."""
+    lo, hi = _better_bounds(c, sign)
+    if not np.isfinite(lo):
+        return "undecided"
+    if lo > -margin:
+        return "matches"
+    if hi < -margin:
+        return "falls_short"
+    return "undecided"
+
+
+def _control_status(c, sign, margin):
+    """'beats', 'equivalent', 'worse' or 'undecided': ticket vs a control."""
+    lo, hi = _better_bounds(c, sign)
+    if not np.isfinite(lo):
+        return "undecided"
+    if lo > 0:
+        return "beats"
+    if hi < 0:
+        return "worse"
+    if lo > -margin and hi < margin:
+        return "equivalent"
+    return "undecided"
+
+
+def _power_statement(tests, margin, alpha, percent):
+    """The smallest detectable difference at the trials used, and the trials needed.
+
+    ``tests`` are the contrasts of the ticket with the controls at the verdict
+    level. Uses the largest standard error among them (the hardest control to
+    decide) and the normal approximation for the trials needed.
+    """
+    usable = [t for t in tests if np.isfinite(t["se"]) and t["se"] > 0]
+    if not usable:
+        return None
+    worst = max(usable, key=lambda t: t["se"])
+    dof = worst["dof"] if np.isfinite(worst["dof"]) else max(1, worst["n_a"] + worst["n_b"] - 2)
+    t_a = _sps.t.ppf(1 - alpha / 2, dof)
+    t_b = _sps.t.ppf(POWER, dof)
+    mdd = (t_a + t_b) * worst["se"]
+    # per-trial spread behind that standard error, for the trials needed: the
+    # fewest n with (t_{1-alpha/2} + t_{(1+power)/2}) * sd_pair / sqrt(n) <= margin
+    # (equivalence within the margin when there is no effect, which also
+    # detects an effect of the margin), t with the 2n - 2 degrees of freedom of
+    # two groups of n
+    n = max(1, min(worst["n_a"], worst["n_b"]))
+    sd_pair = worst["se"] * math.sqrt(n)  # sqrt(var_a + var_b) of one trial each
+    needed = 2
+    while needed < 10_000:
+        q = _sps.t.ppf(1 - alpha / 2, 2 * needed - 2) + _sps.t.ppf((1 + POWER) / 2,
+                                                                  2 * needed - 2)
+        if q * sd_pair / math.sqrt(needed) <= margin:
+            break
+        needed = needed + 1 if needed < 100 else int(needed * 1.1)
+    scale, unit = (100.0, " points") if percent else (1.0, "")
+    digits = 1 if percent else 3
+    return dict(mdd=mdd, trials_needed=needed, trials_used=n,
+                text=(f"with {n} trial{'s' if n != 1 else ''} per strategy the smallest "
+                      f"difference these tests detect with {100 * POWER:.0f} % power is "
+                      f"{scale * mdd:.{digits}f}{unit}; about {needed} trials per "
+                      f"strategy would detect a difference of the margin "
+                      f"({_fmt_amount(margin, percent)}) or show equivalence within it"))
+
+
 def matching_summary(
     results,
     ticket="rewind",
@@ -106,53 +225,85 @@ def matching_summary(
     controls=None,
     greater_is_better=None,
     pooled_dense=False,
-    confidence=0.95,
+    confidence=None,
+    margin=None,
+    max_lost=MAX_LOST_FRACTION,
 ):
     """Does the ticket match dense, and does it beat the controls? A verdict.
 
-    **Matching** (Frankle & Carbin, 2019): a pruned network *matches* the
-    dense one at a level when its mean metric is within one standard
-    deviation of the dense mean: ``mean >= dense_mean - dense_std`` (or
-    ``mean <= dense_mean + dense_std`` when lower is better, e.g. the
-    early-stop iteration). A single dense trial has no spread; its std is then
-    taken as 0. Levels are visited from dense downward; the ticket's
-    *matching levels* are the unbroken run of matching levels below dense
-    (an isolated match after a failure does not extend it; every matching
-    level is listed in ``ticket_matching_levels``).
+    Every decision is read off a two-sided ``1 - alpha`` Welch t interval of a
+    difference (95 % by default), the interval printed beside it: a
+    one-sided test at ``alpha / 2`` in each direction.
 
-    **Beating a control**: Welch's t-test of ticket vs. control at a level
-    (two-sided, so the one-sided level is ``alpha / 2``), the difference in
-    the ticket's favour, and the p-value Holm-corrected over the *family* of
-    every control in ``controls`` at every pruned level where both were run
-    (``n_tests`` tests; the dense level is not tested: there the
-    strategies share their initial network).
+    **Matching is a test, not a point rule.** At a pruned level the ticket
+    *matches* dense when non-inferiority within ``margin`` is shown: the
+    lower bound of the interval of ticket - dense lies above ``-margin``. It
+    *falls short* when inferiority beyond the margin is shown (the upper
+    bound below ``-margin``); otherwise that level is undecided. One
+    outlying dense run widens the interval instead of moving a point
+    threshold; with zero spread the interval is the exact difference.
+
+    **Beating a control**: the lower bound of ticket - control lies above 0.
+    **No effect needs evidence of no effect**: the ticket and a control are
+    *equivalent* when the whole interval lies inside ``(-margin, margin)``
+    (two one-sided tests, TOST, at ``alpha / 2`` each), never because a
+    difference was not significant.
+
+    **Multiple testing fitted to "how sparse can a winning ticket be".**
+    Two fixed-sequence (hierarchical) procedures, each ordered before seeing
+    the data (Maurer et al. 1995; Westfall and Krishen 2001): matching is
+    tested level by level from the least pruned downward and stops at the
+    first level where it is not shown (the *matching levels*: an unbroken run
+    from dense); the ticket's advantage over every control (an
+    intersection-union test: all controls beaten at that level, each at
+    ``alpha / 2``, Berger 1982) is tested from the most pruned level upward
+    and stops at the first level where it is not shown (the *winning
+    side*). A winning ticket is claimed at the levels in both. Each sequence
+    holds its error rate at ``alpha / 2`` without any correction for the
+    number of levels, so twenty levels cost no power; a false winning claim
+    needs a false matching or a false beating claim, so the chance of any
+    false winning claim is at most ``alpha``. The order suits the question:
+    sparse networks are where controls fall behind, dense-like ones where the
+    ticket matches.
 
     **Verdict**, one of :data:`VERDICTS`:
 
-    * ``'winning_ticket'``: at some matching level the ticket beats every
-      control that was run there (at least one random re-initialisation);
-      the verdict names the sparsest such level;
-    * ``'no_ticket_effect'``: the ticket matches dense but at no matching
-      level does it beat the controls (they match dense too, or are not
-      significantly worse): the initialisation does not matter here;
-    * ``'no_ticket'``: the ticket already falls short of dense at the first
-      pruned level, before any control is beaten.
+    * ``'winning_ticket'``: at some level the ticket matches dense and beats
+      every control (at least one random re-initialisation); the verdict
+      names the sparsest such level;
+    * ``'no_ticket_effect'``: the ticket matches dense and, at a matching
+      level, every control is shown equivalent to it within the margin
+      (tested from the least pruned level downward, stopping at the first
+      level where it is not shown): the initialisation does not matter
+      there;
+    * ``'no_ticket'``: a winning ticket is ruled out: the ticket falls short
+      of dense beyond the margin at the first pruned level (shown, not merely
+      not matching), or a control is shown better than the ticket at every
+      level where the ticket matches;
+    * ``'inconclusive'``: cannot tell, with its reason
+      (:data:`INCONCLUSIVE_REASONS`: too few trials, no test could run, no
+      reinit control, matching undecided, or too little power; then the
+      summary's ``power`` says the smallest difference detectable at the
+      trials used and how many trials would detect the margin).
 
-    Without any random re-initialisation control in ``results`` the verdict is
-    ``None`` (matching alone does not make a winning ticket).
+    A level where the ticket or a control lost more than ``max_lost`` of its
+    trials (runs cut short before it, diverged or lost with a worker: their
+    rows are NaN or missing) cannot carry a winning ticket: survivors of a
+    run that failed are not a random sample.
 
     Parameters
     ----------
     results : pandas.DataFrame
         Tidy table from :func:`sklottery.analysis.ticket_curve`, for a single
         dataset. An ``n_test`` column (test samples per trial) enables the
-        small-test-set warning.
+        small-test-set warning and the default margin of coarse test sets.
     ticket : str, default='rewind'
         Strategy treated as the winning ticket.
     metric : str, default='test_acc'
         Numeric column.
     alpha : float, default=0.05
-        Family-wise significance level (after Holm's correction).
+        Error rate of the verdict; every interval has coverage ``1 - alpha``
+        and every one-sided test level ``alpha / 2``.
     controls : sequence of str, default=None
         Strategies the ticket must beat. None: those of
         :data:`VERDICT_CONTROLS` present in ``results`` (random reinit,
@@ -166,46 +317,47 @@ def matching_summary(
     pooled_dense : bool, default=False
         Use the round-0 rows of all strategies as the dense baseline instead
         of those of ``ticket`` (see :func:`~sklottery.stats.dense_baseline`).
-    confidence : float, default=0.95
-        Coverage of the confidence interval of each difference.
+    confidence : float, default=None
+        Coverage of the intervals; None is ``1 - alpha``. Given, it sets
+        ``alpha = 1 - confidence``.
+    margin : float, default=None
+        Equivalence margin in the metric's units (0.01 = 1 point of
+        accuracy). None: :func:`default_margin` (1 point, or one test sample
+        when coarser; 0.01 R²; 1 % of the dense mean otherwise).
+    max_lost : float, default=0.2
+        See above.
 
     Returns
     -------
     summary : dict
-        ``verdict`` (see above; None also when no run of the ticket
-        completed its dense round, ``reason='no_data'``), ``reason`` (why
-        the verdict is None: ``'no_control'`` or ``'no_data'``), ``incomplete``
-        (a warning when the table comes from an interrupted experiment, or
-        one that lost runs with a dead worker, read from
-        ``results.attrs['sklottery_runs']``; it starts the sentence of
-        :func:`verdict`), ``runs_cut_short`` (``(strategy, trial, last
-        completed round, reason)`` of every run that diverged, was
-        interrupted or lost: their missing rounds are excluded and named in
-        a note), ``verdict_level`` (the level the verdict
-        speaks of: the sparsest winning level, the sparsest matching level,
-        or the first level that falls short), ``verdict_controls`` (the
-        strategies the verdict tests), ``n_tests`` and ``family`` (the Holm
-        family, in words), ``tests`` (a DataFrame of every test of the
-        family with ``p_holm``), ``n_trials`` (fewest trials of any strategy
-        and level), ``n_test`` (test samples per trial, None if unknown),
-        ``notes`` (warnings about weak evidence, also in the sentence of
-        :func:`verdict`); and ``metric``, ``ticket``, ``alpha``,
-        ``confidence``, ``greater_is_better``, ``percent`` (True for an
-        accuracy in [0, 1], shown in percent), ``dense_mean``,
-        ``dense_std``, ``dense_n``, ``dense_level``, ``threshold`` (the
-        matching bound), ``levels`` (ticket levels, descending),
-        ``ticket_matching_level`` (sparsest of the unbroken matching run, NaN
-        if none), ``ticket_matching_levels``, ``ticket_winning_levels``,
-        ``ticket_falls_off_at``, ``ticket_mean``/``ticket_std`` (at the
-        verdict level), ``sparsest_level``, ``ticket_mean_sparsest``, and
-        ``controls``: one row per other strategy with columns
-        ``'strategy', 'label', 'in_verdict', 'falls_off_at',
-        'matching_level', 'mean_control', 'matches_dense', 'diff', 'ci_low',
-        'ci_high', 'hedges_g', 'p_value', 'p_holm', 'n_control',
-        'ticket_beats'``, the test columns at ``verdict_level`` (NaN when
-        the control lacks it; ``p_holm`` only for verdict controls;
-        ``ticket_beats`` means corrected ``p_holm < alpha`` in the ticket's
-        favour).
+        ``verdict`` (one of :data:`VERDICTS`), ``reason`` (why it is
+        inconclusive, a key of :data:`INCONCLUSIVE_REASONS`, else None),
+        ``verdict_level`` (the level the verdict speaks of: the sparsest
+        winning level, the sparsest level where equivalence was shown, the
+        first pruned level for ``'no_ticket'``, the sparsest matching level
+        or first pruned level when inconclusive), ``margin``, ``power``
+        (None, or ``mdd``, ``trials_needed``, ``trials_used``, ``text``),
+        ``family`` (the testing procedure in words), ``n_tests``,
+        ``levels_table`` (one row per pruned level: ticket vs dense and vs
+        every verdict control with decisions, lost fractions and whether the
+        level is matching, winning or equivalent), ``tests`` (every ticket -
+        control contrast at every pruned level, with ``decision`` and
+        ``p_one_sided``), ``verdict_controls``, ``incomplete``,
+        ``runs_cut_short``, ``n_trials``, ``n_test``, ``notes``, ``metric``,
+        ``ticket``, ``alpha``, ``confidence``, ``greater_is_better``,
+        ``percent``, ``dense_mean``, ``dense_std``, ``dense_n``,
+        ``dense_level``, ``threshold`` (``dense_mean - margin``, the point
+        the matching test is about), ``levels``, ``ticket_matching_level``
+        (sparsest matching level, NaN if none), ``ticket_matching_levels``,
+        ``ticket_winning_levels``, ``ticket_equivalent_levels``,
+        ``ticket_falls_off_at`` (first level where matching is not shown),
+        ``ticket_mean``/``ticket_std`` (at the verdict level),
+        ``sparsest_level``, ``ticket_mean_sparsest`` and ``controls``: one
+        row per other strategy at the verdict level (``'strategy', 'label',
+        'in_verdict', 'mean_control', 'diff', 'ci_low', 'ci_high',
+        'hedges_g', 'p_value', 'p_one_sided', 'decision', 'n_control',
+        'ticket_beats', 'equivalent', 'matches_dense', 'matching_level',
+        'falls_off_at'``).
 
     See Also
     --------
@@ -219,34 +371,43 @@ def matching_summary(
     ----------
     .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
        Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
-    .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
-       Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
+    .. [2] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
     .. [3] Welch, B. L. (1947). The Generalization of "Student's" Problem when
        Several Different Population Variances are Involved. Biometrika, 34(1/2),
        28-35.
-    .. [4] Holm, S. (1979). A Simple Sequentially Rejective Multiple Test
-       Procedure. Scandinavian Journal of Statistics, 6(2), 65-70.
-    .. [5] Hedges, L. V. (1981). Distribution Theory for Glass's Estimator of
+    .. [4] Schuirmann, D. J. (1987). A comparison of the two one-sided tests
+       procedure and the power approach for assessing the equivalence of
+       average bioavailability. J. Pharmacokinetics and Biopharmaceutics,
+       15(6), 657-680.
+    .. [5] Maurer, W., Hothorn, L. A. and Lehmacher, W. (1995). Multiple
+       comparisons in drug clinical trials and preclinical assays: a-priori
+       ordered hypotheses. Biometrie in der chemisch-pharmazeutischen
+       Industrie, 6, 3-18.
+    .. [6] Westfall, P. H. and Krishen, A. (2001). Optimally weighted,
+       fixed sequence and gatekeeper multiple testing procedures. J.
+       Statistical Planning and Inference, 99(1), 25-40.
+    .. [7] Berger, R. L. (1982). Multiparameter hypothesis testing and
+       acceptance sampling. Technometrics, 24(4), 295-300.
+    .. [8] Hedges, L. V. (1981). Distribution Theory for Glass's Estimator of
        Effect Size and Related Estimators. Journal of Educational Statistics,
        6(2), 107-128.
     """
+    if confidence is not None:
+        _check_confidence(confidence)
+        alpha = 1.0 - float(confidence)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
-    _check_confidence(confidence)
-    df = _as_frame(results, ["strategy", "weights_remaining", metric])
-    _single_dataset(df, "matching_summary")
-    if not (df["strategy"] == ticket).any():
+    confidence = 1.0 - alpha
+    if not 0 <= max_lost < 1:
+        raise ValueError(f"max_lost must be in [0, 1), got {max_lost!r}.")
+    raw = _as_frame(results, ["strategy", "weights_remaining", metric])
+    _single_dataset(raw, "matching_summary")
+    if not (raw["strategy"] == ticket).any():
         raise ValueError(f"ticket strategy {ticket!r} is not in results.")
-    stopped = _stopped_runs(df, metric)
+    stopped = _stopped_runs(raw, metric)
     incomplete = _incomplete_note(results)
-    # runs cut short keep their completed rounds; a round that did not complete
-    # (diverged, lost) has a NaN metric and is excluded, and named in a note
-    df = df[pd.to_numeric(df[metric], errors="coerce").notna()]
-    if not (df["strategy"] == ticket).any() or not len(_dense_rows(df, ticket,
-                                                                     pooled_dense)[0]):
-        return _no_data_summary(results, ticket, metric, alpha, confidence, stopped,
-                                incomplete, greater_is_better)
-    present = [s for s in pd.unique(df["strategy"]) if s != ticket]
+    present = [s for s in pd.unique(raw["strategy"]) if s != ticket]
     if controls is None:
         verdict_controls = [c for c in VERDICT_CONTROLS if c in present]
     else:
@@ -256,164 +417,318 @@ def matching_summary(
             raise ValueError(f"controls {missing} are not in results; it has {present}.")
     if greater_is_better is None:
         greater_is_better = _infer_greater_is_better(metric)
-    base = dense_baseline(df, ticket=ticket, metric=metric, pooled=pooled_dense)
-    dense_std = 0.0 if np.isnan(base["std"]) else base["std"]
-    sign = -1.0 if greater_is_better else 1.0
-    threshold = base["mean"] + sign * dense_std
-    dense_rows, _ = _dense_rows(df, ticket, pooled_dense)
-    dense_level = float(_levels(dense_rows["weights_remaining"]).max())
-
-    curve = summarize_curve(df, metric=metric, by=("strategy", "weights_remaining"))
-    tcurve = curve[curve["strategy"] == ticket]
-    levels = [float(v) for v in tcurve["weights_remaining"]]
-    match_level, tick_off = _contiguous_match(tcurve, dense_level, threshold, greater_is_better)
-    # the unbroken run of matching levels below dense
-    run = [] if np.isnan(match_level) else [
-        lvl for lvl in levels if match_level <= lvl < dense_level]
-    all_matching = [
-        float(lvl)
-        for lvl, m in zip(tcurve["weights_remaining"], tcurve["mean"])
-        if lvl < dense_level and _matches(m, threshold, greater_is_better)
-    ]
-
-    # every test: ticket vs each other strategy at each pruned level
-    comparison = compare_to_ticket(df, ticket=ticket, metric=metric, method="welch",
-                                   confidence=confidence)
-    comparison = comparison[comparison["weights_remaining"] < dense_level]
-    family = comparison[comparison["strategy"].isin(verdict_controls)].copy()
-    for col in ("diff", "ci_low", "ci_high", "p_value", "hedges_g"):
-        family[col] = family[col].astype(float)
-    family["p_holm"] = holm(family["p_value"].to_numpy())
-    favourable = family["diff"] > 0 if greater_is_better else family["diff"] < 0
-    family["ticket_beats"] = favourable & (family["p_holm"] < alpha)
-    n_tests = int(np.isfinite(family["p_value"]).sum())
-    n_levels = family["weights_remaining"].nunique()
-    family_text = (
-        f"{n_tests} Welch tests ({len(verdict_controls)} control"
-        f"{'s' if len(verdict_controls) != 1 else ''} x {n_levels} pruned level"
-        f"{'s' if n_levels != 1 else ''}), Holm-corrected, alpha = {alpha:g}"
-    )
-
-    winning = []
-    for lvl in run:
-        at = family[family["weights_remaining"] == lvl]
-        reinit_run = at["strategy"].isin(REINIT_CONTROLS).any()
-        if reinit_run and len(at) and bool(at["ticket_beats"].all()):
-            winning.append(lvl)
-    has_reinit = any(c in REINIT_CONTROLS for c in verdict_controls)
-    if winning:
-        outcome, verdict_level = "winning_ticket", min(winning)
-    elif run:
-        outcome, verdict_level = "no_ticket_effect", min(run)
-    else:
-        outcome = "no_ticket"
-        pruned = [lvl for lvl in levels if lvl < dense_level]
-        verdict_level = tick_off if not np.isnan(tick_off) else (
-            pruned[0] if pruned else np.nan)
-    if not has_reinit:
-        outcome = None
-
-    rows = []
-    for strategy in sorted(present):
-        ccurve = curve[curve["strategy"] == strategy]
-        c_match, c_off = _contiguous_match(ccurve, dense_level, threshold, greater_is_better)
-        row = dict(strategy=strategy, label=strategy_label(strategy),
-                   in_verdict=strategy in verdict_controls, falls_off_at=c_off,
-                   matching_level=c_match, mean_control=np.nan, matches_dense=False,
-                   diff=np.nan, ci_low=np.nan, ci_high=np.nan, hedges_g=np.nan,
-                   p_value=np.nan, p_holm=np.nan, n_control=0, ticket_beats=False)
-        src = family if strategy in verdict_controls else comparison
-        hit = src[(src["strategy"] == strategy) & (src["weights_remaining"] == verdict_level)]
-        if len(hit):
-            h = hit.iloc[0]
-            fav = h["diff"] > 0 if greater_is_better else h["diff"] < 0
-            row.update(
-                mean_control=h["mean_control"],
-                matches_dense=_matches(h["mean_control"], threshold, greater_is_better),
-                diff=h["diff"], ci_low=h["ci_low"], ci_high=h["ci_high"],
-                hedges_g=h["hedges_g"], p_value=h["p_value"],
-                n_control=int(h["n_control"]),
-            )
-            if strategy in verdict_controls:
-                row.update(p_holm=h["p_holm"], ticket_beats=bool(h["ticket_beats"]))
-            else:
-                row["ticket_beats"] = bool(fav and h["p_value"] < alpha)
-        rows.append(row)
-    control_table = pd.DataFrame(rows, columns=_CONTROL_COLUMNS).astype(
-        {c: float for c in ("falls_off_at", "matching_level", "mean_control", "diff",
-                            "ci_low", "ci_high", "hedges_g", "p_value", "p_holm")}
-    ).astype({"in_verdict": bool, "matches_dense": bool, "ticket_beats": bool})
-    at_level = tcurve[tcurve["weights_remaining"] == verdict_level]
-    pruned = tcurve[tcurve["weights_remaining"] < dense_level]
-    sparsest = pruned.iloc[-1] if len(pruned) else None
-    percent = _is_proportion(metric, _numeric(df[metric], metric))
-    counts = df.dropna(subset=[metric]).assign(
-        weights_remaining=_levels(df["weights_remaining"])
-    ).groupby(["strategy", "weights_remaining"]).size()
-    n_trials = int(counts.min()) if len(counts) else 0
+    sign = 1.0 if greater_is_better else -1.0
+    raw = raw.assign(weights_remaining=_levels(raw["weights_remaining"]),
+                     **{metric: pd.to_numeric(raw[metric], errors="coerce")})
+    # runs cut short keep their completed rounds; a round that did not complete
+    # (diverged, lost) has a NaN metric and is excluded, and named in a note
+    df = raw[raw[metric].notna()]
+    percent = _is_proportion(metric, df[metric]) if len(df) else "acc" in metric
     n_test = None
-    if "n_test" in df.columns:
-        nt = pd.to_numeric(df["n_test"], errors="coerce").dropna()
+    if "n_test" in raw.columns:
+        nt = pd.to_numeric(raw["n_test"], errors="coerce").dropna()
         n_test = int(nt.min()) if len(nt) else None
+    common = dict(ticket=ticket, metric=metric, alpha=alpha, confidence=confidence,
+                  greater_is_better=bool(greater_is_better), percent=bool(percent),
+                  incomplete=incomplete, runs_cut_short=stopped,
+                  verdict_controls=verdict_controls, n_test=n_test)
+    dense_rows, _ = _dense_rows(df, ticket, pooled_dense) if len(df) else (df, None)
+    if not (df["strategy"] == ticket).any() or not len(dense_rows):
+        return _empty_summary(common, "no_data", stopped)
+    dense = dense_rows[metric].to_numpy(dtype=float)
+    dense_level = float(dense_rows["weights_remaining"].max())
+    dense_mean = float(dense.mean())
+    dense_std = float(dense.std(ddof=1)) if len(dense) > 1 else np.nan
+    if margin is None:
+        margin = default_margin(metric, percent, dense_mean, n_test)
+    margin = float(margin)
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}.")
+
+    # planned trials: the number of trials of the dense ticket (every run starts there)
+    trials = (raw[(raw["strategy"] == ticket)]["trial"].nunique()
+              if "trial" in raw.columns else len(dense))
+    tick = df[df["strategy"] == ticket]
+    levels = sorted((float(v) for v in tick["weights_remaining"].unique()), reverse=True)
+    pruned = [lvl for lvl in levels if lvl < dense_level]
+    values = {key: g[metric].to_numpy(dtype=float)
+              for key, g in df.groupby(["strategy", "weights_remaining"])}
+
+    def lost(strategy, lvl):
+        n = len(values.get((strategy, lvl), ()))
+        return max(0.0, 1.0 - n / trials) if trials else 0.0
+
+    rows, contrasts = [], {}
+    for lvl in pruned:
+        t = values.get((ticket, lvl), np.array([]))
+        m = _contrast(t, dense, sign, confidence)
+        row = dict(weights_remaining=lvl, ticket_mean=float(np.mean(t)) if len(t) else np.nan,
+                   ticket_std=float(np.std(t, ddof=1)) if len(t) > 1 else np.nan,
+                   n_ticket=len(t), vs_dense=m["diff"], vs_dense_ci_low=m["ci_low"],
+                   vs_dense_ci_high=m["ci_high"], match=_match_status(m, sign, margin),
+                   lost=lost(ticket, lvl))
+        statuses = []
+        for c in verdict_controls:
+            cv = values.get((c, lvl))
+            if cv is None:
+                continue
+            k = _contrast(t, cv, sign, confidence)
+            k["status"] = _control_status(k, sign, margin)
+            contrasts[(c, lvl)] = k
+            statuses.append(k["status"])
+            row[f"{c}_decision"] = k["status"]
+            row["lost"] = max(row["lost"], lost(c, lvl))
+        row["controls_run"] = len(statuses)
+        row["reinit_run"] = any((c, lvl) in contrasts for c in REINIT_CONTROLS
+                                if c in verdict_controls)
+        row["beats_all"] = bool(statuses) and row["reinit_run"] and all(
+            st == "beats" for st in statuses)
+        row["equivalent_all"] = bool(statuses) and row["reinit_run"] and all(
+            st == "equivalent" for st in statuses)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+
+    # the two fixed sequences
+    matching = []
+    for row in rows:
+        if row["match"] != "matches":
+            break
+        matching.append(row["weights_remaining"])
+    winning_side = []
+    for row in reversed(rows):
+        if not row["beats_all"]:
+            break
+        winning_side.append(row["weights_remaining"])
+    carried = {row["weights_remaining"] for row in rows if row["lost"] <= max_lost}
+    winning = sorted((set(matching) & set(winning_side)) & carried, reverse=True)
+    equivalent = []
+    for lvl in matching:
+        row = next(r for r in rows if r["weights_remaining"] == lvl)
+        if not row["equivalent_all"]:
+            break
+        equivalent.append(lvl)
+    if len(table):
+        table["matching"] = table["weights_remaining"].isin(matching)
+        table["winning_side"] = table["weights_remaining"].isin(winning_side)
+        table["winning"] = table["weights_remaining"].isin(winning)
+        table["equivalent"] = table["weights_remaining"].isin(equivalent)
+
+    has_reinit = any(c in REINIT_CONTROLS for c in verdict_controls)
+    first = rows[0] if rows else None
+    enough = len(dense) >= 2 and any(r["n_ticket"] >= 2 for r in rows)
+    any_test = any(np.isfinite(k["ci_low"]) for k in contrasts.values())
+    reason = None
+    if not has_reinit:
+        outcome, reason = "inconclusive", "no_control"
+    elif winning:
+        outcome = "winning_ticket"
+    elif not enough:
+        outcome, reason = "inconclusive", "too_few_trials"
+    elif first is not None and first["match"] == "falls_short":
+        outcome = "no_ticket"
+    elif matching and all(any(contrasts.get((c, lvl), {}).get("status") == "worse"
+                              for c in verdict_controls) for lvl in matching):
+        outcome = "no_ticket"  # a control is shown better than the ticket wherever it matches
+    elif not matching:
+        outcome, reason = "inconclusive", "matching_undecided"
+    elif equivalent:
+        outcome = "no_ticket_effect"
+    elif not any_test:
+        outcome, reason = "inconclusive", "no_test"
+    else:
+        outcome, reason = "inconclusive", "too_little_power"
+
+    if outcome == "winning_ticket":
+        verdict_level = min(winning)
+    elif outcome == "no_ticket_effect":
+        verdict_level = min(equivalent)
+    elif (outcome == "no_ticket" and not matching) or not matching:
+        verdict_level = pruned[0] if pruned else np.nan
+    else:
+        verdict_level = min(matching)
+
+    # every ticket - control contrast of the verdict, for tests.csv and the report
+    bound = 1.0 if percent else np.inf
+    test_rows = []
+    for (c, lvl), k in sorted(contrasts.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        t_vals, c_vals = values.get((ticket, lvl), np.array([])), values[(c, lvl)]
+        test_rows.append(dict(
+            strategy=c, weights_remaining=lvl, mean_ticket=float(np.mean(t_vals)),
+            mean_control=float(np.mean(c_vals)), diff=k["diff"],
+            ci_low=max(k["ci_low"], -bound), ci_high=min(k["ci_high"], bound),
+            p_value=_two_sided(k), p_one_sided=k["p_better"], decision=k["status"],
+            hedges_g=_hedges_g(t_vals, c_vals), n_ticket=k["n_a"], n_control=k["n_b"],
+            tested_in="winning side" if lvl in winning_side else (
+                "after the winning side stopped")))
+    tests = pd.DataFrame(test_rows, columns=_TEST_COLUMNS)
+
+    control_rows = []
+    for strategy in sorted(present):
+        k = contrasts.get((strategy, verdict_level)) if strategy in verdict_controls else None
+        if k is None and (strategy, verdict_level) in values:
+            k = _contrast(values.get((ticket, verdict_level), []),
+                          values[(strategy, verdict_level)], sign, confidence)
+            k["status"] = _control_status(k, sign, margin)
+        cvals = values.get((strategy, verdict_level))
+        own_match, own_off = _own_matching(values, strategy, pruned, dense, sign, margin,
+                                           confidence)
+        control_rows.append(dict(
+            strategy=strategy, label=strategy_label(strategy),
+            in_verdict=strategy in verdict_controls,
+            mean_control=float(np.mean(cvals)) if cvals is not None else np.nan,
+            diff=k["diff"] if k else np.nan, ci_low=k["ci_low"] if k else np.nan,
+            ci_high=k["ci_high"] if k else np.nan,
+            hedges_g=_hedges_g(values.get((ticket, verdict_level), np.array([])), cvals)
+            if cvals is not None else np.nan,
+            p_value=_two_sided(k), p_one_sided=k["p_better"] if k else np.nan,
+            decision=k["status"] if k else "not run",
+            n_control=0 if cvals is None else len(cvals),
+            ticket_beats=bool(k and k["status"] == "beats"),
+            equivalent=bool(k and k["status"] == "equivalent"),
+            matches_dense=verdict_level in own_match, matching_level=min(own_match)
+            if own_match else np.nan, falls_off_at=own_off))
+    control_table = pd.DataFrame(control_rows, columns=_CONTROL_COLUMNS)
+
+    power = None
+    if outcome == "inconclusive" and reason in ("too_little_power", "matching_undecided"):
+        at = [contrasts[(c, verdict_level)] for c in verdict_controls
+              if (c, verdict_level) in contrasts]
+        if reason == "matching_undecided" and first is not None:
+            at = [_contrast(values.get((ticket, first["weights_remaining"]), []), dense,
+                            sign, confidence)]
+        power = _power_statement(at, margin, alpha, percent)
+
+    counts = df.groupby(["strategy", "weights_remaining"]).size()
+    n_trials = int(counts.min()) if len(counts) else 0
     notes = _evidence_warnings(n_trials, n_test, percent)
     if stopped:
         notes.append(_stopped_note(stopped))
-    if not has_reinit:
-        notes.append(
-            "No random re-initialisation control ('random', 'scratch_e' or 'scratch_b') "
-            "was run, so matching dense cannot be attributed to the initialisation."
-        )
-    elif outcome == "no_ticket_effect":
-        weak = control_table[control_table["in_verdict"] & ~control_table["ticket_beats"]
-                             & ~control_table["matches_dense"]]
-        if len(weak):
-            labels = _join(list(weak["label"]))
-            notes.append(
-                f"{labels[0].upper() + labels[1:]} fall{'s' if len(weak) == 1 else ''} short "
-                "of dense but not significantly below the ticket: more trials may "
-                "separate them."
-            )
+    heavy = [r["weights_remaining"] for r in rows
+             if r["lost"] > max_lost and r["weights_remaining"] in set(matching) & set(
+                 winning_side)]
+    if heavy:
+        notes.append(f"Levels {_join([format_level(v) for v in heavy])} cannot carry a winning "
+                     f"ticket: more than {100 * max_lost:.0f} % of a strategy's trials were lost "
+                     "there (cut short, diverged or lost).")
+    und = _undertrained(raw)
+    if und:
+        notes.append(und)
+    at_level = table[table["weights_remaining"] == verdict_level] if len(table) else table
+    sparsest = rows[-1] if rows else None
+    family = (f"matching dense within ±{_fmt_amount(margin, percent)} tested level by level "
+              "from the least pruned downward, the advantage over every control "
+              f"({_join([strategy_label(c) for c in verdict_controls]) or 'none'}) from the "
+              "most pruned upward, each sequence stopping at the first level where it is "
+              f"not shown (fixed-sequence tests, one-sided at {100 * alpha / 2:g} %, "
+              f"{100 * confidence:g} % intervals; at most {100 * alpha:g} % chance of any "
+              "false winning claim)")
     return dict(
         verdict=outcome,
-        reason=None if outcome is not None else "no_control",
-        incomplete=incomplete,
-        runs_cut_short=stopped,
+        reason=reason,
         verdict_level=float(verdict_level),
-        verdict_controls=verdict_controls,
-        n_tests=n_tests,
-        family=family_text,
-        tests=family.reset_index(drop=True),
-        n_trials=n_trials,
-        n_test=n_test,
-        notes=notes,
-        metric=metric,
-        ticket=ticket,
-        alpha=alpha,
-        confidence=confidence,
-        greater_is_better=bool(greater_is_better),
-        percent=percent,
-        dense_mean=base["mean"],
-        dense_std=base["std"],
-        dense_n=base["n"],
-        dense_level=dense_level,
-        threshold=threshold,
-        levels=levels,
-        ticket_matching_level=match_level,
-        ticket_matching_levels=all_matching,
-        ticket_winning_levels=sorted(winning, reverse=True),
-        ticket_falls_off_at=tick_off,
-        ticket_mean=float(at_level["mean"].iloc[0]) if len(at_level) else np.nan,
-        ticket_std=float(at_level["std"].iloc[0]) if len(at_level) else np.nan,
-        sparsest_level=float(sparsest["weights_remaining"]) if sparsest is not None else np.nan,
-        ticket_mean_sparsest=float(sparsest["mean"]) if sparsest is not None else np.nan,
+        margin=margin,
+        power=power,
+        family=family,
+        n_tests=int(sum(np.isfinite(k["ci_low"]) for k in contrasts.values())
+                    + sum(np.isfinite(r["vs_dense_ci_low"]) for r in rows)),
+        levels_table=table,
+        tests=tests,
         controls=control_table,
+        n_trials=n_trials,
+        notes=notes,
+        dense_mean=dense_mean,
+        dense_std=dense_std,
+        dense_n=int(len(dense)),
+        dense_level=dense_level,
+        threshold=dense_mean - sign * margin,
+        levels=levels,
+        ticket_matching_level=min(matching) if matching else np.nan,
+        ticket_matching_levels=matching,
+        ticket_winning_levels=winning,
+        ticket_equivalent_levels=equivalent,
+        ticket_falls_off_at=next((r["weights_remaining"] for r in rows
+                                  if r["match"] != "matches"), np.nan),
+        ticket_mean=float(at_level["ticket_mean"].iloc[0]) if len(at_level) else np.nan,
+        ticket_std=float(at_level["ticket_std"].iloc[0]) if len(at_level) else np.nan,
+        sparsest_level=sparsest["weights_remaining"] if sparsest else np.nan,
+        ticket_mean_sparsest=sparsest["ticket_mean"] if sparsest else np.nan,
+        **common,
     )
 
 
+def _two_sided(k):
+    if not k:
+        return np.nan
+    p = 2 * min(k["p_better"], k["p_worse"])
+    return float(min(1.0, p)) if np.isfinite(p) else np.nan
+
+
+def _own_matching(values, strategy, pruned, dense, sign, margin, confidence):
+    """A strategy's own matching levels (unbroken from dense) and where that stops."""
+    run = []
+    for lvl in pruned:
+        v = values.get((strategy, lvl))
+        if v is None:
+            continue
+        if _match_status(_contrast(v, dense, sign, confidence), sign, margin) != "matches":
+            return run, lvl
+        run.append(lvl)
+    return run, np.nan
+
+
+def _fmt_amount(x, percent):
+    if not percent:
+        return f"{x:.3g}"
+    return f"{100 * x:.3g} point{'' if round(100 * x, 3) == 1 else 's'}"
+
+
+def _undertrained(raw):
+    """A note when early stop falls on the last evaluation in most runs (undertraining)."""
+    if not {"early_stop_iteration", "n_iter"} <= set(raw.columns):
+        return None
+    es = pd.to_numeric(raw["early_stop_iteration"], errors="coerce")
+    n_iter = pd.to_numeric(raw["n_iter"], errors="coerce")
+    ok = es.notna() & n_iter.notna()
+    if not ok.any():
+        return None
+    at_end = int((es[ok] >= n_iter[ok]).sum())
+    if at_end * 2 <= int(ok.sum()):
+        return None
+    return (f"Undertrained: in {at_end} of {int(ok.sum())} rounds the minimum validation loss "
+            "fell on the last evaluation, so training stopped before the validation loss "
+            "turned; early-stop iterations and accuracies at early stop mean little here "
+            "(train longer).")
+
+
+def _empty_summary(common, reason, stopped):
+    """The summary when nothing can be judged (no dense run of the ticket)."""
+    notes = ["No run of the ticket completed its dense round (round 0), so there is "
+             "nothing to judge."]
+    if stopped:
+        notes.append(_stopped_note(stopped))
+    nan = float("nan")
+    return dict(
+        verdict="inconclusive", reason=reason, verdict_level=nan, margin=nan, power=None,
+        family="no tests", n_tests=0, levels_table=pd.DataFrame(),
+        tests=pd.DataFrame(columns=_TEST_COLUMNS),
+        n_trials=0, notes=notes, dense_mean=nan, dense_std=nan, dense_n=0, dense_level=nan,
+        threshold=nan, levels=[], ticket_matching_level=nan, ticket_matching_levels=[],
+        ticket_winning_levels=[], ticket_equivalent_levels=[], ticket_falls_off_at=nan,
+        ticket_mean=nan, ticket_std=nan, sparsest_level=nan, ticket_mean_sparsest=nan,
+        controls=pd.DataFrame(columns=_CONTROL_COLUMNS), **common,
+    )
+
+
+_TEST_COLUMNS = [
+    "strategy", "weights_remaining", "mean_ticket", "mean_control", "diff", "ci_low",
+    "ci_high", "p_value", "p_one_sided", "decision", "hedges_g", "n_ticket", "n_control",
+    "tested_in",
+]
+
 _CONTROL_COLUMNS = [
-    "strategy", "label", "in_verdict", "falls_off_at", "matching_level", "mean_control",
-    "matches_dense", "diff", "ci_low", "ci_high", "hedges_g", "p_value", "p_holm",
-    "n_control", "ticket_beats",
+    "strategy", "label", "in_verdict", "mean_control", "diff", "ci_low", "ci_high",
+    "hedges_g", "p_value", "p_one_sided", "decision", "n_control", "ticket_beats",
+    "equivalent", "matches_dense", "matching_level", "falls_off_at",
 ]
 
 #: ``stop_reason`` values of runs that did not run to their end.
@@ -457,33 +772,6 @@ def _incomplete_note(results):
         return (f"INCOMPLETE: {status.get('lost', 0)} of {total} runs were lost with their "
                 "worker; this verdict is from incomplete data.")
     return None
-
-
-def _no_data_summary(results, ticket, metric, alpha, confidence, stopped, incomplete,
-                     greater_is_better):
-    """The summary when no dense run of the ticket completed: nothing can be judged."""
-    notes = ["No run of the ticket completed its dense round (round 0), so there is "
-             "nothing to judge."]
-    if stopped:
-        notes.append(_stopped_note(stopped))
-    nan = float("nan")
-    return dict(
-        verdict=None, reason="no_data", incomplete=incomplete, runs_cut_short=stopped,
-        verdict_level=nan, verdict_controls=[], n_tests=0, family="no tests",
-        tests=pd.DataFrame(columns=["strategy", "weights_remaining", "p_holm"]),
-        n_trials=0, n_test=None, notes=notes, metric=metric, ticket=ticket, alpha=alpha,
-        confidence=confidence,
-        greater_is_better=bool(_infer_greater_is_better(metric)
-                               if greater_is_better is None else greater_is_better),
-        percent="acc" in metric,
-        dense_mean=nan, dense_std=nan, dense_n=0, dense_level=nan, threshold=nan, levels=[],
-        ticket_matching_level=nan, ticket_matching_levels=[], ticket_winning_levels=[],
-        ticket_falls_off_at=nan, ticket_mean=nan, ticket_std=nan, sparsest_level=nan,
-        ticket_mean_sparsest=nan,
-        controls=pd.DataFrame({c: pd.Series(dtype=float if c not in (
-            "strategy", "label", "in_verdict", "matches_dense", "ticket_beats") else object)
-            for c in _CONTROL_COLUMNS}),
-    )
 
 
 def format_level(level):
@@ -536,12 +824,11 @@ def _fmt_p(p):
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def _fmt_test(row, percent, corrected=True):
+def _fmt_test(row, percent):
+    """'random reinit by +3.1 points (CI +1.0 to +5.2), Hedges' g 1.20, one-sided p = 0.004'."""
     g = "n/a" if not np.isfinite(row.hedges_g) else f"{row.hedges_g:.2f}"
-    p = row.p_holm if corrected else row.p_value
-    name = "Holm " if corrected else ""
     return (f"{row.label} by {_fmt_diff(row, percent)}, Hedges' g {g}, "
-            f"{name}{_fmt_p(p)}")
+            f"one-sided {_fmt_p(row.p_one_sided)}")
 
 
 def _join(items):
@@ -563,12 +850,15 @@ def verdict(summary):
     -------
     sentence : str
         Starts with the outcome (``"Winning ticket: "``, ``"No ticket
-        effect: "``, ``"No ticket: "``), names the level, the ticket's and
-        dense's values, and for every control the difference (ticket -
-        control) with its confidence interval, Hedges' g and the
-        Holm-corrected p-value; then the test family, the number of trials and
-        test samples, and any warning about weak evidence. The differences are
-        in percentage points for accuracies.
+        effect: "``, ``"No ticket: "``, ``"Inconclusive: "``; an
+        interruption warning comes first), names the level, the ticket's and
+        dense's values with the difference and its interval, and for every
+        control the difference (ticket - control) with its interval, Hedges'
+        g and the one-sided p-value; then the testing procedure (the family),
+        the margin, the number of trials and test samples, for an
+        inconclusive verdict why and how many trials would decide, and any
+        warning about weak evidence. The differences are in percentage
+        points for accuracies.
 
     See Also
     --------
@@ -576,55 +866,68 @@ def verdict(summary):
     summary_row : The same as one table row.
     """
     prefix = (summary["incomplete"] + " ") if summary.get("incomplete") else ""
-    if summary["verdict"] is None and summary.get("reason") == "no_data":
-        return prefix + "Cannot tell: " + " ".join(summary.get("notes", []))
+    outcome = summary["verdict"]
+    if outcome == "inconclusive" and summary.get("reason") == "no_data":
+        return prefix + "Inconclusive: " + " ".join(summary.get("notes", []))
     percent = summary["percent"]
     name = strategy_label(summary["ticket"])
     dense = format_value(summary["dense_mean"], summary["dense_std"], percent)
     level = format_level(summary["verdict_level"])
     ticket_value = format_value(summary["ticket_mean"], summary["ticket_std"], percent)
     controls = summary["controls"]
-    judged = controls[controls["in_verdict"] & np.isfinite(controls["diff"])]
+    judged = controls[controls["in_verdict"] & controls["diff"].notna()]
     conf = f"{100 * summary['confidence']:g} %"
-    outcome = summary["verdict"]
-    if outcome is None:
-        sentence = ("Cannot tell whether this is a winning ticket: no random "
-                    "re-initialisation control was run. ")
-        if np.isnan(summary["ticket_matching_level"]):
-            sentence += f"The {name} falls short of dense ({dense}) at {level} weights."
-        else:
-            sentence += (f"The {name} matches dense ({dense}) down to "
-                         f"{format_level(summary['ticket_matching_level'])} weights.")
-    elif outcome == "no_ticket":
-        sentence = (f"No ticket: the {name} already falls short of dense at {level} weights "
-                    f"({ticket_value} vs dense {dense}), before any control is beaten.")
-    elif outcome == "winning_ticket":
-        tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
+    margin = _fmt_amount(summary["margin"], percent)
+    table = summary["levels_table"]
+    vs_dense = ""
+    if len(table) and (table["weights_remaining"] == summary["verdict_level"]).any():
+        r = table[table["weights_remaining"] == summary["verdict_level"]].iloc[0]
+        d = SimpleNamespace(diff=r["vs_dense"], ci_low=r["vs_dense_ci_low"],
+                            ci_high=r["vs_dense_ci_high"])
+        vs_dense = f", ticket - dense {_fmt_diff(d, percent)}"
+    tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
+    at = f"At {level}: {tests} ({conf} CIs of the difference, ticket - control)." \
+        if tests else ""
+    if outcome == "winning_ticket":
         sentence = (f"Winning ticket: at {level} weights the {name} matches dense "
-                    f"({ticket_value} vs {dense}) and beats every control: {tests} "
-                    f"({conf} CIs of the difference, ticket - control).")
+                    f"({ticket_value} vs {dense}{vs_dense}, within the margin of {margin}) "
+                    f"and beats every control. {at}")
+    elif outcome == "no_ticket_effect":
+        sentence = (f"No ticket effect: down to {level} weights the {name} matches dense "
+                    f"({ticket_value} vs {dense}{vs_dense}) and every control is shown "
+                    f"equivalent to it within ±{margin}: the initialisation does not matter "
+                    f"there. {at}")
+    elif outcome == "no_ticket" and summary["ticket_matching_levels"]:
+        better = judged[judged["decision"] == "worse"]
+        sentence = (f"No ticket: the {name} matches dense down to {level} weights "
+                    f"({ticket_value} vs {dense}{vs_dense}), but "
+                    f"{_join(list(better['label']))} {'is' if len(better) == 1 else 'are'} "
+                    f"shown better than it at every matching level. {at}")
+    elif outcome == "no_ticket":
+        sentence = (f"No ticket: the {name} already falls short of dense by more than "
+                    f"{margin} at {level} weights ({ticket_value} vs {dense}{vs_dense}).")
     else:
-        not_beaten = judged[~judged["ticket_beats"]]
-        match = not_beaten[not_beaten["matches_dense"]]
-        worse = not_beaten[~not_beaten["matches_dense"]]
-        beaten = judged[judged["ticket_beats"]]
-        parts = []
-        if len(match):
-            parts.append(f"{_join(list(match['label']))} match{'es' if len(match) == 1 else ''}"
-                         " dense there too")
-        if len(worse):
-            parts.append(f"{_join(list(worse['label']))} {'is' if len(worse) == 1 else 'are'} "
-                         "not significantly worse")
-        how = " and ".join(parts)
-        if len(beaten):
-            how += f" (it does beat {_join(list(beaten['label']))})"
-        tests = "; ".join(_fmt_test(r, percent) for r in judged.itertuples())
-        sentence = (f"No ticket effect: the {name} matches dense down to {level} weights "
-                    f"({ticket_value} vs {dense}), but {how}: at no matching level does it "
-                    f"beat every control. At {level}: {tests} "
-                    f"({conf} CIs of the difference, ticket - control).")
+        why = INCONCLUSIVE_REASONS.get(summary.get("reason"), "the evidence decides nothing")
+        if summary.get("reason") == "too_little_power":
+            where = (f"The {name} matches dense down to {level} weights ({ticket_value} vs "
+                     f"{dense}{vs_dense}), but the controls were neither beaten nor shown "
+                     f"equivalent within ±{margin} at any matching level. {at}")
+        elif summary.get("reason") == "matching_undecided":
+            where = (f"At {level} weights ({ticket_value} vs {dense}{vs_dense}) the {name} "
+                     f"is neither shown to match dense within {margin} nor to fall short.")
+        elif summary.get("reason") == "no_control":
+            where = ("Matching dense says nothing about winning tickets without a random "
+                     "re-initialisation control ('random', 'scratch_e' or 'scratch_b').")
+        else:
+            where = ""
+        sentence = f"Inconclusive: cannot tell ({why}). {where}".rstrip() + " "
+        power = summary.get("power")
+        if power:
+            sentence += power["text"][0].upper() + power["text"][1:] + "."
+        sentence = sentence.rstrip()
     n_test = summary.get("n_test")
-    sentence += (f" Family: {summary['family']}. {summary['n_trials']} trial"
+    sentence = sentence.rstrip()
+    sentence += (f" Tests: {summary['family']}. {summary['n_trials']} trial"
                  f"{'s' if summary['n_trials'] != 1 else ''}"
                  + (f", {n_test} test samples per trial." if n_test else "."))
     for note in summary.get("notes", []):
@@ -646,13 +949,15 @@ def summary_row(summary, control="random"):
     Returns
     -------
     row : dict
-        ``verdict``, ``level`` (the verdict level, % weights),
-        ``winning_level`` (sparsest winning level, NaN unless
-        ``'winning_ticket'``), ``ticket_mean``, ``dense_mean``,
-        ``dense_std``, ``control``, ``diff``, ``ci_low``, ``ci_high``,
-        ``hedges_g``, ``p_holm`` (ticket - control at the verdict level),
-        ``n_tests``, ``n_trials``, ``n_test``, ``notes``, ``incomplete`` (the
-        interruption warning, or '') and ``sentence``.
+        ``verdict``, ``reason`` (why inconclusive, or ''), ``level`` (the
+        verdict level, % weights), ``winning_level`` (sparsest winning
+        level, NaN unless ``'winning_ticket'``), ``margin``,
+        ``ticket_mean``, ``dense_mean``, ``dense_std``, ``control``,
+        ``diff``, ``ci_low``, ``ci_high``, ``hedges_g``, ``p_one_sided`` and
+        ``decision`` (ticket - control at the verdict level), ``mdd`` and
+        ``trials_needed`` (the power statement of an inconclusive verdict, or
+        NaN), ``n_tests``, ``n_trials``, ``n_test``, ``notes``,
+        ``incomplete`` (the interruption warning, or '') and ``sentence``.
 
     See Also
     --------
@@ -662,10 +967,13 @@ def summary_row(summary, control="random"):
     c = summary["controls"].set_index("strategy")
     get = (lambda k: c.loc[control, k]) if control in c.index else (lambda k: np.nan)
     winning = summary["ticket_winning_levels"]
+    power = summary.get("power") or {}
     return dict(
         verdict=summary["verdict"],
+        reason=summary.get("reason") or "",
         level=summary["verdict_level"],
         winning_level=min(winning) if winning else np.nan,
+        margin=summary.get("margin", np.nan),
         ticket_mean=summary["ticket_mean"],
         dense_mean=summary["dense_mean"],
         dense_std=summary["dense_std"],
@@ -674,7 +982,10 @@ def summary_row(summary, control="random"):
         ci_low=get("ci_low"),
         ci_high=get("ci_high"),
         hedges_g=get("hedges_g"),
-        p_holm=get("p_holm"),
+        p_one_sided=get("p_one_sided"),
+        decision=get("decision") if control in c.index else "not run",
+        mdd=power.get("mdd", np.nan),
+        trials_needed=power.get("trials_needed", np.nan),
         n_tests=summary["n_tests"],
         n_trials=summary["n_trials"],
         n_test=summary["n_test"],
@@ -685,16 +996,14 @@ def summary_row(summary, control="random"):
 
 
 def tickets_exist(results, conditions, *, ticket="rewind", control="random",
-                  metric="test_acc", alpha=0.05):
+                  metric="test_acc", alpha=0.05, margin=None):
     """Where do winning tickets exist? One row per condition x pruning level.
 
-    A ticket *exists* at a level when its mean ``metric`` matches dense
-    (mean >= dense mean - dense std, Frankle & Carbin's definition) **and** it
-    beats ``control`` significantly: Welch's t-test in the ticket's favour,
-    Holm-corrected over the pruned levels of that condition (the family of
-    one condition: ``control`` at every pruned level). Each condition also
-    gets the three-way verdict of :func:`matching_summary` with ``control``
-    as the only control.
+    Each condition gets the verdict of :func:`matching_summary` with
+    ``control`` as the only control; a ticket *exists* at a level when that
+    verdict's procedure claims a winning ticket there (it matches dense within
+    the margin and beats the control, both shown within their fixed
+    sequences; see :func:`matching_summary`).
 
     Parameters
     ----------
@@ -706,16 +1015,20 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
         Ticket strategy and the control it must beat.
     metric : str, default='test_acc'
     alpha : float, default=0.05
-        Family-wise significance level per condition.
+        Error rate of each condition's verdict.
+    margin : float, default=None
+        Equivalence margin (see :func:`matching_summary`).
 
     Returns
     -------
     table : pandas.DataFrame
         Columns: conditions, ``weights_remaining``, ``ticket_mean``,
         ``control_mean``, ``diff`` (ticket - control), ``ci_low``,
-        ``ci_high`` (95 % Welch interval of the difference), ``hedges_g``,
-        ``p_value``, ``p_holm``, ``matches_dense``, ``ticket_exists`` and
-        ``verdict`` (the condition's verdict, repeated on its rows).
+        ``ci_high`` (the ``1 - alpha`` Welch interval of the difference),
+        ``hedges_g``, ``p_value``, ``p_one_sided``, ``decision`` (ticket vs
+        control: beats, equivalent, worse or undecided), ``matches_dense``,
+        ``ticket_exists``, ``verdict`` and ``reason`` (the condition's
+        verdict, repeated on its rows).
 
     See Also
     --------
@@ -729,8 +1042,6 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
        Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     .. [2] Liu, Z., Sun, M., Zhou, T., Huang, G. and Darrell, T. (2019).
        Rethinking the Value of Network Pruning. ICLR. arXiv:1810.05270.
-    .. [3] Holm, S. (1979). A Simple Sequentially Rejective Multiple Test
-       Procedure. Scandinavian Journal of Statistics, 6(2), 65-70.
     """
     conditions = list(conditions)
     rows = []
@@ -738,18 +1049,18 @@ def tickets_exist(results, conditions, *, ticket="rewind", control="random",
         key = key if isinstance(key, tuple) else (key,)
         sub = sub[sub["strategy"].isin([ticket, control])].drop(columns=conditions)
         summary = matching_summary(sub, ticket=ticket, metric=metric, alpha=alpha,
-                                   controls=[control])
-        ticket_curve_ = summarize_curve(sub[sub["strategy"] == ticket], metric=metric)
-        ticket_means = dict(zip(ticket_curve_["weights_remaining"], ticket_curve_["mean"]))
+                                   controls=[control], margin=margin)
+        matching = set(summary["ticket_matching_levels"])
+        winning = set(summary["ticket_winning_levels"])
         for c in summary["tests"].itertuples():
-            matches = _matches(ticket_means[c.weights_remaining], summary["threshold"],
-                               summary["greater_is_better"])
+            lvl = float(c.weights_remaining)
             rows.append({**dict(zip(conditions, key)),
                          "weights_remaining": c.weights_remaining,
                          "ticket_mean": c.mean_ticket, "control_mean": c.mean_control,
                          "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                         "hedges_g": c.hedges_g, "p_value": c.p_value, "p_holm": c.p_holm,
-                         "matches_dense": bool(matches),
-                         "ticket_exists": bool(matches and c.ticket_beats),
-                         "verdict": summary["verdict"]})
+                         "hedges_g": c.hedges_g, "p_value": c.p_value,
+                         "p_one_sided": c.p_one_sided, "decision": c.decision,
+                         "matches_dense": lvl in matching,
+                         "ticket_exists": lvl in winning,
+                         "verdict": summary["verdict"], "reason": summary["reason"] or ""})
     return pd.DataFrame(rows)
