@@ -36,6 +36,7 @@ from .curves import (
 )
 
 __all__ = [
+    "claim_test",
     "VERDICTS",
     "VERDICT_CONTROLS",
     "REINIT_CONTROLS",
@@ -654,6 +655,64 @@ def matching_summary(
         ticket_mean_sparsest=sparsest["ticket_mean"] if sparsest else np.nan,
         **common,
     )
+
+
+def claim_test(a, b, claim="greater", *, margin=None, alpha=0.05, greater_is_better=True):
+    """Test one directional claim about two groups of trials, as the verdicts do.
+
+    Parameters
+    ----------
+    a, b : array-like of float
+        The trials of the two groups (e.g. the ticket's and a control's test
+        accuracies at one level).
+    claim : {'greater', 'not_worse', 'equivalent'}, default='greater'
+        ``'greater'``: ``a`` is better than ``b`` (the lower bound of the
+        ``1 - alpha`` Welch interval of ``a - b`` above 0, in the metric's
+        direction); ``'not_worse'``: ``a`` is not worse than ``b`` by more
+        than ``margin`` (non-inferiority: the lower bound above ``-margin``);
+        ``'equivalent'``: ``a`` and ``b`` differ by less than ``margin``
+        (TOST: the interval inside ``(-margin, margin)``).
+    margin : float, default=None
+        Needed for ``'not_worse'`` and ``'equivalent'``.
+    alpha : float, default=0.05
+        The interval's coverage is ``1 - alpha`` (each one-sided test at
+        ``alpha / 2``).
+    greater_is_better : bool, default=True
+        False for metrics where lower is better (e.g. early-stop iterations):
+        "better" then means lower.
+
+    Returns
+    -------
+    result : dict
+        ``diff`` (``a - b``), ``ci_low``, ``ci_high``, ``p_one_sided`` (for
+        "a better than b"), ``shown`` (the claim is significant), ``direction``
+        (the point estimate agrees with the claim) and ``outcome``: ``'yes'``
+        when shown, ``'partly'`` when only the direction holds, ``'no'``
+        otherwise (``'n/a'`` when a group has fewer than 2 trials).
+
+    See Also
+    --------
+    matching_summary : The verdict, built on the same tests.
+    """
+    if claim not in ("greater", "not_worse", "equivalent"):
+        raise ValueError(f"claim must be 'greater', 'not_worse' or 'equivalent', got {claim!r}.")
+    if claim != "greater" and margin is None:
+        raise ValueError(f"claim={claim!r} needs a margin.")
+    sign = 1.0 if greater_is_better else -1.0
+    k = _contrast(a, b, sign, 1.0 - alpha)
+    lo, hi = _better_bounds(k, sign)
+    d = sign * k["diff"]
+    if claim == "greater":
+        shown, direction = bool(lo > 0), bool(d > 0)
+    elif claim == "not_worse":
+        shown, direction = bool(lo > -margin), bool(d > -margin)
+    else:
+        shown, direction = bool(lo > -margin and hi < margin), bool(abs(d) < margin)
+    usable = k["n_a"] >= 2 and k["n_b"] >= 2 and np.isfinite(lo)
+    outcome = "n/a" if not usable else ("yes" if shown else "partly" if direction else "no")
+    return dict(diff=k["diff"], ci_low=k["ci_low"], ci_high=k["ci_high"],
+                p_one_sided=k["p_better"], shown=shown, direction=direction,
+                outcome=outcome, n_a=k["n_a"], n_b=k["n_b"])
 
 
 def _two_sided(k):
