@@ -139,31 +139,73 @@ def _infer_greater_is_better(metric):
     return not any(k in lowered for k in lower_is_better)
 
 
+#: A standard deviation at most this fraction of the largest magnitude among
+#: the values is taken as floating-point rounding, not as spread (see
+#: :func:`_is_rounding`).
+_SPREAD_RTOL = 1e-10
+
+
+def _is_rounding(spread, *groups):
+    """Whether ``spread`` (a std or standard error) is float rounding of the values.
+
+    A metric that went through a few float operations (``k / n_test``, a
+    mean, a conversion to percent) carries a relative error of a few hundred
+    ulps, about 1e-13; real spreads of measured metrics are far larger (an
+    accuracy moves by ``1 / n_test``, at least 1e-9 for a billion test
+    samples). 1e-10 lies between the two, three orders of magnitude above
+    the rounding and one below the finest real spread.
+    """
+    scale = max((float(np.max(np.abs(g))) for g in groups if len(g)), default=0.0)
+    return not spread > _SPREAD_RTOL * scale
+
+
 def _hedges_g(a, b):
-    """Hedges' g of ``mean(a) - mean(b)``; NaN if undefined."""
+    """Hedges' g of ``mean(a) - mean(b)``; NaN if undefined.
+
+    Undefined with fewer than two values in a group, and when the pooled
+    standard deviation is zero or float rounding (:func:`_is_rounding`):
+    dividing by rounding would give an effect size of 1e14 or more.
+    """
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return np.nan
     dof = na + nb - 2
     sp = math.sqrt(((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / dof)
-    if sp == 0:
+    if _is_rounding(sp, a, b):
         return np.nan
     j = 1.0 - 3.0 / (4.0 * dof - 1.0)
     return j * (np.mean(a) - np.mean(b)) / sp
 
 
+def _difference(a, b):
+    """``mean(a) - mean(b)``, exactly 0 when it is float rounding (:func:`_is_rounding`)."""
+    diff = float(np.mean(a) - np.mean(b))
+    return 0.0 if _is_rounding(abs(diff), a, b) else diff
+
+
+def _constant(a, b, diff, out):
+    """The test of two groups that are constant up to float rounding (None otherwise).
+
+    The difference is then exact (a zero-width interval) and the test
+    undefined: a statistic or p-value computed from rounding would be noise.
+    """
+    sp = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    if not _is_rounding(sp, a, b):
+        return None
+    out.update(ci_low=diff, ci_high=diff)
+    return out
+
+
 def _welch(a, b, confidence):
     na, nb = len(a), len(b)
-    diff = np.mean(a) - np.mean(b)
-    out = dict(ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
+    diff = _difference(a, b)
+    out = dict(diff=diff, ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
     if na < 2 or nb < 2:
+        return out
+    if _constant(a, b, diff, out) is not None:
         return out
     va, vb = np.var(a, ddof=1) / na, np.var(b, ddof=1) / nb
     se = math.sqrt(va + vb)
-    if se == 0:
-        # Both groups are constant: the difference is exact, the test undefined.
-        out.update(ci_low=diff, ci_high=diff)
-        return out
     dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     half = _sps.t.ppf(0.5 + confidence / 2, dof) * se
     with warnings.catch_warnings():
@@ -182,9 +224,11 @@ def _welch(a, b, confidence):
 
 def _bootstrap(a, b, confidence, n_bootstrap, rng):
     na, nb = len(a), len(b)
-    diff = np.mean(a) - np.mean(b)
-    out = dict(ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
+    diff = _difference(a, b)
+    out = dict(diff=diff, ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
     if na < 2 or nb < 2:
+        return out
+    if _constant(a, b, diff, out) is not None:
         return out
     boot = a[rng.integers(0, na, size=(n_bootstrap, na))].mean(axis=1) - b[
         rng.integers(0, nb, size=(n_bootstrap, nb))
@@ -469,8 +513,17 @@ def compare_to_ticket(
     -----
     When either group has fewer than two values, the interval, statistic,
     p-value and effect size are NaN (the means and ``diff`` are still
-    given). When both groups are constant, the Welch interval collapses to
-    ``diff`` and the statistic, p-value and effect size are NaN.
+    given). When both groups are constant, the interval collapses to
+    ``diff`` and the statistic, p-value and effect size are NaN. "Constant"
+    and "zero" allow for float rounding: a standard deviation (or standard
+    error, or difference of means) at most 1e-10 times the largest
+    magnitude among the values is rounding, not data (values of 0.9 that
+    differ in the last bit would otherwise give a Hedges' g of 1e15), and
+    such a difference is reported as exactly 0.
+    The tolerance sits three orders of magnitude above the rounding a
+    metric accumulates in a few float operations (about 1e-13) and one below
+    the finest real spread of an accuracy (1e-9 for a billion test
+    samples).
 
     References
     ----------
@@ -527,7 +580,6 @@ def compare_to_ticket(
                 weights_remaining=lvl,
                 mean_ticket=float(np.mean(a)),
                 mean_control=float(np.mean(b)),
-                diff=float(np.mean(a) - np.mean(b)),
                 **res,
                 hedges_g=_hedges_g(a, b),
                 n_ticket=len(a),
