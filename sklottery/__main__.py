@@ -567,9 +567,11 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
         f"Random re-initialisation controls: "
         f"{esc(', '.join(strategy_label(c) for c in REINIT_CONTROLS))}.</li>",
         "<li>Table cells and figure lines are mean ± standard deviation over trials. "
-        "Shaded bands in the figures are ±1 standard deviation; confidence intervals of "
-        "accuracies in summary.csv are percentile-bootstrap intervals over trials "
-        "(inside [0, 100] %).</li></ul>",
+        "Shaded bands in the figures are ±1 standard deviation; confidence intervals in "
+        "summary.csv are 95 % Student t intervals of the mean over trials, clipped to "
+        "the range the mean can take ([0, 100] % for accuracies, widened to the Wilson "
+        "interval of the test samples; [0, training length] for the early-stop "
+        "iteration).</li></ul>",
     ]
     n_cut = sum(len(sec["cut"]) for sec in sections)
     parts.append("<h3>Runs cut short</h3>")
