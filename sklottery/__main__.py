@@ -504,11 +504,12 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.92em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4;white-space:normal;vertical-align:bottom}td:first-child,th:first-child{text-align:left}
+table.summary{font-size:.85em;max-width:100%}table.summary td,table.summary th{padding:3px 6px}
 .verdict{padding:.6em .8em;border-left:5px solid #888;background:#f6f6f6}
 .winning_ticket{border-color:#2e7d32;background:#eef6ee}
 .no_ticket_effect{border-color:#b26a00;background:#fdf5e6}
 .no_ticket{border-color:#b71c1c;background:#fbeeee}
-.badge{font-weight:600;padding:1px 6px;border-radius:3px;color:#fff}
+.badge{font-weight:600;padding:1px 6px;border-radius:3px;color:#fff;display:inline-block}
 .badge.winning_ticket{background:#2e7d32}.badge.no_ticket_effect{background:#b26a00}
 .badge.no_ticket{background:#b71c1c}.badge.none{background:#555}
 .inconclusive{border-color:#455a64;background:#eef1f3}.badge.inconclusive{background:#455a64}
@@ -538,13 +539,27 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
     controls = [s for s in strategies if s in VERDICT_CONTROLS]
     summary = _summary_frame(sections)
     badges = summary.copy()
+    for col in badges.columns:  # to_html(escape=False) below: escape by hand
+        badges[col] = [v if not isinstance(v, str) else esc(v) for v in badges[col]]
     badges["verdict"] = [f"<span class='badge {_badge_class(v)}'>{esc(str(v))}</span>"
                          for v in summary["verdict"]]
+    # The summary must fit the text column: the verdict (which may read "n/a
+    # (interrupted: ...)") and the interval columns may wrap, an interval only
+    # between the difference and its brackets.
+    intervals = [col for col in badges.columns if "CI" in col]
+    for col in intervals:
+        badges[col] = [v.replace(", ", ",\u00a0") if isinstance(v, str) else v
+                       for v in badges[col]]
+    nth = {col: i + 1 for i, col in enumerate(badges.columns)}
+    wrap_css = (",".join(f"table.summary td:nth-child({nth[c]})" for c in ["verdict", *intervals])
+                + "{white-space:normal}"
+                + f"table.summary td:nth-child({nth['verdict']}),"
+                + f"table.summary th:nth-child({nth['verdict']}){{text-align:left}}")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<title>sklottery compare: do winning tickets exist?</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_CSS}{wrap_css}</style></head><body>",
         "<h1>Do winning tickets exist? Winning tickets vs controls</h1>",
         f"<p class='banner'>{esc(banner)}</p>" if banner else "",
         f"<h2 id='summary'>Summary</h2><p>One row per data set, judged on {metric_name}. "
@@ -552,7 +567,16 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
         "sparsest level where the ticket still matches dense otherwise (or the first level "
         "where it falls short); the difference to random re-initialisation is taken "
         "there.</p>",
-        badges.to_html(index=False, escape=False, na_rep="n/a"),
+        badges.to_html(index=False, escape=False, na_rep="n/a", classes="summary"),
+        "<p class='caption'>The interval beside each difference is the 95 % Welch t "
+        "interval the verdict's decision at that level is read from, and the p value is "
+        "the one-sided p of the same test (ticket better than random reinit), so the two "
+        "always agree; no correction for the number of levels is needed, the levels are "
+        "tested in a fixed sequence (see below). <em>Warnings</em> counts the notes that "
+        "come with a verdict (read them in the data set's section), such as weak evidence "
+        "(fewer than 3 trials), a small test set (one test sample worth more than a point "
+        "of accuracy), runs cut short or interrupted, levels that lost too many runs to "
+        "carry a claim, or undertraining.</p>",
         "<h3>How to read the verdicts</h3><ul>",
         "<li><b>winning_ticket</b>: at some pruning level the ticket <em>matches</em> dense "
         "(shown: the lower bound of the 95 % interval of ticket − dense lies above −margin) "
@@ -580,10 +604,19 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
         "control (in percentage points for accuracy, in R² for regression); effect size "
         "is Hedges' g. Random re-initialisation controls: "
         f"{esc(', '.join(strategy_label(c) for c in REINIT_CONTROLS))}.</li>",
+        "<li>Intervals, here and in summary.csv and tests.csv, are per-comparison 95 % "
+        "t intervals: each covers its own difference or mean with 95 % probability, "
+        "with no correction for the number of intervals shown. The verdict's decisions "
+        "are made as the verdict sentence states: each is read off such an interval, "
+        "but a level counts only inside its fixed sequence, so an interval that excludes "
+        "0 at a level the sequence did not reach is no claim, and no "
+        "contradiction.</li>",
         "<li>Table cells and figure lines are mean ± standard deviation over trials. "
-        "Shaded bands in the figures are ±1 standard deviation; confidence intervals of "
-        "accuracies in summary.csv are percentile-bootstrap intervals over trials "
-        "(inside [0, 100] %).</li></ul>",
+        "Shaded bands in the figures are ±1 standard deviation; confidence intervals in "
+        "summary.csv are 95 % Student t intervals of the mean over trials, clipped to "
+        "the range the mean can take ([0, 100] % for accuracies, widened to the Wilson "
+        "interval of the test samples; [0, training length] for the early-stop "
+        "iteration).</li></ul>",
     ]
     n_cut = sum(len(sec["cut"]) for sec in sections)
     parts.append("<h3>Runs cut short</h3>")

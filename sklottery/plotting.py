@@ -425,7 +425,10 @@ class TicketCurveDisplay:
             Draw the dense baseline (requires ``dense_mean``).
         show_training_length : bool, default=True
             For the ``'early_stop_iteration'`` metric, draw a dotted line at
-            ``training_length`` (requires it).
+            ``training_length`` (requires it). The y range then extends at
+            least 8 % of itself above the line, so that the line stays in
+            view when the curves reach it (bands stop there: no run stops
+            after the longest ``n_iter`` of ``results``).
         max_ticks : int or None, default=10
             At most this many levels get an x tick label (evenly spread,
             densest and sparsest always kept); None labels every level.
@@ -468,8 +471,13 @@ class TicketCurveDisplay:
         line_kw = {} if line_kw is None else dict(line_kw)
         fill_kw = {"alpha": 0.2, "linewidth": 0, **(fill_between_kw or {})}
         scale, lower, upper = self._units()
+        # Sticky edges stop the autoscaling margin at a bound the data cannot
+        # pass (0, 100 %), so that a band reaching it touches the frame.
+        sticky = [v for v in (lower, upper) if np.isfinite(v)]
         if self.metric == "early_stop_iteration":
-            # no run stops later than it trains: the longest round bounds the bands
+            # no run stops later than it trains: the longest round bounds the
+            # bands; not sticky, so that the training-length line drawn there
+            # keeps a margin below the frame instead of hiding on it
             longest = None
             if self.results is not None and "n_iter" in self.results.columns:
                 longest = pd.to_numeric(self.results["n_iter"], errors="coerce").max()
@@ -478,7 +486,6 @@ class TicketCurveDisplay:
             if longest is not None and np.isfinite(longest):
                 upper = min(upper, scale * float(longest))
         self.scale_ = scale
-        sticky = [v for v in (lower, upper) if np.isfinite(v)]
 
         def clip(values):
             return np.clip(values, lower, upper)
@@ -542,6 +549,12 @@ class TicketCurveDisplay:
                 length, color="0.35", linestyle=":", linewidth=1.2,
                 label=f"training length ({length:.0f} it.)",
             )
+            # the line is what the panel is read against: keep it in view, with
+            # a margin of 8 % of the range above it
+            bottom, top = ax.get_ylim()
+            bottom = min(bottom, length)
+            if top < length + 0.08 * (length - bottom):
+                ax.set_ylim(bottom, length + 0.08 * (length - bottom))
 
         ax.set_xscale("log")
         ticks = sorted((v for v in levels if v > 0), reverse=True)

@@ -90,6 +90,13 @@ def test_report_structure(compare_out):
     assert re.search(r"versions: sklottery \S+, torch \S+, scikit-learn \S+", html)
     assert "CPU cores" in html and "wall time" in html
     assert "Runs cut short" in html
+    # the intervals say what they are and how the decisions read them, and the
+    # warnings column says what it counts
+    assert "per-comparison 95 % t interval" in html
+    assert "the 95 % Welch t interval the verdict's decision at that level is read from" \
+        in html
+    assert "decisions are made as the verdict sentence states" in html
+    assert "<em>Warnings</em> counts the notes" in html and "weak evidence" in html
     # same digits everywhere: every cell of the tables is '12.3' or '12.3 ± 4.5'
     cells = re.findall(r"<td>([^<]*)</td>", html)
     numeric = [c for c in cells if c and c[0].isdigit() and "±" in c]
@@ -136,18 +143,32 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 def test_report_renders_in_chromium_within_the_page_width(compare_out, tmp_path):
     out, _ = compare_out
     html = (out / "report.html").read_text()
+    # the longest verdict the summary can show: an interrupted data set
+    long_verdict = "n/a (interrupted: 4 of 6 runs completed (2 not run))"
+    first_badge = re.search(r"<span class='badge [^']*'>[^<]*</span>", html).group(0)
+    probe_html = html.replace(first_badge, f"<span class='badge none'>{long_verdict}</span>", 1)
     probe = tmp_path / "probe.html"
-    # the page reports its own layout width in the title
-    probe.write_text(html.replace(
-        "</body>", "<script>document.title='W'+document.documentElement.scrollWidth+'H'"
-                   "+document.documentElement.scrollHeight</script></body>"))
+    # the page reports in its title its layout width and height, and by how many
+    # pixels the right edge of each table passes the text column (body content box)
+    probe.write_text(probe_html.replace("</body>", """<script>
+var b = document.body, cs = getComputedStyle(b);
+var right = b.getBoundingClientRect().right - parseFloat(cs.paddingRight);
+var over = [...document.querySelectorAll('table')].map(
+    t => Math.ceil(t.getBoundingClientRect().right - right));
+document.title = 'W' + document.documentElement.scrollWidth + 'H'
+    + document.documentElement.scrollHeight + 'T' + over.join('_');
+</script></body>"""))
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
               "--window-size=1280,1000"]
     dom = subprocess.run(common + ["--dump-dom", probe.as_uri()], capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    width, height = map(int, re.search(r"<title>W(\d+)H(\d+)</title>", dom).groups())
-    assert width <= 1280  # nothing wider than the window: no horizontal scrolling
-    assert height > 1000
+    width, height, over = re.search(r"<title>W(\d+)H(\d+)T([-\d_]+)</title>", dom).groups()
+    assert int(width) <= 1280  # nothing wider than the window: no horizontal scrolling
+    assert int(height) > 1000
+    over = [int(x) for x in over.split("_")]
+    assert long_verdict in probe_html and "class=\"dataframe summary\"" in probe_html
+    # every table, the summary (first) included, stays inside the text column
+    assert len(over) >= 3 and max(over) <= 0, over
     shot = tmp_path / "report.png"
     subprocess.run(common + [f"--screenshot={shot}", (out / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)

@@ -528,6 +528,32 @@ def test_early_stop_bands_stop_at_the_training_length():
     plt.close("all")
 
 
+def test_training_length_line_is_in_view_below_the_frame():
+    # Early stops at the end of training (bands up to 300 of 300 iterations):
+    # the dotted line must not hide on the top frame, it keeps a margin of at
+    # least 5 % of the y range; the bands (std and CI) still stop at 300.
+    rows = []
+    for t, es in enumerate([200, 300, 300]):
+        for r, lvl in enumerate([100.0, 50.0, 25.0]):
+            rows.append(dict(strategy="rewind", trial=t, round=r, weights_remaining=lvl,
+                             early_stop_iteration=min(300, es + 50 * r), n_iter=300,
+                             test_acc=0.9))
+    for band in ("std", "ci"):
+        disp = TicketCurveDisplay.from_results(pd.DataFrame(rows), kind="early_stop",
+                                               band=band)
+        bottom, top = disp.ax_.get_ylim()
+        assert top - 300 >= 0.05 * (top - bottom)
+        assert bottom <= 300
+        assert _band_y(disp.fill_between_["rewind"]).max() == pytest.approx(300)
+        assert _band_y(disp.fill_between_["rewind"]).min() >= 0
+    # early stops far below the training length: the line is still in view
+    low = pd.DataFrame(rows).assign(early_stop_iteration=lambda d: d["early_stop_iteration"] / 10)
+    disp = TicketCurveDisplay.from_results(low, kind="early_stop")
+    bottom, top = disp.ax_.get_ylim()
+    assert top - 300 >= 0.05 * (top - bottom)
+    plt.close("all")
+
+
 def test_r2_bands_stop_at_one_and_are_not_clipped_at_zero():
     rows = []
     for t, (dense, sparse) in enumerate([(0.99, -0.4), (0.7, 0.2)]):

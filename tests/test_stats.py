@@ -301,12 +301,22 @@ def test_holm_by_hand():
 
 
 def test_accuracy_ci_stays_inside_unit_interval():
+    # The default is the t interval (it has its coverage at 3 trials, the
+    # percentile bootstrap does not: tests/test_intervals.py), clipped to
+    # [0, 1]; clipping cannot lower the coverage of a mean inside [0, 1].
     df = _table({("rewind", 50): [1.0, 0.96, 1.0], ("rewind", 100): [0.0, 0.02, 0.0]})
     out = summarize_curve(df)
-    assert out.attrs["ci_method"] == "bootstrap"
+    assert out.attrs["ci_method"] == "t"
     assert (out["ci_low"] >= 0).all() and (out["ci_high"] <= 1).all()
-    t = summarize_curve(df, ci_method="t")
-    assert t.attrs["ci_method"] == "t" and (t["ci_high"] > 1).any()  # what it avoids
+    # unclipped, the t interval would leave [0, 1] on both sides
+    half = sps.t.ppf(0.975, 2) * out["sem"]
+    assert ((out["mean"] + half > 1) | (out["mean"] - half < 0)).all()
+    assert list(out["ci_high"]) == [pytest.approx(0.02 / 3 + half[0]), 1.0]
+    assert list(out["ci_low"]) == [0.0, pytest.approx(2.96 / 3 - half[1])]
+    pd.testing.assert_frame_equal(summarize_curve(df, ci_method="t"), out)
+    boot = summarize_curve(df, ci_method="bootstrap")
+    assert boot.attrs["ci_method"] == "bootstrap"
+    assert (boot["ci_low"] >= 0).all() and (boot["ci_high"] <= 1).all()
     with pytest.raises(ValueError, match="ci_method"):
         summarize_curve(df, ci_method="wald")
 
