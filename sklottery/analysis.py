@@ -61,7 +61,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from ._batched import fit_many
-from ._training import accuracy_t, forward_chunks, r2_t
+from ._training import MaskCallback, accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from ._interrupt import aborting, experiment_stop, stop_requested
 from ._parallel import run_tasks
@@ -93,7 +93,7 @@ STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
 #: Columns of the table returned by :func:`ticket_curve`, in order.
 RESULT_COLUMNS = [
     "strategy", "trial", "round", "weights_remaining", "test_acc", "test_acc_early_stop",
-    "test_acc_init", "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs",
+    "test_acc_init", "test_acc_no_retrain", "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs",
     "n_iter", "macs_fraction", "compute_fraction", "n_test", "stop_reason", "seconds",
 ]
 
@@ -101,7 +101,8 @@ RESULT_COLUMNS = [
 #: the mean squared error in the units of ``y`` (lower is better).
 REGRESSION_COLUMNS = [
     "strategy", "trial", "round", "weights_remaining", "test_r2", "test_r2_early_stop",
-    "test_r2_init", "test_mse", "test_mse_early_stop", "test_mse_init",
+    "test_r2_init", "test_r2_no_retrain", "test_mse", "test_mse_early_stop", "test_mse_init",
+    "test_mse_no_retrain",
     "early_stop_iteration", "train_r2", "valid_r2", "valid_loss", "epochs", "n_iter",
     "macs_fraction", "compute_fraction", "n_test", "stop_reason", "seconds",
 ]
@@ -120,8 +121,12 @@ class EvaluationCallback(Callback):
     """Record test scores of every round of an IMP fit.
 
     Per round: the test score of the masked start weights before any training
-    (``test_<m>_init``, Zhou et al.'s supermask effect), at the end of
-    training (``test_<m>``) and at the early-stop iteration
+    (``test_<m>_init``, Zhou et al.'s supermask effect), of the weights the
+    previous round trained under this round's masks, before any retraining
+    (``test_<m>_no_retrain``: traditional pruning without retraining; NaN in
+    the first round a fit trains, round 0 or the one round of a mask control,
+    and after a warm-start resume, which re-creates the callback), at the end
+    of training (``test_<m>``) and at the early-stop iteration
     (``test_<m>_early_stop``: the network of minimum validation loss on the
     estimator's evaluation grid, ``eval_every``; a copy of the weights is kept
     whenever the validation loss improves, through the ``on_evaluation``
@@ -153,6 +158,7 @@ class EvaluationCallback(Callback):
     def initialize(self):
         self.rounds_ = []
         self._best = None
+        self._trained = None  # the last round's trained state, for the next no-retrain score
         return self
 
     def _scores(self, net, X, y):
@@ -175,6 +181,29 @@ class EvaluationCallback(Callback):
         self._best = None  # (valid_loss, iteration, weights) of the best grid point
         # the mask callback runs first, so the module already holds the masked start
         self._init = self._scores(net, self.X_test, self.y_test)
+        self._no_retrain = self._no_retrain_scores(net)
+
+    def _no_retrain_scores(self, net):
+        """Scores of the previous round's trained weights under this round's masks.
+
+        One forward pass over the test set; the module's start weights are
+        put back exactly (in place, so the optimizer's references hold). NaN
+        without a previous round in this fit, or without a mask callback.
+        """
+        masks = next((cb.masks for _, cb in net.callbacks_ if isinstance(cb, MaskCallback)),
+                     None)
+        if self._trained is None or masks is None:
+            return {m: np.nan for m in self._init}
+        start = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        pruned = dict(self._trained)
+        for name, keep in masks.items():
+            pruned[name] = pruned[name] * keep.to(device=pruned[name].device,
+                                                  dtype=pruned[name].dtype)
+        net.module_.load_state_dict(pruned)
+        try:
+            return self._scores(net, self.X_test, self.y_test)
+        finally:
+            net.module_.load_state_dict(start)
 
     def on_evaluation(self, net, iteration=None, valid_loss=float("nan"), **kwargs):
         # strictly better only: ties keep the first grid point, like EvalGrid.early_stop
@@ -196,8 +225,10 @@ class EvaluationCallback(Callback):
         train = self._scores(net, self.X_train, self.y_train)
         for m in final:
             rec.update({f"test_{m}": final[m], f"test_{m}_early_stop": best[m],
-                        f"test_{m}_init": self._init[m], f"train_{m}": train[m]})
+                        f"test_{m}_init": self._init[m],
+                        f"test_{m}_no_retrain": self._no_retrain[m], f"train_{m}": train[m]})
         self.rounds_.append(rec)
+        self._trained = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
 
 def _encode(y, classes):
@@ -677,13 +708,23 @@ def ticket_curve(
     Returns
     -------
     results : pandas.DataFrame
-        One row per strategy x trial x round with :data:`RESULT_COLUMNS`:
+        One row per strategy x trial x round with :data:`RESULT_COLUMNS`
+        (``REGRESSION_COLUMNS`` for a regressor: ``test_r2*`` and
+        ``test_mse*`` in place of ``test_acc*``, ``train_r2``, ``valid_r2``):
         ``weights_remaining`` in %, ``test_acc`` at the end of training,
         ``test_acc_early_stop`` at the early-stop iteration (the point of
         the estimator's evaluation grid, ``eval_every``, with the minimum
         validation loss: Frankle & Carbin's headline number),
         ``test_acc_init`` of the masked start weights before any training
-        (Zhou et al.'s supermask effect), ``early_stop_iteration``,
+        (Zhou et al.'s supermask effect), ``test_acc_no_retrain`` of the
+        weights trained in round ``r - 1`` under round ``r``'s mask, right
+        after pruning and before any retraining (traditional pruning without
+        retraining; one forward pass per round; NaN in round 0, where nothing
+        was pruned: the dense score is ``test_acc``; NaN for the mask controls
+        ``'random'``, ``'scratch_e'`` and ``'scratch_b'``, which train from a
+        new initialisation and have no trained weights of their own to prune;
+        ``'one_shot'`` has its own: its trained dense network pruned to the
+        level in one step), ``early_stop_iteration``,
         ``train_acc`` (end of training), ``epochs`` trained,
         ``macs_fraction`` (multiply-adds per sample of the network the row
         trained, relative to the dense network:
