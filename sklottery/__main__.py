@@ -123,6 +123,8 @@ TASKS = {
                                     "Carbin's headline)"),
             ("test_acc_init", "Test accuracy of the masked initial weights, before any "
                               "training (Zhou et al.'s supermask effect)"),
+            ("test_acc_no_retrain", "Test accuracy right after pruning, before any retraining "
+                                    "(traditional pruning)"),
         )),
     "regression": dict(
         score="r2", name="test R²", unit="R²",
@@ -130,6 +132,8 @@ TASKS = {
             ("test_r2", "Test R² at the end of training"),
             ("test_r2_early_stop", "Test R² at the early-stop iteration"),
             ("test_r2_init", "Test R² of the masked initial weights, before any training"),
+            ("test_r2_no_retrain", "Test R² right after pruning, before any retraining "
+                                   "(traditional pruning)"),
         )),
 }
 
@@ -152,14 +156,17 @@ def strategy_table(results, metric="test_acc", ticket="rewind", percent=True):
     with ``percent=False``, in the metric's units with three decimals). The
     first column is the dense network (100 % of the weights), shown in the
     ticket's row (every chain strategy starts from the same dense network).
+    Rows and levels without a value of ``metric`` are left out (e.g.
+    ``test_acc_no_retrain`` has none at the dense level and none for the
+    mask controls trained from a new initialisation).
     """
     import pandas as pd
 
     from .stats import LEVEL_DECIMALS, format_level, strategy_label, summarize_curve
 
+    dense_level = round(float(results["weights_remaining"].max()), LEVEL_DECIMALS)
     df = results.dropna(subset=[metric])
     curve = summarize_curve(df, metric=metric)
-    dense_level = round(float(df["weights_remaining"].max()), LEVEL_DECIMALS)
     levels = sorted(curve["weights_remaining"].unique(), reverse=True)
     order = [ticket] + [s for s in pd.unique(df["strategy"]) if s != ticket]
     cells = {}
@@ -372,9 +379,10 @@ def _dataset_section(name, desc, n, epochs, seconds, df, task, args, strategies)
     usable = df.dropna(subset=[metric])
     tests = (stats.compare_to_ticket(usable, metric=metric).assign(dataset=name, metric=metric)
              if len(usable) else None)
-    curves = [stats.summarize_curve(usable, metric=m).assign(dataset=name, metric=m)
+    curves = [stats.summarize_curve(usable.dropna(subset=[m]), metric=m)
+              .assign(dataset=name, metric=m)
               for m in (*(t for t, _ in TASKS[task]["tables"]), "early_stop_iteration")
-              if len(usable)]
+              if m in usable and usable[m].notna().any()]
     png = None
     if len(usable):
         fig = plot_ticket_figures(usable)
@@ -393,7 +401,7 @@ def _dataset_section(name, desc, n, epochs, seconds, df, task, args, strategies)
                    "metric": metric, **row, "runs_cut_short": len(cut),
                    "complete": bool(status["complete_experiment"]), "runs": status["text"],
                    "seconds": seconds}
-    return dict(name=name, desc=desc, sentence=sentence, summary=summary,
+    return dict(name=name, desc=desc, task=task, sentence=sentence, summary=summary,
                 unit="%" if percent else "R²", metric=metric, tables=tables, png=png, n=n,
                 epochs=epochs, seconds=seconds, cut=cut, df=df, tests=tests, curves=curves,
                 family=summary["tests"].assign(dataset=name), verdict_row=verdict_row,
@@ -487,6 +495,7 @@ def _summary_frame(sections):
             "metric": sec["metric"],
             "ticket": format_value(s["ticket_mean"], s["ticket_std"], s["percent"]),
             "dense": format_value(s["dense_mean"], s["dense_std"], s["percent"]),
+            "no retrain": _no_retrain_at(sec, r["level"]),
             "ticket − random reinit (95 % CI)": diff,
             "p (one-sided)": "n/a" if not np.isfinite(p) else (
                 "<0.001" if p < 0.001 else f"{p:.3f}"),
@@ -497,6 +506,28 @@ def _summary_frame(sections):
     return pd.DataFrame(rows)
 
 
+def _no_retrain_at(sec, level):
+    """The ticket chain's score right after pruning to ``level``, before retraining.
+
+    ``test_<score>_no_retrain`` of the winning-ticket rows (``'rewind'``) at
+    ``level``: the weights its previous round trained, under this level's
+    mask (traditional pruning without retraining), as ``mean ± std``.
+    """
+    from .stats import LEVEL_DECIMALS, format_value
+
+    df, s = sec["df"], sec["summary"]
+    column = f"test_{TASKS[sec['task']]['score']}_no_retrain"
+    if level is None or not np.isfinite(level) or column not in df:
+        return "n/a"
+    at = df[(df["strategy"] == "rewind")
+            & (df["weights_remaining"].round(LEVEL_DECIMALS) == round(level, LEVEL_DECIMALS))]
+    values = at[column].dropna()
+    if not len(values):
+        return "n/a"
+    std = float(values.std()) if len(values) > 1 else np.nan
+    return format_value(float(values.mean()), std, s["percent"])
+
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1120px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
@@ -505,6 +536,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.92em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4;white-space:normal;vertical-align:bottom}td:first-child,th:first-child{text-align:left}
 table.summary{font-size:.85em;max-width:100%}table.summary td,table.summary th{padding:3px 6px}
+table.summary td{white-space:normal}
 .verdict{padding:.6em .8em;border-left:5px solid #888;background:#f6f6f6}
 .winning_ticket{border-color:#2e7d32;background:#eef6ee}
 .no_ticket_effect{border-color:#b26a00;background:#fdf5e6}
@@ -611,6 +643,10 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
         "but a level counts only inside its fixed sequence, so an interval that excludes "
         "0 at a level the sequence did not reach is no claim, and no "
         "contradiction.</li>",
+        "<li><b>no retrain</b>: traditional pruning without retraining, at the level "
+        "tested: the winning ticket's network trained in the previous round, pruned to "
+        "that level and scored as it is (test_acc_no_retrain, R² for regression), "
+        "beside the ticket trained after pruning and the dense network.</li>",
         "<li>Table cells and figure lines are mean ± standard deviation over trials. "
         "Shaded bands in the figures are ±1 standard deviation; confidence intervals in "
         "summary.csv are 95 % Student t intervals of the mean over trials, clipped to "

@@ -29,8 +29,9 @@ mask controls everywhere in sklottery (the estimators' chain strategies are
 ``'scratch_e'``   Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
                   unstructured masks the two coincide) with its own seeds
 ``'scratch_b'``   Liu et al.'s Scratch-B: same compute budget; epochs
-                  ``ceil(E * min(1/f, scratch_b_max_factor))`` for a fraction
-                  ``f`` of weights left (see :mod:`sklottery.strategies`)
+                  ``ceil(E * min(1/c, scratch_b_max_factor))`` for a fraction
+                  ``c`` of the dense multiply-adds left (``macs_fraction``;
+                  see :mod:`sklottery.strategies`)
 ``'one_shot'``    prune the dense network to the ticket's level in one step,
                   rewind to θ0, train once (one fit per level)
 ================= ============================================================
@@ -60,7 +61,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from ._batched import fit_many
-from ._training import accuracy_t, forward_chunks, r2_t
+from ._training import MaskCallback, accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from ._interrupt import aborting, experiment_stop, stop_requested
 from ._parallel import run_tasks
@@ -92,17 +93,18 @@ STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
 #: Columns of the table returned by :func:`ticket_curve`, in order.
 RESULT_COLUMNS = [
     "strategy", "trial", "round", "weights_remaining", "test_acc", "test_acc_early_stop",
-    "test_acc_init", "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs",
-    "n_iter", "n_test", "stop_reason", "seconds",
+    "test_acc_init", "test_acc_no_retrain", "early_stop_iteration", "train_acc", "valid_acc", "valid_loss", "epochs",
+    "n_iter", "macs_fraction", "compute_fraction", "n_test", "stop_reason", "seconds",
 ]
 
 #: Columns of :func:`ticket_curve` for a regressor: R² (higher is better) and
 #: the mean squared error in the units of ``y`` (lower is better).
 REGRESSION_COLUMNS = [
     "strategy", "trial", "round", "weights_remaining", "test_r2", "test_r2_early_stop",
-    "test_r2_init", "test_mse", "test_mse_early_stop", "test_mse_init",
+    "test_r2_init", "test_r2_no_retrain", "test_mse", "test_mse_early_stop", "test_mse_init",
+    "test_mse_no_retrain",
     "early_stop_iteration", "train_r2", "valid_r2", "valid_loss", "epochs", "n_iter",
-    "n_test", "stop_reason", "seconds",
+    "macs_fraction", "compute_fraction", "n_test", "stop_reason", "seconds",
 ]
 
 
@@ -119,8 +121,12 @@ class EvaluationCallback(Callback):
     """Record test scores of every round of an IMP fit.
 
     Per round: the test score of the masked start weights before any training
-    (``test_<m>_init``, Zhou et al.'s supermask effect), at the end of
-    training (``test_<m>``) and at the early-stop iteration
+    (``test_<m>_init``, Zhou et al.'s supermask effect), of the weights the
+    previous round trained under this round's masks, before any retraining
+    (``test_<m>_no_retrain``: traditional pruning without retraining; NaN in
+    the first round a fit trains, round 0 or the one round of a mask control,
+    and after a warm-start resume, which re-creates the callback), at the end
+    of training (``test_<m>``) and at the early-stop iteration
     (``test_<m>_early_stop``: the network of minimum validation loss on the
     estimator's evaluation grid, ``eval_every``; a copy of the weights is kept
     whenever the validation loss improves, through the ``on_evaluation``
@@ -152,6 +158,7 @@ class EvaluationCallback(Callback):
     def initialize(self):
         self.rounds_ = []
         self._best = None
+        self._trained = None  # the last round's trained state, for the next no-retrain score
         return self
 
     def _scores(self, net, X, y):
@@ -174,6 +181,29 @@ class EvaluationCallback(Callback):
         self._best = None  # (valid_loss, iteration, weights) of the best grid point
         # the mask callback runs first, so the module already holds the masked start
         self._init = self._scores(net, self.X_test, self.y_test)
+        self._no_retrain = self._no_retrain_scores(net)
+
+    def _no_retrain_scores(self, net):
+        """Scores of the previous round's trained weights under this round's masks.
+
+        One forward pass over the test set; the module's start weights are
+        put back exactly (in place, so the optimizer's references hold). NaN
+        without a previous round in this fit, or without a mask callback.
+        """
+        masks = next((cb.masks for _, cb in net.callbacks_ if isinstance(cb, MaskCallback)),
+                     None)
+        if self._trained is None or masks is None:
+            return {m: np.nan for m in self._init}
+        start = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        pruned = dict(self._trained)
+        for name, keep in masks.items():
+            pruned[name] = pruned[name] * keep.to(device=pruned[name].device,
+                                                  dtype=pruned[name].dtype)
+        net.module_.load_state_dict(pruned)
+        try:
+            return self._scores(net, self.X_test, self.y_test)
+        finally:
+            net.module_.load_state_dict(start)
 
     def on_evaluation(self, net, iteration=None, valid_loss=float("nan"), **kwargs):
         # strictly better only: ties keep the first grid point, like EvalGrid.early_stop
@@ -195,8 +225,10 @@ class EvaluationCallback(Callback):
         train = self._scores(net, self.X_train, self.y_train)
         for m in final:
             rec.update({f"test_{m}": final[m], f"test_{m}_early_stop": best[m],
-                        f"test_{m}_init": self._init[m], f"train_{m}": train[m]})
+                        f"test_{m}_init": self._init[m],
+                        f"test_{m}_no_retrain": self._no_retrain[m], f"train_{m}": train[m]})
         self.rounds_.append(rec)
+        self._trained = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
 
 def _encode(y, classes):
@@ -315,6 +347,7 @@ class _PreparedFit:
                 "valid_loss": rec["valid_loss"],
                 "epochs": rec["epochs"],
                 "n_iter": rec["n_iter"],
+                "macs_fraction": rec["macs_fraction"],
                 "n_test": self.n_test,
                 "stop_reason": "" if cut_short is None else cut_short[0],
                 "seconds": rec["seconds"],
@@ -378,6 +411,7 @@ def _chain_output(task, data, rows, fitted, cut_short):
         rows = [_failed_row(0, 100.0, len(data[2]), cut_short[0], result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial)
+        _add_compute_fraction(row, estimator)
     history = [] if fitted is None else fitted.history_
     masks = [h["masks"] for h in history]
     extras = None
@@ -386,6 +420,17 @@ def _chain_output(task, data, rows, fitted, cut_short):
                   "final": [h["final"] for h in history],
                   "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
     return strategy, trial, rows, masks, extras, cut_short
+
+
+def _add_compute_fraction(row, estimator):
+    """``compute_fraction`` of a row: its training compute relative to one dense round.
+
+    Multiply-adds per sample (``macs_fraction``) times the epochs trained,
+    over the template's ``max_epochs`` (the dense round's epochs).
+    """
+    dense_epochs = int(_final_step(estimator)[0].max_epochs)
+    row["compute_fraction"] = row.get("macs_fraction", np.nan) * row.get("epochs", np.nan) \
+        / dense_epochs
 
 
 def _run_chain(task, *arrays):
@@ -398,28 +443,31 @@ def _run_chain(task, *arrays):
 
 def _control_spec(task, data):
     """``(estimator, fit_kwargs, keep_states)`` of a mask-control run."""
-    (strategy, trial, r, estimator, seed, masks, level, split, n_threads) = task
+    (strategy, trial, r, estimator, seed, masks, level, split, n_threads, macs) = task
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
         return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
-    est, fit_kwargs = mask_control(est, strategy, masks, level)
+    est, fit_kwargs = mask_control(est, strategy, masks, level, macs_fraction=macs)
     return est, fit_kwargs, False
 
 
 def _control_output(task, data, rows, fitted, cut_short):
-    (strategy, trial, r, estimator, seed, masks, level, split, n_threads) = task
+    (strategy, trial, r, estimator, seed, masks, level, split, n_threads, macs) = task
     if strategy == "one_shot":
         if fitted is not None and len(rows) < 2:
             rows = []  # the one-shot round itself did not complete
         rows = rows[-1:]
     else:
         for row in rows:
-            row["weights_remaining"] = level  # a compact network keeps exactly these weights
+            # a compact network keeps exactly the ticket's weights and multiply-adds
+            # (its own record counts them against the compact network itself)
+            row.update(weights_remaining=level, macs_fraction=macs)
     if not rows and not (cut_short and cut_short[0] == "not_run"):
         rows = [_failed_row(r, level, len(data[2]), cut_short[0] if cut_short else "diverged",
                             result_columns(estimator))]
     for row in rows:
         row.update(strategy=strategy, trial=trial, round=r)
+        _add_compute_fraction(row, estimator)
     return rows, cut_short
 
 
@@ -460,13 +508,13 @@ def _run_batched(kind, tasks, n_threads, *arrays, on_done=None):
     return results
 
 
-def mask_control(estimator, strategy, masks, level):
+def mask_control(estimator, strategy, masks, level, macs_fraction=None):
     """The fit that trains a ticket's mask as a control: ``(estimator, fit_kwargs)``.
 
     ``'random'`` and ``'scratch_e'`` train the mask for ``max_epochs`` from the
     estimator's own (new) initialisation, ``'scratch_b'`` for the dense
-    network's compute budget (:func:`sklottery.strategies.scratch_b_epochs`
-    of the fraction of weights left). With a structured ticket
+    network's compute budget in multiply-adds
+    (:func:`sklottery.strategies.scratch_b_epochs` of ``macs_fraction``). With a structured ticket
     (``pruning_granularity='neuron'``/``'filter'``) of a built-in module (the
     MLP, or a conv net through its ``widths``), scratch-E/B follow Liu et al.'s
     protocol exactly: they train the smaller *dense* architecture the mask
@@ -484,6 +532,12 @@ def mask_control(estimator, strategy, masks, level):
         The ticket's masks at this level.
     level : float
         Percent of weights the ticket keeps.
+    macs_fraction : float, default=None
+        Multiply-adds per sample of the ticket's network as a fraction of the
+        dense network's (the ticket's ``rounds_[r]['macs_fraction']``), which
+        sets scratch-B's epochs. None: ``level / 100``, which is that fraction
+        only when every prunable layer is fully connected (an MLP); a ticket
+        with convolutions needs it (ValueError otherwise).
 
     Returns
     -------
@@ -509,7 +563,15 @@ def mask_control(estimator, strategy, masks, level):
     ltc, _ = _final_step(est)
     epochs = int(ltc.max_epochs)
     if strategy == "scratch_b":
-        epochs = scratch_b_epochs(epochs, level / 100.0, ltc.scratch_b_max_factor)
+        if macs_fraction is None:
+            if any(m.dim() != 2 for m in masks.values()):
+                raise ValueError(
+                    "mask_control('scratch_b') of a ticket with convolutions needs "
+                    "macs_fraction (the ticket's rounds_[r]['macs_fraction']): its compute "
+                    "is not its fraction of weights, a convolution's weight is used at every "
+                    "output position.")
+            macs_fraction = level / 100.0  # fully connected: one multiply-add per weight
+        epochs = scratch_b_epochs(epochs, macs_fraction, ltc.scratch_b_max_factor)
     _set(est, n_rounds=0, target_sparsity=None, max_epochs=epochs)
     if strategy in ("scratch_e", "scratch_b") and ltc.pruning_granularity != "weight":
         cls = get_module_class(ltc.module)
@@ -646,14 +708,33 @@ def ticket_curve(
     Returns
     -------
     results : pandas.DataFrame
-        One row per strategy x trial x round with :data:`RESULT_COLUMNS`:
+        One row per strategy x trial x round with :data:`RESULT_COLUMNS`
+        (``REGRESSION_COLUMNS`` for a regressor: ``test_r2*`` and
+        ``test_mse*`` in place of ``test_acc*``, ``train_r2``, ``valid_r2``):
         ``weights_remaining`` in %, ``test_acc`` at the end of training,
         ``test_acc_early_stop`` at the early-stop iteration (the point of
         the estimator's evaluation grid, ``eval_every``, with the minimum
         validation loss: Frankle & Carbin's headline number),
         ``test_acc_init`` of the masked start weights before any training
-        (Zhou et al.'s supermask effect), ``early_stop_iteration``,
-        ``train_acc`` (end of training), ``n_test`` (test samples of the
+        (Zhou et al.'s supermask effect), ``test_acc_no_retrain`` of the
+        weights trained in round ``r - 1`` under round ``r``'s mask, right
+        after pruning and before any retraining (traditional pruning without
+        retraining; one forward pass per round; NaN in round 0, where nothing
+        was pruned: the dense score is ``test_acc``; NaN for the mask controls
+        ``'random'``, ``'scratch_e'`` and ``'scratch_b'``, which train from a
+        new initialisation and have no trained weights of their own to prune;
+        ``'one_shot'`` has its own: its trained dense network pruned to the
+        level in one step), ``early_stop_iteration``,
+        ``train_acc`` (end of training), ``epochs`` trained,
+        ``macs_fraction`` (multiply-adds per sample of the network the row
+        trained, relative to the dense network:
+        :func:`sklottery.modules.multiply_adds`; the fraction of weights for
+        an MLP, more for a conv net; a mask control has its ticket's, also
+        when it trains the compact network), ``compute_fraction`` (the
+        training compute of the row, relative to one dense round:
+        ``macs_fraction * epochs / max_epochs``; scratch-B's is 1 up to the
+        rounding of whole epochs, or less where ``scratch_b_max_factor``
+        caps it), ``n_test`` (test samples of the
         trial), ``stop_reason`` (``''``, or ``'diverged'`` /
         ``'interrupted'`` for every row of a run that was cut short, and
         ``'lost'`` for the one row of NaN metrics of a run whose worker died
@@ -846,7 +927,8 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         if stopped is not None and stopped[0] != "not_run":
             cut_short.append((strategy, trial, None, *stopped))
         if strategy == "rewind" and masks:
-            ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows])
+            ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows],
+                                   [row["macs_fraction"] for row in r_rows])
         if return_runs and extras is not None:
             runs[(strategy, trial)] = extras
     control_tasks = []
@@ -854,11 +936,11 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         for t, data in enumerate(splits):
             if t not in ticket_masks:
                 continue  # the ticket of this trial did not run (stopped, lost or diverged)
-            masks, levels = ticket_masks[t]
+            masks, levels, macs = ticket_masks[t]
             for r in range(1, len(masks)):
                 seed = control_seeds[(s, t)] + r
                 control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
-                                      n_threads))
+                                      n_threads, macs[r]))
     if stop_requested():
         control_tasks = []
     # controls whose ticket round does not exist (the chain was stopped, lost or

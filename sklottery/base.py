@@ -50,7 +50,13 @@ from ._training import (
 )
 from ._interrupt import aborting
 from ._utils import split, user_stacklevel
-from .modules import MODULES, ImageClassifierModule, get_module_class, layer_kinds
+from .modules import (
+    MODULES,
+    ImageClassifierModule,
+    get_module_class,
+    layer_kinds,
+    multiply_adds,
+)
 from .pruning import (
     PRUNING_CRITERIA,
     compact_module,
@@ -357,7 +363,8 @@ default='rewind'
         State every pruning round starts from: θ0/θk (``'rewind'``, the
         winning ticket), a fresh random initialisation trained for the same
         epochs (``'fresh'``) or for the dense network's compute budget
-        (``'fresh_budget'``), the trained weights (``'continue'``: prune +
+        (``'fresh_budget'``: the dense round's multiply-adds, see
+        :func:`~sklottery.strategies.scratch_b_epochs`), the trained weights (``'continue'``: prune +
         fine-tune) or fresh magnitudes with θ0's signs (``'same_sign'``,
         Zhou et al.); see :mod:`sklottery.strategies`. The old spellings
         ``'random'``, ``'scratch_e'`` (both ``'fresh'``) and ``'scratch_b'``
@@ -441,7 +448,10 @@ SHARED_ATTRIBUTES_DOC = """\
     rounds_ : list of dict
         One record per completed training round; ``pandas.DataFrame(rounds_)``
         gives a table. Keys: ``round``, ``weights_remaining`` (% of prunable
-        weights), ``remaining_by_layer`` (% per layer), ``train_loss``,
+        weights), ``remaining_by_layer`` (% per layer), ``macs_fraction``
+        (multiply-adds per sample relative to the dense network,
+        :func:`sklottery.modules.multiply_adds`: the fraction of weights for
+        an MLP, more for a conv net), ``train_loss``,
         ``valid_loss``, ``valid_{score}`` (end of training),
         ``best_valid_loss``, ``valid_{score}_at_early_stop``,
         ``early_stop_iteration`` (iteration of minimum validation loss),
@@ -847,42 +857,22 @@ class BaseLotteryTicket(BaseEstimator):
             ``sparse_bytes`` (CSR: float32 values, int64 column indices and
             row pointers), ``macs_dense`` and ``macs_pruned`` (multiply-adds
             per sample: a weight of a convolution counts once per output
-            position) and ``compact_weights`` (weights of the
-            :meth:`get_compact_module`).
+            position; :func:`sklottery.modules.multiply_adds`, the count that
+            sets ``reinit='fresh_budget'``'s epochs) and ``compact_weights``
+            (weights of the :meth:`get_compact_module`).
         """
         import pandas as pd
 
         check_is_fitted(self, "net_")
-        module = self.net_.module_
-        positions = {}
-        hooks = []
-        layers = dict(module.named_modules())
-        for name in self.masks_:
-            owner = name.rpartition(".")[0]
-
-            def record(mod, inputs, output, owner=owner):
-                positions[owner] = int(output[0, 0].numel()) if output.dim() > 2 else 1
-
-            hooks.append(layers[owner].register_forward_hook(record))
-        try:
-            with torch.no_grad():
-                was_training = module.training
-                module.eval()
-                module(torch.zeros(1, self.n_features_in_, device=self.net_.device))
-                module.train(was_training)
-        finally:
-            for h in hooks:
-                h.remove()
+        macs = self._multiply_adds()
         compact = {n: p for n, p in self.get_compact_module().named_parameters()}
         rows = []
         for name, mask in self.masks_.items():
-            owner = name.rpartition(".")[0]
             n, k = mask.numel(), int(mask.sum())
             n_rows = mask.shape[0]
             rows.append({"layer": name, "n_weights": n, "n_nonzero": k,
                          "dense_bytes": 4 * n, "sparse_bytes": 12 * k + 8 * (n_rows + 1),
-                         "macs_dense": n * positions[owner],
-                         "macs_pruned": k * positions[owner],
+                         "macs_dense": macs[name][0], "macs_pruned": macs[name][1],
                          "compact_weights": int(compact[name].numel())})
         out = pd.DataFrame(rows)
         total = out.drop(columns="layer").sum()
@@ -890,6 +880,20 @@ class BaseLotteryTicket(BaseEstimator):
                         ignore_index=True)
         out.insert(3, "fraction", out["n_nonzero"] / out["n_weights"])
         return out.set_index("layer")
+
+    def _multiply_adds(self):
+        """Per prunable weight, ``(dense, kept)`` multiply-adds per sample under ``masks_``.
+
+        :func:`sklottery.modules.multiply_adds` on a zero input of one sample.
+        """
+        return multiply_adds(self.net_.module_, self.masks_,
+                             torch.zeros(1, self.n_features_in_, device=self.net_.device))
+
+    def _macs_fraction(self):
+        """Multiply-adds per sample under ``masks_``, as a fraction of the dense network's."""
+        macs = self._multiply_adds().values()
+        dense = sum(d for d, _ in macs)
+        return sum(k for _, k in macs) / dense if dense else 1.0
 
     @staticmethod
     def _check_not_torch_pruned(module):
@@ -1381,8 +1385,9 @@ class BaseLotteryTicket(BaseEstimator):
         self.net_.module_.load_state_dict(state)
         epochs = int(self.max_epochs)
         if strategy == "fresh_budget":
-            frac = fraction_remaining(self.masks_)["total"]
-            epochs = scratch_b_epochs(epochs, frac, self.scratch_b_max_factor)
+            # the dense round's compute: multiply-adds, not weights (a conv weight
+            # is used at every output position)
+            epochs = scratch_b_epochs(epochs, self._macs_fraction(), self.scratch_b_max_factor)
         return (yield from self._train_round(r, epochs, start=start))
 
     def _stop_message(self, r, outcome, detail=None):
@@ -1450,6 +1455,7 @@ class BaseLotteryTicket(BaseEstimator):
             "round": r,
             "weights_remaining": 100.0 * total,
             "remaining_by_layer": {n: 100.0 * v for n, v in frac.items()},
+            "macs_fraction": self._macs_fraction(),
             "train_loss": result.train_loss,
             "valid_loss": result.valid_loss,
             score: result.valid_score,

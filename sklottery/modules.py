@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "glorot_init_",
     "infer_input_shape",
     "layer_kinds",
+    "multiply_adds",
     "prunable_parameter_names",
 ]
 
@@ -602,6 +604,75 @@ def layer_kinds(module):
     if pairs:
         kinds[pairs[-1][0]] = "output"
     return kinds
+
+
+def multiply_adds(module, masks, example_input):
+    """Multiply-adds per sample of every prunable layer: dense and kept.
+
+    A weight costs one multiply-add per *output position* of its layer: once
+    for a ``Linear`` layer on a flat input, ``H_out * W_out`` times for a
+    convolution. The positions are counted by one forward pass of
+    ``example_input`` (eval mode, no gradient) with a forward hook on every
+    layer that owns a weight in ``masks``: a layer's output elements per
+    sample divided by its output units (``weight.shape[0]``), summed over
+    the calls of a layer that the forward uses several times. Bias additions
+    are not counted. A pruned weight costs nothing, as in a sparse multiply;
+    a structured mask (whole neurons or filters) therefore costs what its
+    compact dense network costs.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (unchanged: its train/eval mode is restored and the hooks
+        removed).
+    masks : dict of str -> bool Tensor
+        Keep-masks of the prunable weights (parameter names).
+    example_input : Tensor
+        Inputs as the module takes them (one sample is enough); their values
+        do not matter.
+
+    Returns
+    -------
+    macs : dict of str -> (int, int)
+        Per weight in ``masks``: ``(dense, kept)`` multiply-adds per sample. A
+        layer the forward does not use counts 0.
+
+    See Also
+    --------
+    sklottery.LotteryTicketClassifier.size_report : Per-layer table of these
+        counts.
+    sklottery.strategies.scratch_b_epochs : The scratch-B budget, set by their
+        totals.
+    """
+    layers = dict(module.named_modules())
+    positions = {}
+    n_samples = max(1, int(example_input.shape[0]))
+    hooks = []
+    for name, mask in masks.items():
+        owner = name.rpartition(".")[0]
+        units = max(1, int(mask.shape[0]))
+
+        def count(mod, inputs, output, owner=owner, units=units):
+            per_sample = output.numel() // (n_samples * units)
+            positions[owner] = positions.get(owner, 0) + int(per_sample)
+
+        if owner not in positions:
+            positions[owner] = 0
+            hooks.append(layers[owner].register_forward_hook(count))
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(example_input)
+    finally:
+        module.train(was_training)
+        for h in hooks:
+            h.remove()
+    out = {}
+    for name, mask in masks.items():
+        pos = positions[name.rpartition(".")[0]]
+        out[name] = (int(mask.numel()) * pos, int(mask.sum()) * pos)
+    return out
 
 
 # --------------------------------------------------------------------------

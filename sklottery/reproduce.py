@@ -431,6 +431,26 @@ def structured_comparison(X_train, y_train, X_test, y_test, *, granularities=("w
     return pd.concat(frames, ignore_index=True)
 
 
+def _scratch_b_budget(df, level, epochs):
+    """'scratch-B 8 epochs = 1.00 dense compute (dense 5 epochs)': the budget it used.
+
+    From ticket_curve's ``epochs`` and ``compute_fraction`` (multiply-adds x
+    epochs, relative to one dense round) of the scratch-B rows at ``level``.
+    """
+    from .stats import LEVEL_DECIMALS
+
+    lv = df["weights_remaining"].round(LEVEL_DECIMALS)
+    rows = df[(df["strategy"] == "scratch_b") & (lv == round(level, LEVEL_DECIMALS))]
+    rows = rows.dropna(subset=["epochs", "compute_fraction"])
+    if not len(rows):
+        return "scratch-B n/a"
+    ep = "/".join(str(int(e)) for e in sorted(rows["epochs"].unique()))
+    cf = "/".join(f"{c:.2f}" for c in sorted(rows["compute_fraction"].round(2).unique()))
+    capped = ", capped at twice the epochs" if (rows["compute_fraction"] < 1 - 1e-9).any() \
+        else ""
+    return f"scratch-B {ep} epochs = {cf} dense compute{capped} (dense {epochs} epochs)"
+
+
 def _liu_structured(mode, random_state, n_jobs):
     s = _settings(mode,
                   smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
@@ -444,7 +464,8 @@ def _liu_structured(mode, random_state, n_jobs):
                 f"(weight) or of the hidden neurons (neuron, L1 norm), {s['trials']} trials; "
                 "fine-tune = prune and keep training the trained weights; scratch-E/B train "
                 "the pruned architecture from a new initialisation (the smaller dense MLP for "
-                "neurons).")
+                "neurons); scratch-B trains for the dense round's multiply-adds, "
+                "ceil(epochs / fraction of multiply-adds left), at most twice the epochs.")
     claims = []
     for granularity in ("neuron", "weight"):
         part = res[res.granularity == granularity]
@@ -453,7 +474,7 @@ def _liu_structured(mode, random_state, n_jobs):
                                                        "scratch_b")}
         measured = (f"at {level:.1f} %: fine-tune {_pct(m['continue'])}, scratch-E "
                     f"{_pct(m['scratch_e'])}, scratch-B {_pct(m['scratch_b'])}, ticket "
-                    f"{_pct(m['rewind'])}")
+                    f"{_pct(m['rewind'])}; budget: {_scratch_b_budget(part, level, s['epochs'])}")
         if granularity == "neuron":
             best = max(m["scratch_e"], m["scratch_b"])
             claims.append(("structured: training the pruned architecture from scratch is "

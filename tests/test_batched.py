@@ -217,11 +217,16 @@ def test_ticket_curve_batched_equals_unbatched(digits, monkeypatch):
     b = ticket_curve(est, X, y, batched=False, **kw)
     assert list(a.columns) == list(b.columns)
     assert a[["strategy", "trial", "round"]].equals(b[["strategy", "trial", "round"]])
-    for col in ("test_acc", "test_acc_early_stop", "test_acc_init", "train_acc",
-                "valid_acc", "valid_loss", "weights_remaining"):
+    for col in ("test_acc", "test_acc_early_stop", "test_acc_init", "test_acc_no_retrain",
+                "train_acc", "valid_acc", "valid_loss", "weights_remaining", "macs_fraction",
+                "compute_fraction"):
         np.testing.assert_allclose(a[col], b[col], atol=1e-4, err_msg=col)
     np.testing.assert_array_equal(a["early_stop_iteration"], b["early_stop_iteration"])
     np.testing.assert_array_equal(a["epochs"], b["epochs"])
+    # the no-retrain score exists where a fit pruned weights it trained itself
+    pruned = (a["round"] > 0) & ~a["strategy"].isin(["random", "scratch_b"])
+    assert a.loc[pruned, "test_acc_no_retrain"].notna().all()
+    assert a.loc[~pruned, "test_acc_no_retrain"].isna().all()
 
 
 def test_batched_conv_members_equal_fits_alone(monkeypatch):

@@ -37,9 +37,35 @@ def test_compare_writes_every_file(compare_out):
     res = pd.read_csv(out / "results.csv", keep_default_na=False)
     assert set(res["dataset"]) == {"iris", "wine"}
     assert set(res["strategy"]) == {"rewind", "random", "random_mask"}
-    assert {"test_acc_init", "n_test", "stop_reason"} <= set(res.columns)
+    assert {"test_acc_init", "test_acc_no_retrain", "macs_fraction", "compute_fraction",
+            "n_test", "stop_reason"} <= set(res.columns)
     assert "== iris" in printed and "== wine" in printed
     assert "Summary (test accuracy, or R² for regression, at the end of training)" in printed
+
+
+def test_compare_shows_traditional_pruning_without_retraining(compare_out):
+    out, printed = compare_out
+    res = pd.read_csv(out / "results.csv")
+    pruned = res[(res["round"] > 0) & (res["strategy"] != "random")]
+    assert len(pruned) and pruned["test_acc_no_retrain"].between(0, 1).all()
+    assert res.loc[res["strategy"] == "random", "test_acc_no_retrain"].isna().all()
+    html = (out / "report.html").read_text()
+    title = "Test accuracy right after pruning, before any retraining (traditional pruning)"
+    assert html.count(title) == 2  # one table per data set
+    # the table: no dense column (nothing pruned there), no random-reinit row
+    table = html[html.index(title):].split("</table>")[0]
+    assert "(dense)" not in table and "random reinit" not in table
+    assert "winning ticket (rewind)" in table and "random mask" in table
+    # the summary: the ticket's network right after pruning to the level tested
+    header = printed[printed.index("Summary ("):].splitlines()[1]
+    assert "no retrain" in header and "<b>no retrain</b>" in html
+    from sklottery.stats import format_value
+
+    v = pd.read_csv(out / "verdicts.csv")
+    for name, level in zip(v["dataset"], v["level"]):
+        at = res[(res.dataset == name) & (res.strategy == "rewind")
+                 & (res.weights_remaining.round(2) == round(level, 2))]["test_acc_no_retrain"]
+        assert format_value(at.mean(), at.std(), True) in html
 
 
 def test_verdicts_csv_has_the_verdict_and_its_evidence(compare_out):
@@ -73,7 +99,7 @@ def test_summary_csv_intervals_stay_inside_percent_range(compare_out):
     acc = s[s["metric"].str.contains("acc")].dropna(subset=["ci_low"])
     assert len(acc) and (acc["ci_low"] >= 0).all() and (acc["ci_high"] <= 1).all()
     assert set(s["metric"]) == {"test_acc", "test_acc_early_stop", "test_acc_init",
-                                "early_stop_iteration"}
+                                "test_acc_no_retrain", "early_stop_iteration"}
 
 
 def test_report_structure(compare_out):
@@ -195,6 +221,9 @@ def test_compare_regression_data_sets(tmp_path):
     assert {"test_r2", "test_mse", "valid_r2"} <= set(res.columns)
     html = (out / "report.html").read_text()
     assert "Test R² at the end of training, R²" in html
+    assert "Test R² right after pruning, before any retraining (traditional pruning)" in html
+    no_retrain = pd.read_csv(out / "results.csv")["test_r2_no_retrain"]
+    assert no_retrain[res["round"] > 0].notna().any() and no_retrain[res["round"] == 0].isna().all()
     # R² is not a percentage: three decimals, no % sign in the tables
     cells = re.findall(r"<td>(-?\d+\.\d+ ± \d+\.\d+)</td>", html)
     assert cells and all(re.fullmatch(r"-?\d+\.\d{3} ± \d+\.\d{3}", c) for c in cells)

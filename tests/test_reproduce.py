@@ -35,3 +35,17 @@ def test_reproduce_command(tmp_path, capsys):
         main(["reproduce", "imagenet-resnet"])
     with pytest.raises(ValueError, match="mode"):
         run("mnist1d", "tiny")
+
+
+def test_liu_structured_states_the_scratch_b_budget():
+    result = run("liu-structured", "smoke", random_state=0)
+    res = result.results
+    for measured, granularity in zip(result.claims["measured"], ("neuron", "weight")):
+        part = res[(res.granularity == granularity) & (res.strategy == "scratch_b")]
+        epochs, compute = int(part["epochs"].iloc[0]), part["compute_fraction"].iloc[0]
+        # an MLP: scratch-B's multiply-adds x epochs = dense's, up to whole epochs,
+        # unless the cap (twice the dense epochs, here 1) binds
+        capped = compute < 1
+        assert (1 <= compute < 1 + part["macs_fraction"].iloc[0]) or epochs == 2
+        assert f"scratch-B {epochs} epochs = {compute:.2f} dense compute" in measured
+        assert ("capped" in measured) == capped
