@@ -616,6 +616,7 @@ def matching_summary(
         notes.append(und)
     at_level = table[table["weights_remaining"] == verdict_level] if len(table) else table
     sparsest = rows[-1] if rows else None
+    retraining = _retraining(raw, ticket, metric, verdict_level)
     family = (f"matching dense within ±{_fmt_amount(margin, percent)} tested level by level "
               "from the least pruned downward, the advantage over every control "
               f"({_join([strategy_label(c) for c in verdict_controls]) or 'none'}) from the "
@@ -653,6 +654,7 @@ def matching_summary(
         ticket_std=float(at_level["ticket_std"].iloc[0]) if len(at_level) else np.nan,
         sparsest_level=sparsest["weights_remaining"] if sparsest else np.nan,
         ticket_mean_sparsest=sparsest["ticket_mean"] if sparsest else np.nan,
+        retraining=retraining,
         **common,
     )
 
@@ -713,6 +715,29 @@ def claim_test(a, b, claim="greater", *, margin=None, alpha=0.05, greater_is_bet
     return dict(diff=k["diff"], ci_low=k["ci_low"], ci_high=k["ci_high"],
                 p_one_sided=k["p_better"], shown=shown, direction=direction,
                 outcome=outcome, n_a=k["n_a"], n_b=k["n_b"])
+
+
+def _retraining(raw, ticket, metric, level):
+    """What retraining adds over pruning without it, at ``level``: a dict or None.
+
+    Reads the ``<metric>_no_retrain`` column of ticket_curve (the trained
+    network of the previous round under this level's mask, before any
+    retraining: traditional pruning) for the ticket, and the ticket's and the
+    fine-tuned network's (``'continue'``) own ``metric`` there.
+    """
+    col = metric.replace("_early_stop", "") + "_no_retrain"
+    if col not in raw.columns or not np.isfinite(level):
+        return None
+    at = raw[raw["weights_remaining"] == level]
+    base = pd.to_numeric(at.loc[at["strategy"] == ticket, col], errors="coerce").dropna()
+    if not len(base):
+        return None
+    out = {"no_retrain": float(base.mean())}
+    for name in (ticket, "continue"):
+        v = pd.to_numeric(at.loc[at["strategy"] == name, metric], errors="coerce").dropna()
+        if len(v):
+            out[name] = float(v.mean())
+    return out
 
 
 def _two_sided(k):
@@ -986,6 +1011,19 @@ def verdict(summary):
         sentence = sentence.rstrip()
     n_test = summary.get("n_test")
     sentence = sentence.rstrip()
+    re_ = summary.get("retraining")
+    if re_ and outcome != "inconclusive" or (re_ and summary.get("reason") in (
+            "too_little_power", "matching_undecided")):
+        scale, digits = (100.0, 1) if percent else (1.0, 3)
+        unit = " points" if percent else ""
+        parts = [f"the {name} {scale * (re_[summary['ticket']] - re_['no_retrain']):+.{digits}f}"
+                 f"{unit}"] if summary["ticket"] in re_ else []
+        if "continue" in re_:
+            parts.append(f"fine-tuning {scale * (re_['continue'] - re_['no_retrain']):+.{digits}f}"
+                         f"{unit}")
+        sentence += (f" Pruned to {level} without any retraining (traditional pruning), the "
+                     f"trained network scores {format_value(re_['no_retrain'], np.nan, percent)}"
+                     + (f"; retraining adds: {_join(parts)}." if parts else "."))
     sentence += (f" Tests: {summary['family']}. {summary['n_trials']} trial"
                  f"{'s' if summary['n_trials'] != 1 else ''}"
                  + (f", {n_test} test samples per trial." if n_test else "."))
