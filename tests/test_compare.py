@@ -64,7 +64,7 @@ def test_compare_shows_traditional_pruning_without_retraining(compare_out):
     v = pd.read_csv(out / "verdicts.csv")
     # the verdict sentence says what retraining adds over pruning without it
     assert v["sentence"].str.contains("without any retraining (traditional pruning), the "
-                                      "trained network scores").all()
+                                      "trained network scores", regex=False).all()
     for name, level in zip(v["dataset"], v["level"]):
         at = res[(res.dataset == name) & (res.strategy == "rewind")
                  & (res.weights_remaining.round(2) == round(level, 2))]["test_acc_no_retrain"]
