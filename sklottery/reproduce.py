@@ -167,26 +167,60 @@ def _mean_at(df, strategy, level, metric="test_acc"):
     return float(part.mean()) if len(part) else np.nan
 
 
-def _beats(df, level, control, metric="test_acc", alpha=0.05):
-    """``(text, reproduced)``: the ticket vs ``control`` at ``level``, Welch-tested.
+def _values(df, strategy, level, metric):
+    """The trials' values of ``metric`` for ``strategy`` at ``level`` (NaN dropped)."""
+    from .stats import LEVEL_DECIMALS
 
-    ``'yes'`` when the ticket is better with p < ``alpha`` (one test, no
-    correction), ``'partly'`` when it is better but not significantly so,
-    ``'no'`` otherwise.
+    lv = df["weights_remaining"].round(LEVEL_DECIMALS)
+    part = df[(df["strategy"] == strategy) & (lv == round(level, LEVEL_DECIMALS))][metric]
+    return pd.to_numeric(part, errors="coerce").dropna().to_numpy()
+
+
+#: The margin of the "not worse than" claims: 1 point of accuracy, the verdicts' default.
+CLAIM_MARGIN = 0.01
+
+
+def _claim(a, b, claim="greater", *, percent=True, greater_is_better=True, unit=None):
+    """``(text, reproduced)`` of one published claim about groups ``a`` and ``b``.
+
+    :func:`sklottery.stats.claim_test` at 95 %: ``'yes'`` only when the claim
+    is significant in the published direction (one-sided at 2.5 %),
+    ``'partly'`` when only its direction holds, ``'no'`` otherwise, ``'n/a'``
+    with fewer than 2 trials a side. The text gives the difference, its
+    interval, the one-sided p and the trials.
     """
-    from .stats import LEVEL_DECIMALS, compare_to_ticket
+    from .stats import claim_test
 
-    cmp = compare_to_ticket(df[df["strategy"].isin(["rewind", control])], metric=metric)
-    row = cmp[cmp["weights_remaining"] == round(level, LEVEL_DECIMALS)]
-    if not len(row):
-        return "n/a", "no"
-    r = row.iloc[0]
-    p = "n/a" if not np.isfinite(r["p_value"]) else f"{r['p_value']:.3f}"
-    text = (f"{100 * r['diff']:+.1f} pp (95 % CI {100 * r['ci_low']:+.1f} to "
-            f"{100 * r['ci_high']:+.1f}; Welch p = {p}; {int(r['n_ticket'])} trials)")
-    if r["diff"] > 0 and np.isfinite(r["p_value"]) and r["p_value"] < alpha:
-        return text, "yes"
-    return text, ("partly" if r["diff"] > 0 else "no")
+    r = claim_test(a, b, claim, margin=CLAIM_MARGIN if percent else None,
+                   greater_is_better=greater_is_better)
+    if r["outcome"] == "n/a":
+        return "n/a (fewer than 2 trials)", "n/a"
+    scale, unit = (100.0, " pp") if percent else (1.0, unit or "")
+    digits = 1 if percent else 0
+    p = r["p_one_sided"]
+    ptxt = "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+    text = (f"{scale * r['diff']:+.{digits}f}{unit} (95 % CI {scale * r['ci_low']:+.{digits}f} "
+            f"to {scale * r['ci_high']:+.{digits}f}; one-sided p = {ptxt}; "
+            f"{r['n_a']} vs {r['n_b']} trials)")
+    return text, r["outcome"]
+
+
+def _undertrained(df, strategy="rewind"):
+    """Whether early stop fell on the last evaluation in most of ``strategy``'s rounds."""
+    part = df[df["strategy"] == strategy]
+    es = pd.to_numeric(part.get("early_stop_iteration"), errors="coerce")
+    n_iter = pd.to_numeric(part.get("n_iter"), errors="coerce")
+    ok = es.notna() & n_iter.notna()
+    return bool(ok.any() and (es[ok] >= n_iter[ok]).sum() * 2 > ok.sum())
+
+
+def _early_stop_claim(claim, undertrained):
+    """An early-stop claim, marked 'n/a (undertrained)' when training was too short."""
+    if not undertrained:
+        return claim
+    name, published, measured, _ = claim
+    return (name, published, measured + " [undertrained: early stop at the last evaluation "
+            "in most runs]", "n/a (undertrained)")
 
 
 def _nearest_level(df, target):
@@ -228,30 +262,43 @@ def _frankle_carbin_lenet(mode, random_state, n_jobs):
         claims.append(("% weights remaining per round (rounding rule)",
                        ", ".join(f"{v:g}" for v in published),
                        ", ".join(f"{v:g}" for v in measured), _yes(measured == published)))
+    # Frankle & Carbin's accuracies are at the early-stop iteration (their Figure 3)
+    metric = "test_acc_early_stop"
     level = _nearest_level(df, 21.07)
-    dense = _mean_at(df, "rewind", 100.0)
-    tick = _mean_at(df, "rewind", level)
-    rand = _mean_at(df, "random", level)
-    claims.append((f"ticket at {level:.1f} % is at least as accurate as dense",
-                   "yes (up to +0.3 pp at 13.5 %, back to dense at 3.6 %)",
-                   f"{_pct(tick)} vs dense {_pct(dense)}", _yes(tick >= dense - 0.002)))
-    dense_std = float(df.loc[(df.strategy == "rewind") & (df["round"] == 0), "test_acc"].std())
-    below = ("yes" if rand < dense - dense_std else "partly" if rand < dense else "no")
-    claims.append((f"random reinit falls below dense at {level:.1f} %", "yes (at 21.1 %)",
-                   f"{_pct(rand)} vs dense {_pct(dense)} ± {100 * dense_std:.1f}", below))
-    claims.append((f"ticket beats random reinit at {level:.1f} %", "+0.5 pp at 21 %",
-                   *_beats(df, level, "random")))
-    es_t = _mean_at(df, "rewind", level, "early_stop_iteration")
-    es_d = _mean_at(df, "rewind", 100.0, "early_stop_iteration")
-    es_r = _mean_at(df, "random", level, "early_stop_iteration")
-    claims.append((f"ticket learns faster: early stop at {level:.1f} % vs dense",
-                   "38 % earlier than dense at 21.1 %",
-                   f"{100 * (1 - es_t / es_d):+.0f} % earlier ({es_t:.0f} vs {es_d:.0f} it.)"
-                   if es_d else "n/a", _yes(es_t < es_d)))
-    claims.append((f"ticket stops earlier than random reinit at {level:.1f} %",
-                   "2.51x sooner at 21 %", f"{es_r / es_t:.2f}x" if es_t else "n/a",
-                   _yes(es_t < es_r)))
-    summary = stats.matching_summary(df)
+    dense_v = _values(df, "rewind", 100.0, metric)
+    tick_v, rand_v = _values(df, "rewind", level, metric), _values(df, "random", level, metric)
+    text, ok = _claim(tick_v, dense_v, "not_worse")
+    claims.append((f"ticket at {level:.1f} % at least as accurate as dense (early stop)",
+                   "yes: +0.3 pp at 13.5 %, back to dense at 3.6 %",
+                   f"{_pct(tick_v.mean())} vs dense {_pct(dense_v.mean())}: {text}", ok))
+    text, ok = _claim(dense_v, rand_v, "greater")
+    claims.append((f"random reinit falls below dense at {level:.1f} % (early stop)",
+                   "yes (at 21.1 %)",
+                   f"{_pct(rand_v.mean())} vs dense {_pct(dense_v.mean())}: dense - random "
+                   f"{text}", ok))
+    text, ok = _claim(tick_v, rand_v, "greater")
+    claims.append((f"ticket beats random reinit at {level:.1f} % (early stop)",
+                   "+0.5 pp at 21 %", text, ok))
+    es = "early_stop_iteration"
+    under = _undertrained(df)
+    es_t, es_d, es_r = (_values(df, "rewind", level, es), _values(df, "rewind", 100.0, es),
+                        _values(df, "random", level, es))
+    text, ok = _claim(es_t, es_d, "greater", percent=False, greater_is_better=False,
+                      unit=" it.")
+    claims.append(_early_stop_claim(
+        (f"ticket learns faster: early stop at {level:.1f} % vs dense",
+         "38 % earlier than dense at 21.1 %",
+         f"{100 * (1 - es_t.mean() / es_d.mean()):+.0f} % earlier ({es_t.mean():.0f} vs "
+         f"{es_d.mean():.0f} it.): ticket - dense {text}" if len(es_d) and es_d.mean()
+         else "n/a", ok), under))
+    text, ok = _claim(es_t, es_r, "greater", percent=False, greater_is_better=False,
+                      unit=" it.")
+    claims.append(_early_stop_claim(
+        (f"ticket stops earlier than random reinit at {level:.1f} %",
+         "2.51x sooner at 21 %",
+         f"{es_r.mean() / es_t.mean():.2f}x sooner: ticket - random {text}"
+         if len(es_t) and es_t.mean() else "n/a", ok), under))
+    summary = stats.matching_summary(df, metric=metric)
     return protocol, claims, stats.verdict(summary), df
 
 
@@ -277,18 +324,21 @@ def _frankle_carbin_conv2(mode, random_state, n_jobs):
     protocol = (f"Conv-2 on {desc} (CIFAR-10 in the paper); Adam 2e-4, batch 60, "
                 f"{s['epochs']} epochs per round, {s['rounds']} rounds: conv 10 %, fc 20 %, "
                 f"output 10 % per round; {s['trials']} trials.")
+    metric = "test_acc_early_stop"  # Frankle & Carbin's accuracies are at early stop
     sparsest = float(df.loc[df.strategy == "rewind", "weights_remaining"].min())
-    tick, rand = _mean_at(df, "rewind", sparsest), _mean_at(df, "random", sparsest)
-    dense = _mean_at(df, "rewind", 100.0)
+    tick_v, rand_v = _values(df, "rewind", sparsest, metric), _values(df, "random", sparsest,
+                                                                      metric)
+    dense_v = _values(df, "rewind", 100.0, metric)
+    t1, ok1 = _claim(tick_v, dense_v, "not_worse")
+    t2, ok2 = _claim(tick_v, rand_v, "greater")
     claims = [
-        (f"ticket at least as accurate as dense down to {sparsest:.1f} %",
+        (f"ticket at least as accurate as dense down to {sparsest:.1f} % (early stop)",
          "Conv-2 tickets match or beat dense down to ~9 % (CIFAR-10)",
-         f"{_pct(tick)} vs dense {_pct(dense)}", _yes(tick >= dense - 0.005)),
-        (f"ticket beats random reinit at {sparsest:.1f} %",
-         "random reinit falls behind as pruning proceeds",
-         *_beats(df, sparsest, "random")),
+         f"{_pct(tick_v.mean())} vs dense {_pct(dense_v.mean())}: {t1}", ok1),
+        (f"ticket beats random reinit at {sparsest:.1f} % (early stop)",
+         "random reinit falls behind as pruning proceeds", t2, ok2),
     ]
-    return protocol, claims, stats.verdict(stats.matching_summary(df)), df
+    return protocol, claims, stats.verdict(stats.matching_summary(df, metric=metric)), df
 
 
 # --------------------------------------------------------------------------
@@ -330,7 +380,8 @@ def _mnist1d(mode, random_state, n_jobs):
         if abs(level - (100 - sparsity)) > 0.6 * (100 - sparsity):
             continue
         t, r = _mean_at(df, "rewind", level, metric), _mean_at(df, "random_mask", level, metric)
-        text, ok = _beats(df, level, "random_mask", metric)
+        text, ok = _claim(_values(df, "rewind", level, metric),
+                          _values(df, "random_mask", level, metric), "greater")
         claims.append((f"ticket vs random mask at {100 - level:.1f} % sparse (paper: {sparsity} %)",
                        f"{pub_t} vs {pub_r} %", f"{_pct(t)} vs {_pct(r)}: {text}", ok))
     return protocol, claims, stats.verdict(stats.matching_summary(df, metric=metric)), df
@@ -359,20 +410,49 @@ def _liu_learning_rate(mode, random_state, n_jobs):
     protocol = (f"LeNet-300-100 on {desc} (VGG/ResNet on CIFAR-10 in the paper); SGD momentum "
                 f"0.9 at lr 0.01 and 0.1, batch 60, {s['epochs']} epochs per round, "
                 f"{s['rounds']} rounds of 30 %, {s['trials']} trials; ticket vs random reinit.")
-    adv = table.groupby("learning_rate_init")["diff"].mean()
+    # Liu et al. report final accuracies; everything here is test_acc at the end
     verdicts = table.groupby("learning_rate_init")["verdict"].first()
-    small_ok = ("yes" if verdicts.get(0.01) == "winning_ticket" else
-                "partly" if adv.get(0.01, np.nan) > 0 else "no")
+    reasons = table.groupby("learning_rate_init")["reason"].first()
+    lrs = sorted(res["learning_rate_init"].unique())
+    small, large = min(lrs), max(lrs)
+
+    def at(lr):
+        return res[res["learning_rate_init"] == lr].drop(columns="learning_rate_init")
+
+    # the premise: 0.1 is the better learning rate for the dense network
+    dense_small, dense_large = (_values(at(small), "rewind", 100.0, "test_acc"),
+                                _values(at(large), "rewind", 100.0, "test_acc"))
+    t0, ok0 = _claim(dense_large, dense_small, "greater")
+    # the ticket's advantage per trial at the sparsest level both learning rates reached
+    level = min(float(at(lr).loc[at(lr).strategy == "rewind", "weights_remaining"].min())
+                for lr in lrs)
+    adv = {lr: _values(at(lr), "rewind", level, "test_acc")
+           - _values(at(lr), "random", level, "test_acc").mean() for lr in lrs}
+    t1, ok1 = _claim(_values(at(small), "rewind", level, "test_acc"),
+                     _values(at(small), "random", level, "test_acc"), "greater")
+    small_ok = "yes" if verdicts.get(small) == "winning_ticket" else (
+        "partly" if ok1 in ("yes", "partly") else ok1)
+    t2, ok2 = _claim(_values(at(large), "rewind", level, "test_acc"),
+                     _values(at(large), "random", level, "test_acc"), "equivalent")
+    large_ok = ("no" if verdicts.get(large) == "winning_ticket" else
+                "yes" if verdicts.get(large) == "no_ticket_effect" or ok2 == "yes" else
+                "partly" if ok2 == "partly" else ok2)
+    t3, ok3 = _claim(adv[small], adv[large], "greater")
+    if ok0 not in ("yes",):  # without the premise the comparison of advantages is moot
+        ok3 = "n/a (premise not shown)" if ok3 != "n/a" else ok3
     claims = [
-        ("small lr (0.01): the ticket's initialisation helps", "yes",
-         f"mean advantage {100 * adv.get(0.01, np.nan):+.2f} pp; verdict "
-         f"{verdicts.get(0.01)}", small_ok),
-        ("large lr (0.1): no better than random reinit", "yes (no improvement)",
-         f"mean advantage {100 * adv.get(0.1, np.nan):+.2f} pp; verdict {verdicts.get(0.1)}",
-         _yes(verdicts.get(0.1) != "winning_ticket")),
+        (f"premise: lr {large:g} trains the dense network better than lr {small:g}",
+         "yes (0.1 is the best learning rate)",
+         f"dense {_pct(dense_large.mean())} vs {_pct(dense_small.mean())}: {t0}", ok0),
+        (f"small lr ({small:g}): the ticket's initialisation helps", "yes",
+         f"at {level:.1f} %: ticket - random reinit {t1}; verdict {verdicts.get(small)}"
+         + (f" ({reasons.get(small)})" if reasons.get(small) else ""), small_ok),
+        (f"large lr ({large:g}): no better than random reinit", "yes (no improvement)",
+         f"at {level:.1f} %: ticket - random reinit {t2} (equivalence within ±1 pp needed); "
+         f"verdict {verdicts.get(large)}"
+         + (f" ({reasons.get(large)})" if reasons.get(large) else ""), large_ok),
         ("the advantage shrinks at the larger learning rate", "yes",
-         f"{100 * adv.get(0.01, np.nan):+.2f} -> {100 * adv.get(0.1, np.nan):+.2f} pp",
-         _yes(adv.get(0.1, np.nan) < adv.get(0.01, np.nan))),
+         f"at {level:.1f} %: advantage at {small:g} minus at {large:g}: {t3}", ok3),
     ]
     sentences = []
     for lr, part in res.groupby("learning_rate_init"):
@@ -472,19 +552,29 @@ def _liu_structured(mode, random_state, n_jobs):
         level = float(part.loc[part.strategy == "rewind", "weights_remaining"].min())
         m = {st: _mean_at(part, st, level) for st in ("rewind", "continue", "scratch_e",
                                                        "scratch_b")}
+        v = {st: _values(part, st, level, "test_acc") for st in ("continue", "scratch_e",
+                                                                  "scratch_b")}
         measured = (f"at {level:.1f} %: fine-tune {_pct(m['continue'])}, scratch-E "
                     f"{_pct(m['scratch_e'])}, scratch-B {_pct(m['scratch_b'])}, ticket "
                     f"{_pct(m['rewind'])}; budget: {_scratch_b_budget(part, level, s['epochs'])}")
+        # Liu et al. compare scratch-E/B with fine-tuning (not with each other):
+        # "comparable or better" = not worse than fine-tune by more than 1 point
+        tb, okb = _claim(v["scratch_b"], v["continue"], "not_worse")
+        te, oke = _claim(v["scratch_e"], v["continue"], "not_worse")
         if granularity == "neuron":
-            best = max(m["scratch_e"], m["scratch_b"])
             claims.append(("structured: training the pruned architecture from scratch is "
                            "comparable to or better than fine-tuning",
-                           "yes (six structured methods)", measured,
-                           _yes(best >= m["continue"] - 0.01)))
+                           "yes (six structured methods; e.g. L1-norm ResNet-34: fine-tune "
+                           "72.56, scratch-E 72.77, scratch-B 73.08 %)",
+                           f"{measured}; scratch-B - fine-tune {tb}; scratch-E - fine-tune "
+                           f"{te}", okb))
         else:
-            claims.append(("unstructured: scratch-B closes scratch-E's gap",
+            claims.append(("unstructured: scratch-B is comparable to fine-tuning (it closes "
+                           "scratch-E's gap)",
                            "scratch-E can fall short at high sparsity; scratch-B usually "
-                           "matches", measured, _yes(m["scratch_b"] >= m["scratch_e"] - 0.005)))
+                           "matches fine-tune",
+                           f"{measured}; scratch-B - fine-tune {tb}; scratch-E - fine-tune "
+                           f"{te}", okb))
     return protocol, claims, "", res
 
 
@@ -514,15 +604,22 @@ def _zhou_supermask(mode, random_state, n_jobs):
                 "under each round's mask, before any training (test_acc_init).")
     claims = []
     for criterion, part in res.groupby("criterion"):
-        tick = part[part.strategy == "rewind"].groupby("weights_remaining")["test_acc_init"]
-        best = tick.mean().max()
-        level = tick.mean().idxmax()
-        rand = part[part.strategy == "random_mask"]
-        rand_best = rand.groupby("weights_remaining")["test_acc_init"].mean().max()
-        claims.append((f"masked θ0 ({criterion} mask) is far above chance without training",
-                       "up to 86 % on MNIST (their best supermask)",
-                       f"best {_pct(best)} at {level:.1f} % weights; chance {_pct(chance)}; "
-                       f"random mask {_pct(rand_best)}", _yes(best > 2 * chance)))
+        curve = part[part.strategy == "rewind"].groupby("weights_remaining")["test_acc_init"]
+        best, best_level = curve.mean().max(), curve.mean().idxmax()
+        # a level fixed in advance (the one nearest 20 % of the weights, where Zhou et
+        # al.'s large_final supermasks do well), not the best one: choosing the best
+        # level by the ticket's own values would bias the test
+        level = _nearest_level(part, 20.0)
+        tick_v = _values(part, "rewind", level, "test_acc_init")
+        rand_v = _values(part, "random_mask", level, "test_acc_init")
+        text, ok = _claim(tick_v, rand_v, "greater")
+        claims.append((f"masked θ0 ({criterion} mask) far above a random mask of the same "
+                       f"size, without training ({level:.1f} % weights)",
+                       "86 % on MNIST with their best supermask (chance 10 %)",
+                       f"{_pct(tick_v.mean())} vs random mask {_pct(rand_v.mean())} "
+                       f"(chance {_pct(chance)}): {text}; best supermask {_pct(best)} at "
+                       f"{best_level:.1f} % (published 86 % on MNIST; this is "
+                       f"{desc.split(' (')[0]})", ok))
     return protocol, claims, "", res
 
 
