@@ -66,7 +66,7 @@ from ._utils import split
 from ._interrupt import aborting, experiment_stop, stop_requested
 from ._parallel import run_tasks
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
-from .exceptions import ExperimentInterrupted
+from .exceptions import ExperimentInterrupted, UndertrainingWarning
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .modules import MODULES, ImageClassifierModule, get_module_class
@@ -983,7 +983,25 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
             "(in IPython/Jupyter: sys.last_value.results).", results=df,
             runs=runs if return_runs else None, status=run_status(df))
     _warn_cut_short(cut_short, status["total"])
+    _warn_undertrained(df)
     return (df, runs) if return_runs else df
+
+
+def _warn_undertrained(df):
+    """Warn when the early stop fell on the last evaluation in most rounds."""
+    if not {"early_stop_iteration", "n_iter"} <= set(df.columns) or not len(df):
+        return
+    es = pd.to_numeric(df["early_stop_iteration"], errors="coerce")
+    n_iter = pd.to_numeric(df["n_iter"], errors="coerce")
+    ok = es.notna() & n_iter.notna()
+    at_end = int((es[ok] >= n_iter[ok]).sum())
+    if ok.any() and at_end * 2 > int(ok.sum()):
+        warnings.warn(
+            f"In {at_end} of {int(ok.sum())} rounds the minimum validation loss fell on the "
+            "last evaluation: training stopped before the validation loss turned, so the "
+            "early-stop iteration only says 'the end' and accuracies at early stop are "
+            "accuracies at the end. Train longer (max_epochs) when early stopping matters.",
+            UndertrainingWarning, stacklevel=3)
 
 
 def _count(status, stopped):

@@ -8,7 +8,7 @@ are importable from :mod:`sklottery` itself.)
 
 from __future__ import annotations
 
-__all__ = ["ExperimentInterrupted", "PickleIntegrityError"]
+__all__ = ["ExperimentInterrupted", "PickleIntegrityError", "UndertrainingWarning"]
 
 
 class ExperimentInterrupted(KeyboardInterrupt):
@@ -67,3 +67,14 @@ class PickleIntegrityError(ValueError):
         super().__init__(message)
         self.entries = list(entries)
         self.filename = filename
+
+
+class UndertrainingWarning(UserWarning):
+    """Training stopped before the validation loss turned: early stop means little.
+
+    Raised by :func:`~sklottery.analysis.ticket_curve` when, in most rounds,
+    the minimum validation loss falls on the last evaluation of the round:
+    Frankle & Carbin's early-stop iteration then only says "the end", and
+    accuracies at early stop are accuracies at the end. Train longer
+    (``max_epochs``) when early stopping matters to the question.
+    """

@@ -317,3 +317,13 @@ def test_test_accuracy_at_early_stop_is_that_of_the_early_stop_network(digits):
         by_hand = (module(X_te).argmax(1) == y_te).float().mean().item()
     assert rec["test_acc_early_stop"] == pytest.approx(by_hand)
     assert rec["test_acc"] == pytest.approx(est.score(X[:100], y[:100]))
+
+
+def test_ticket_curve_warns_when_early_stop_is_always_the_end(digits):
+    from sklottery.exceptions import UndertrainingWarning
+
+    X, y = digits
+    # one epoch of a few iterations: the validation loss is still falling at the end
+    with pytest.warns(UndertrainingWarning, match=r"In \d+ of \d+ rounds the minimum "
+                                                  r"validation loss fell on the last"):
+        ticket_curve(tiny(n_rounds=1, max_epochs=1), X, y, n_trials=2, random_state=0)

@@ -342,3 +342,14 @@ def test_errors():
         matching_summary(df, ticket="nope")
     with pytest.raises(ValueError, match="controls"):
         matching_summary(df, controls=["scratch_b"])
+
+
+def test_undertraining_is_said_and_flagged():
+    rng = np.random.default_rng(24)
+    df = curve_table({"rewind": [0.90] * 2, "random": [0.80] * 2}, 0.003, 5, rng)
+    assert not matching_summary(df.assign(early_stop_iteration=500, n_iter=1000))[
+        "undertrained"]
+    s = matching_summary(df.assign(early_stop_iteration=1000, n_iter=1000))
+    assert s["undertrained"] and summary_row(s)["undertrained"]
+    assert "Undertrained: in 25 of 25 rounds the minimum validation loss fell on the last " \
+           "evaluation" in verdict(s)

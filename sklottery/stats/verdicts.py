@@ -353,7 +353,11 @@ def matching_summary(
         ``ticket_winning_levels``, ``ticket_equivalent_levels``,
         ``ticket_falls_off_at`` (first level where matching is not shown),
         ``ticket_mean``/``ticket_std`` (at the verdict level),
-        ``sparsest_level``, ``ticket_mean_sparsest`` and ``controls``: one
+        ``sparsest_level``, ``ticket_mean_sparsest``, ``retraining`` (None,
+        or the ticket's score without retraining at the verdict level,
+        ``'no_retrain'``, beside the ticket's and fine-tuning's own),
+        ``undertrained`` (bool: the early stop fell on the last evaluation in
+        most rounds, see the note) and ``controls``: one
         row per other strategy at the verdict level (``'strategy', 'label',
         'in_verdict', 'mean_control', 'diff', 'ci_low', 'ci_high',
         'hedges_g', 'p_value', 'p_one_sided', 'decision', 'n_control',
@@ -614,6 +618,7 @@ def matching_summary(
     und = _undertrained(raw)
     if und:
         notes.append(und)
+    undertrained = und is not None
     at_level = table[table["weights_remaining"] == verdict_level] if len(table) else table
     sparsest = rows[-1] if rows else None
     retraining = _retraining(raw, ticket, metric, verdict_level)
@@ -655,6 +660,7 @@ def matching_summary(
         sparsest_level=sparsest["weights_remaining"] if sparsest else np.nan,
         ticket_mean_sparsest=sparsest["ticket_mean"] if sparsest else np.nan,
         retraining=retraining,
+        undertrained=undertrained,
         **common,
     )
 
@@ -795,7 +801,7 @@ def _empty_summary(common, reason, stopped):
         verdict="inconclusive", reason=reason, verdict_level=nan, margin=nan, power=None,
         family="no tests", n_tests=0, levels_table=pd.DataFrame(),
         tests=pd.DataFrame(columns=_TEST_COLUMNS),
-        n_trials=0, notes=notes, dense_mean=nan, dense_std=nan, dense_n=0, dense_level=nan,
+        n_trials=0, notes=notes, undertrained=False, dense_mean=nan, dense_std=nan, dense_n=0, dense_level=nan,
         threshold=nan, levels=[], ticket_matching_level=nan, ticket_matching_levels=[],
         ticket_winning_levels=[], ticket_equivalent_levels=[], ticket_falls_off_at=nan,
         ticket_mean=nan, ticket_std=nan, sparsest_level=nan, ticket_mean_sparsest=nan,
@@ -1088,6 +1094,7 @@ def summary_row(summary, control="random"):
         n_test=summary["n_test"],
         notes=" ".join(summary["notes"]),
         incomplete=summary.get("incomplete") or "",
+        undertrained=bool(summary.get("undertrained", False)),
         sentence=verdict(summary),
     )
 
