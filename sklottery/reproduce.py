@@ -283,21 +283,19 @@ def _frankle_carbin_lenet(mode, random_state, n_jobs):
     under = _undertrained(df)
     es_t, es_d, es_r = (_values(df, "rewind", level, es), _values(df, "rewind", 100.0, es),
                         _values(df, "random", level, es))
-    text, ok = _claim(es_t, es_d, "greater", percent=False, greater_is_better=False,
-                      unit=" it.")
-    claims.append(_early_stop_claim(
-        (f"ticket learns faster: early stop at {level:.1f} % vs dense",
-         "38 % earlier than dense at 21.1 %",
-         f"{100 * (1 - es_t.mean() / es_d.mean()):+.0f} % earlier ({es_t.mean():.0f} vs "
-         f"{es_d.mean():.0f} it.): ticket - dense {text}" if len(es_d) and es_d.mean()
-         else "n/a", ok), under))
-    text, ok = _claim(es_t, es_r, "greater", percent=False, greater_is_better=False,
-                      unit=" it.")
-    claims.append(_early_stop_claim(
-        (f"ticket stops earlier than random reinit at {level:.1f} %",
-         "2.51x sooner at 21 %",
-         f"{es_r.mean() / es_t.mean():.2f}x sooner: ticket - random {text}"
-         if len(es_t) and es_t.mean() else "n/a", ok), under))
+    ratio = (f"{es_r.mean() / es_t.mean():.2f}x sooner" if len(es_t) and len(es_r)
+             and es_t.mean() else "n/a")
+    earlier = (f"{100 * (1 - es_t.mean() / es_d.mean()):+.0f} % earlier ({es_t.mean():.0f} "
+               f"vs {es_d.mean():.0f} it.)" if len(es_t) and len(es_d) and es_d.mean()
+               else "n/a")
+    for other, name, published, how in (
+            (es_d, f"ticket learns faster: early stop at {level:.1f} % vs dense",
+             "38 % earlier than dense at 21.1 %", f"{earlier}: ticket - dense"),
+            (es_r, f"ticket stops earlier than random reinit at {level:.1f} %",
+             "2.51x sooner at 21 %", f"{ratio}: ticket - random")):
+        text, ok = _claim(es_t, other, "greater", percent=False, greater_is_better=False,
+                          unit=" it.")
+        claims.append(_early_stop_claim((name, published, f"{how} {text}", ok), under))
     summary = stats.matching_summary(df, metric=metric)
     return protocol, claims, stats.verdict(summary), df
 

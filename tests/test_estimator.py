@@ -626,12 +626,15 @@ def test_initial_params_start_from_given_weights(digits):
         small(n_rounds=0).fit(X, y, initial_params=[1, 2])
 
 
+class ThreadProbe(Callback):
+    """Records torch's thread count during training."""
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen_ = torch.get_num_threads()
+
+
 def test_n_threads_applies_during_fit_and_predict_and_is_restored(digits):
     X, y = digits
-
-    class ThreadProbe(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            self.seen_ = torch.get_num_threads()
 
     before = torch.get_num_threads()
     target = 2 if before != 2 else 1
@@ -648,10 +651,6 @@ def test_n_threads_applies_during_fit_and_predict_and_is_restored(digits):
 def test_default_is_one_thread_and_none_leaves_torchs_setting(digits):
     # one thread cannot collapse on a busy machine (benchmarks/bench_threads.py)
     X, y = digits
-
-    class ThreadProbe(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            self.seen_ = torch.get_num_threads()
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
