@@ -198,9 +198,9 @@ def _claim(a, b, claim="greater", *, percent=True, greater_is_better=True, unit=
     scale, unit = (100.0, " pp") if percent else (1.0, unit or "")
     digits = 1 if percent else 0
     p = r["p_one_sided"]
-    ptxt = "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+    ptxt = "= n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
     text = (f"{scale * r['diff']:+.{digits}f}{unit} (95 % CI {scale * r['ci_low']:+.{digits}f} "
-            f"to {scale * r['ci_high']:+.{digits}f}; one-sided p = {ptxt}; "
+            f"to {scale * r['ci_high']:+.{digits}f}; one-sided p {ptxt}; "
             f"{r['n_a']} vs {r['n_b']} trials)")
     return text, r["outcome"]
 
