@@ -182,16 +182,19 @@ print("\nticket vs controls (test accuracy, Welch t-test per level)")
 print(cmp[cols].round(4).to_string(index=False))
 
 # %%
-# A ticket *matches* the dense network at a level when its mean is at least
-# the dense mean minus one standard deviation (Frankle et al.'s criterion).
-# It is a *winning* ticket only if it also beats the controls there:
-# :func:`~sklottery.stats.matching_summary` tests ticket vs each control at
-# every pruned level, Holm-corrects the p-values over that family, and gives
-# one of three verdicts (``winning_ticket``, ``no_ticket_effect`` when the
-# controls do as well, ``no_ticket``); :func:`~sklottery.stats.verdict` says it
-# with the evidence (level, difference with its CI, Hedges' g, corrected p,
-# trials and test samples). The same is done for the early-stop iteration
-# (lower is better: does the ticket learn at least as fast as dense?).
+# A ticket *matches* the dense network at a level when the 95 % interval of
+# ticket - dense lies above -1 point (a non-inferiority test within a margin).
+# It is a *winning* ticket only if it also beats the controls there (the
+# interval of ticket - control above 0); matching is tested from the least
+# pruned level down and the advantage from the most pruned level up, each
+# stopping at its first failure. :func:`~sklottery.stats.matching_summary`
+# gives one of four verdicts (``winning_ticket``; ``no_ticket_effect`` when
+# the controls are shown equivalent; ``no_ticket``; ``inconclusive`` with its
+# reason) and :func:`~sklottery.stats.verdict` says it with the evidence
+# (level, differences with their intervals, Hedges' g, one-sided p, trials
+# and test samples, and how many trials would decide). The same is done for
+# the early-stop iteration (lower is better: does the ticket learn at least
+# as fast as dense?).
 summary = stats.matching_summary(results, metric="test_acc")
 print(f"\nverdict: {summary['verdict']}; controls at {summary['verdict_level']:.1f} % "
       "weights:")
