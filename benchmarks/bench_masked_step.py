@@ -16,13 +16,13 @@ loop is timed both as written (torch's default Adam) and with the same fused
 kernel, so the ratio against the latter isolates what masking and skorch
 cost. ``--unfused`` measures the estimator with the default Adam kernel
 instead (whose pruned entries' second moments the trainer then starts at 1,
-:func:`sklottery._training.prime_adam_state`), ``--unfused --no-prime`` the
+:func:`sklottery.training.prime_adam_state`), ``--unfused --no-prime`` the
 original behaviour.
 
 ``--long`` measures training over several epochs of one run instead: Adam's
 moments of dead units then decay into denormal floats, which CPUs process
 many times slower; the trainer flushes denormals to zero while it trains
-(:func:`sklottery._training.flush_denormals`). It prints ms per batch per epoch
+(:func:`sklottery.training.flush_denormals`). It prints ms per batch per epoch
 for the plain dense loop (as written, and with flushing) and for a masked
 estimator round (as shipped, and with flushing switched off).
 
@@ -39,7 +39,7 @@ import time
 import numpy as np
 import torch
 
-import sklottery._training as training
+import sklottery.training.skorch as training
 from sklottery import LotteryTicketClassifier
 from sklottery.modules import MLP
 
@@ -170,14 +170,14 @@ def main():
     if args.unfused:
         import sklottery.base as base
 
-        original = base.BaseLotteryTicket._build_trainer
+        original = base.BaseLotteryTicket._build_net
 
         def unfused(self, *a, **k):
-            trainer = original(self, *a, **k)
-            trainer.net.set_params(optimizer__fused=None)
-            return trainer
+            net = original(self, *a, **k)
+            net.set_params(optimizer__fused=None)
+            return net
 
-        base.BaseLotteryTicket._build_trainer = unfused
+        base.BaseLotteryTicket._build_net = unfused
     micro = sqrt_micro()
     print("torch.sqrt over 235,200 floats: " + ", ".join(
         f"{k} {v:.0f} us" for k, v in micro.items()))

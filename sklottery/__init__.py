@@ -8,9 +8,10 @@ The layers, from data to report:
 * **engine** (:mod:`sklottery.base`): :class:`~sklottery.base.BaseLotteryTicket`
   runs iterative magnitude pruning over an explicit round state, with warm
   start, checkpoints and the failure policy (interrupt, divergence);
-* **trainer** (:mod:`sklottery._training`): trains one masked round
-  (skorch; pruned weights exactly zero after every step, evaluation grid,
-  learning-rate warmup);
+* **trainers** (:mod:`sklottery.training`): train one masked round per
+  request of the engine, chosen from a registry (the skorch trainer; the
+  batched trainer for many fits at once); pruned weights exactly zero after
+  every step, evaluation grid, learning-rate warmup;
 * **pruning** (:mod:`sklottery.pruning`, :mod:`sklottery.strategies`): pure
   functions for scores, masks, schedules and the reset after a prune;
 * **report** (:mod:`sklottery.analysis`, :mod:`sklottery.stats`,
@@ -18,13 +19,14 @@ The layers, from data to report:
   controls and trials, statistics and verdicts, figures and the HTML report.
 """
 
-from .base import (
+from .estimators import LotteryTicketClassifier, LotteryTicketRegressor
+from .exceptions import (
     DivergenceWarning,
+    ExperimentInterrupted,
+    PickleIntegrityError,
     PruningInterruptedWarning,
     TrainingDivergedError,
 )
-from .estimators import LotteryTicketClassifier, LotteryTicketRegressor
-from .exceptions import ExperimentInterrupted, PickleIntegrityError
 
 __version__ = "0.2.0.dev0"
 

@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib import effective_n_jobs, parallel_config
 from joblib._parallel_backends import LokyBackend, MultiprocessingBackend, SequentialBackend
 from joblib.parallel import get_active_backend
 from sklearn.base import clone, is_regressor
@@ -60,8 +60,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
-from ._batched import fit_many
-from ._training import MaskCallback, accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from ._interrupt import aborting, experiment_stop, stop_requested
 from ._parallel import run_tasks
@@ -72,6 +70,7 @@ from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still imp
 from .modules import MODULES, ImageClassifierModule, get_module_class
 from .pruning import structured_hidden_sizes
 from .strategies import scratch_b_epochs
+from .training import accuracy_t, fit_many, forward_chunks, r2_t
 
 __all__ = [
     "STRATEGIES",
@@ -159,6 +158,7 @@ class EvaluationCallback(Callback):
         self.rounds_ = []
         self._best = None
         self._trained = None  # the last round's trained state, for the next no-retrain score
+        self._masks = None  # the round's masks (sklottery's on_round_begin hook)
         return self
 
     def _scores(self, net, X, y):
@@ -177,9 +177,12 @@ class EvaluationCallback(Callback):
         mse = float((((out - target) * scale) ** 2).mean())
         return {"r2": r2_t(out, target), "mse": mse}
 
+    def on_round_begin(self, net, masks=None, **kwargs):
+        self._masks = masks
+
     def on_train_begin(self, net, **kwargs):
         self._best = None  # (valid_loss, iteration, weights) of the best grid point
-        # the mask callback runs first, so the module already holds the masked start
+        # the engine masked the start weights before the round
         self._init = self._scores(net, self.X_test, self.y_test)
         self._no_retrain = self._no_retrain_scores(net)
 
@@ -188,10 +191,9 @@ class EvaluationCallback(Callback):
 
         One forward pass over the test set; the module's start weights are
         put back exactly (in place, so the optimizer's references hold). NaN
-        without a previous round in this fit, or without a mask callback.
+        without a previous round in this fit, or without the round's masks.
         """
-        masks = next((cb.masks for _, cb in net.callbacks_ if isinstance(cb, MaskCallback)),
-                     None)
+        masks = self._masks
         if self._trained is None or masks is None:
             return {m: np.nan for m in self._init}
         start = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
@@ -696,12 +698,11 @@ def ticket_curve(
         :func:`mask_analysis`).
     batched : bool, default=True
         Train the runs' rounds that share an architecture and training
-        settings as one vectorised model (:mod:`sklottery._batched`): the
+        settings as one vectorised model (:class:`sklottery.training.BatchedTrainer`): the
         trials x chain strategies go round by round together, then the mask
         controls. Each run gives the same numbers as when trained alone, up to
-        float rounding. Runs it cannot batch (dropout, batch norm, frozen
-        parameters, user callbacks, a forward that :func:`torch.func.vmap`
-        cannot trace) train alone. With ``n_jobs``, every worker batches its
+        float rounding. Runs it cannot batch train alone (the list and the
+        reasons: :meth:`sklottery.training.BatchedTrainer.accepts`). With ``n_jobs``, every worker batches its
         share of the runs. ``False`` fits every run on its own (as
         ``estimator.fit`` would), in parallel with ``n_jobs``.
 

@@ -3,9 +3,11 @@
 :class:`BaseLotteryTicket` holds everything iterative magnitude pruning needs
 that does not depend on the task: the parameters and their validation, warm
 start, the failure policy (interrupt, divergence), checkpoints and the IMP
-loop over an explicit :class:`RoundState`. Training one round goes through a
-trainer (:class:`sklottery._training.SkorchTrainer`, the seam where another
-trainer plugs in); pruning and resetting are pure functions of
+loop over an explicit :class:`RoundState`. A fit is a generator
+(:meth:`BaseLotteryTicket.fit_steps`) that yields one
+:class:`~sklottery.training.TrainRequest` per round: whoever drives it picks
+a trainer from :data:`sklottery.training.TRAINERS` (a plain ``fit``: the
+skorch trainer); pruning and resetting are pure functions of
 :mod:`sklottery.pruning` and :mod:`sklottery.strategies`.
 :class:`~sklottery.LotteryTicketClassifier` and
 :class:`~sklottery.LotteryTicketRegressor` are thin subclasses that say how
@@ -17,14 +19,13 @@ The layers, from data to report::
 
     data -> estimator (targets, loss, predict)        estimators.py
          -> engine (IMP loop over RoundState)          base.py
-         -> trainer (one masked round)                 _training.py
+         -> trainer (one masked round)                 training/
          -> pruning (scores, masks, schedule, reset)   pruning.py, strategies.py
          -> report (ticket curves, statistics, plots)  analysis.py, stats/, plotting.py
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
@@ -34,20 +35,10 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._training import (
-    EpochProgress,
-    EvalGrid,
-    MaskCallback,
-    SkorchTrainer,
-    TensorBatchIterator,
-    WarmupScheduler,
-    fused_adam_supported,
-)
 from ._interrupt import aborting
 from ._utils import split, user_stacklevel
 from .modules import (
@@ -82,6 +73,20 @@ from .export import (  # pickling and predict hooks
     predict_outputs,
     unpack_estimator_state,
 )
+from .exceptions import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
+from .training import (
+    OPTIMIZERS,
+    TRAINERS,
+    EvalRecord,
+    TrainData,
+    TrainRequest,
+    TrainSettings,
+    build_net,
+    drive,
+    resolve_device,
+    resolve_eval_every,
+    torch_threads,
+)
 
 __all__ = [
     "BaseLotteryTicket",
@@ -90,55 +95,6 @@ __all__ = [
     "DivergenceWarning",
     "TrainingDivergedError",
 ]
-
-_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-
-
-@dataclass
-class TrainRequest:
-    """One round of training the engine asks its trainer for.
-
-    The engine's fit is a generator (:meth:`BaseLotteryTicket._fit_steps`)
-    that yields one request per round and receives the trainer's
-    :class:`~sklottery._training.RoundResult`: the module of
-    ``estimator.net_`` already holds the round's start weights, ``masks`` are
-    the round's masks, ``epochs`` its length and ``capture_at`` the iteration
-    whose full state is returned as ``captured`` (θk), or None. A plain
-    ``fit`` hands every request to the estimator's own
-    :class:`~sklottery._training.SkorchTrainer`; :mod:`sklottery._batched`
-    trains the requests of many estimators at once.
-    """
-
-    estimator: object
-    masks: dict
-    epochs: int
-    capture_at: int = None
-
-
-def run_steps(steps, train):
-    """Drive an engine step generator: ``train(request)`` answers every request.
-
-    An exception raised by ``train`` is thrown into the generator at the point
-    that asked, so the engine's failure policy sees it exactly as if the
-    engine had trained the round itself.
-    """
-    result, error = None, None
-    while True:
-        try:
-            request = steps.send(result) if error is None else steps.throw(error)
-        except StopIteration:
-            return
-        result, error = None, None
-        try:
-            result = train(request)
-        except BaseException as exc:  # handed to the engine's failure policy
-            error = exc
-
-
-def _own_trainer(request):
-    """Train a request with its estimator's own (skorch) trainer."""
-    return request.estimator._trainer.train(request.masks, request.epochs,
-                                            capture_at=request.capture_at)
 
 # Features beyond sqrt(float32 max) make squared gradients (Adam's second
 # moment, the gradient norm) overflow to inf: training silently stops or NaNs.
@@ -152,25 +108,6 @@ def _min_max(X):
         lo, hi = torch.aminmax(torch.from_numpy(X))
         return float(lo), float(hi)
     return float(X.min()), float(X.max())
-
-
-class PruningInterruptedWarning(UserWarning):
-    """Pruning stopped early (interrupt); the completed rounds were kept."""
-
-
-class DivergenceWarning(ConvergenceWarning):
-    """Training diverged; the last good round was restored.
-
-    A round diverges when a loss or weight becomes NaN/inf, or when a loss
-    blows up: the mean training loss of an epoch or a validation loss on the
-    evaluation grid exceeds 10 times the larger of the loss of a constant
-    prediction and the round's first-batch loss
-    (:func:`sklottery._training.divergence_detail`).
-    """
-
-
-class TrainingDivergedError(RuntimeError):
-    """Training diverged before any round completed: there is no network to keep."""
 
 
 def _min_samples_for_split(fraction):
@@ -504,7 +441,7 @@ class BaseLotteryTicket(BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
@@ -737,15 +674,7 @@ class BaseLotteryTicket(BaseEstimator):
             raise ValueError(
                 f"input_shape must be (C, H, W) with positive ints, got {self.input_shape!r}."
             )
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available in this torch build or "
-                "on this machine; use device='cpu'."
-            )
+        resolve_device(self.device)  # a clear error before anything is trained
         if self.reinit in DEPRECATED_REINIT:
             new = canonical_reinit(self.reinit)
             warnings.warn(
@@ -922,44 +851,30 @@ class BaseLotteryTicket(BaseEstimator):
         kwargs.update(self.module_params or {})
         return cls, kwargs
 
-    def _build_trainer(self, n_features, generator):
-        """A skorch net with the mask, evaluation and warmup callbacks, in a trainer."""
-        cls, kwargs = self._module_kwargs(n_features, self._n_outputs())
-        optimizer_kwargs = {"optimizer__weight_decay": float(self.alpha)}
-        if self.optimizer == "sgd":
-            optimizer_kwargs["optimizer__momentum"] = float(self.momentum)
-        elif fused_adam_supported(torch.device(self.device).type):
-            # one pass per weight tensor, no slow path over pruned entries' zeros
-            optimizer_kwargs["optimizer__fused"] = True
-        mask_cb = MaskCallback()
-        eval_cb = EvalGrid(score=self._score_name)
-        callbacks = [("sklottery_masks", mask_cb), ("sklottery_eval", eval_cb),
-                     ("sklottery_warmup", WarmupScheduler(int(self.lr_warmup)))]
-        if self.verbose and self.verbose >= 2:
-            callbacks.append(("sklottery_progress", EpochProgress(self._score_name)))
-        for i, cb in enumerate(self.callbacks or []):
-            callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb)))
-        net = self._net_class(
-            cls,
-            criterion=self._criterion,
-            optimizer=_OPTIMIZERS[self.optimizer],
-            lr=float(self.learning_rate_init),
-            max_epochs=int(self.max_epochs),
+    def _train_settings(self, iters_per_epoch):
+        """How every round of this fit trains (:class:`~sklottery.training.TrainSettings`)."""
+        return TrainSettings(
+            optimizer=self.optimizer,
+            learning_rate=float(self.learning_rate_init),
+            alpha=float(self.alpha),
+            momentum=float(self.momentum) if self.optimizer == "sgd" else None,
             batch_size=int(self.batch_size),
-            iterator_train=TensorBatchIterator,
-            iterator_train__shuffle=True,
-            iterator_train__generator=generator,
-            iterator_valid=TensorBatchIterator,
-            train_split=None,
-            callbacks=callbacks,
-            device=self.device,
-            verbose=0,
-            **self._net_kwargs(),
-            **{f"criterion__{k}": v for k, v in self._criterion_kwargs().items()},
-            **{f"module__{k}": v for k, v in kwargs.items()},
-            **optimizer_kwargs,
+            warmup=int(self.lr_warmup),
+            eval_every=resolve_eval_every(self.eval_every, iters_per_epoch),
+            score=self._score_name,
+            n_threads=None if self.n_threads is None else int(self.n_threads),
+            verbose=int(self.verbose or 0),
         )
-        return SkorchTrainer(net, mask_cb, eval_cb, self.eval_every)
+
+    def _build_net(self, n_features, generator, device):
+        """The skorch net (``net_``): module, loss, callbacks, on ``device``."""
+        cls, kwargs = self._module_kwargs(n_features, self._n_outputs())
+        user = [cb if isinstance(cb, tuple) else (f"user_{i}", copy.deepcopy(cb))
+                for i, cb in enumerate(self.callbacks or [])]
+        return build_net(
+            self._net_class, cls, kwargs, self._criterion, self._criterion_kwargs(),
+            self._train_settings(1), generator, device, user_callbacks=user,
+            net_kwargs=self._net_kwargs())
 
     def _fresh_state(self):
         """A new random initialisation of the module (seeded from the generator)."""
@@ -967,7 +882,7 @@ class BaseLotteryTicket(BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = self.net_.module(**self.net_.get_params_for("module"))
-        return {k: v.to(self.net_.device) for k, v in module.state_dict().items()}
+        return {k: v.to(self.device_) for k, v in module.state_dict().items()}
 
     def _layer_rates(self):
         kinds = layer_kinds(self.net_.module_)
@@ -1021,34 +936,37 @@ class BaseLotteryTicket(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        with self._threads():
-            return self._fit_engine(X, y, initial_masks, initial_params)
-
-    @contextlib.contextmanager
-    def _threads(self):
-        """``n_threads`` torch threads inside the block; the old setting after it."""
-        if self.n_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-
-    def _fit_engine(self, X, y, initial_masks=None, initial_params=None):
-        """The body of ``fit``: validate, then run (or continue) IMP."""
-        run_steps(self._fit_steps(X, y, initial_masks, initial_params), _own_trainer)
+        with torch_threads(self.n_threads):
+            drive(self.fit_steps(X, y, initial_masks, initial_params), TRAINERS["skorch"]())
         return self
 
-    def _fit_steps(self, X, y, initial_masks=None, initial_params=None):
-        """``fit`` as a generator of :class:`TrainRequest` (see :func:`run_steps`).
+    def _threads(self):
+        """``n_threads`` torch threads inside the block; the old setting after it."""
+        return torch_threads(self.n_threads)
+
+    def fit_steps(self, X, y, initial_masks=None, initial_params=None):
+        """``fit`` as a generator of training requests, for drivers that train many fits.
 
         Everything but the training itself happens here: validation,
         initialisation, pruning, resetting, records, checkpoints and the
-        failure policy. Whoever drives it trains each request.
+        failure policy. Every round it yields a
+        :class:`~sklottery.training.TrainRequest` and expects the
+        :class:`~sklottery.training.RoundResult` of training it sent back
+        (or an exception thrown in, which the failure policy handles as if
+        the round had raised it). ``fit`` is
+        ``sklottery.training.drive(est.fit_steps(X, y), SkorchTrainer())``;
+        :func:`sklottery.training.fit_many` drives many at once.
+
+        Parameters
+        ----------
+        X, y, initial_masks, initial_params
+            As in :meth:`fit`.
+
+        Yields
+        ------
+        request : TrainRequest
         """
+        self._validate_params()
         self._check_params()
         resume = self.warm_start and getattr(self, "_checkpoint", None) is not None
         if resume:
@@ -1066,7 +984,7 @@ class BaseLotteryTicket(BaseEstimator):
                 self._clear_fitted()
             raise
 
-    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_trainer", "_generator", "_seeds")
+    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_data", "_settings", "_generator", "_seeds")
 
     def _clear_fitted(self):
         for key in list(vars(self)):
@@ -1079,21 +997,24 @@ class BaseLotteryTicket(BaseEstimator):
             raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
         self._n_validation(X.shape[0])  # an empty split is an error before anything else
         y_enc = self._prepare_targets(y, resume)
-        device = torch.device(self.device)
+        device = resolve_device(self.device)  # the one resolution of the device of a fit
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
-            if resume:
-                self._rebuild_net()
-                self._restore_checkpoint()  # weights, masks and RNG of the last round
-                self._set_data(X, y_enc, self._seeds["split"])
-            else:
-                yield from self._initialize(X, y_enc, initial_masks, initial_params)
             try:
+                if resume:
+                    self._rebuild_net(device)
+                    self._restore_checkpoint()  # weights, masks and RNG of the last round
+                    self._set_data(X, y_enc, self._seeds["split"])
+                else:
+                    yield from self._initialize(X, y_enc, device, initial_masks,
+                                                initial_params)
                 yield from self._imp_loop()
             finally:
-                self._trainer.release_data()
+                # a fitted estimator keeps no data
+                for name in ("_data", "_settings"):
+                    self.__dict__.pop(name, None)
 
-    def _rebuild_net(self):
+    def _rebuild_net(self, device):
         """Fresh skorch net from the current parameters (warm-start resume).
 
         Training settings and user callbacks may change between fits; the
@@ -1113,16 +1034,15 @@ class BaseLotteryTicket(BaseEstimator):
                 changed.append(f"{key}: {b!r} -> {a!r}")
         if cls is not old.module:
             changed.append(f"module: {old.module.__name__} -> {cls.__name__}")
-        if torch.device(self.device) != torch.device(old.device):
-            changed.append(f"device: {old.device!r} -> {self.device!r}")
+        if device != self.device_:
+            changed.append(f"device: {str(self.device_)!r} -> {self.device!r}")
         if changed:
             raise ValueError(
                 "warm_start=True cannot change the network of a fitted estimator ("
                 + "; ".join(changed) + "). Set warm_start=False to fit a new one."
             )
-        self._trainer = self._build_trainer(self.n_features_in_, self._generator)
-        self._trainer.net.initialize()  # throwaway init: the caller restores RNG and weights
-        self.net_ = self._trainer.net
+        self.net_ = self._build_net(self.n_features_in_, self._generator, device)
+        self.net_.initialize()  # throwaway init: the caller restores RNG and weights
 
     def _n_validation(self, n):
         """Samples held out for validation out of ``n``: ``round(validation_fraction * n)``.
@@ -1147,7 +1067,11 @@ class BaseLotteryTicket(BaseEstimator):
         )
 
     def _set_data(self, X, y_enc, split_seed):
-        """Split off the validation set and hand the tensors to the trainer."""
+        """Split off the validation set: the :class:`~sklottery.training.TrainData` of the fit.
+
+        Also fixes the fit's :class:`~sklottery.training.TrainSettings`
+        (the evaluation grid depends on the iterations per epoch).
+        """
         n = X.shape[0]
         n_val = self._n_validation(n)
         idx = np.arange(n)
@@ -1156,7 +1080,7 @@ class BaseLotteryTicket(BaseEstimator):
             train_idx, valid_idx = self._validation_split(idx, n_val, y_enc, split_seed)
         else:
             train_idx = idx
-        dev = torch.device(self.device)
+        dev = self.device_
 
         def rows(idx):  # float32 rows of X: together one copy of X at most
             return torch.from_numpy(_take_rows(X, idx, np.float32)).to(dev)
@@ -1169,29 +1093,31 @@ class BaseLotteryTicket(BaseEstimator):
         if valid_idx is not None:
             valid = (rows(valid_idx), targets(valid_idx))
         y_train = targets(train_idx)
-        self._trainer.set_data(rows(train_idx), y_train, valid)
-        self._trainer.set_reference_losses(
-            self._constant_loss(y_train), None if valid is None else self._constant_loss(valid[1]))
+        self._data = TrainData(
+            rows(train_idx), y_train, valid,
+            reference_losses=(self._constant_loss(y_train),
+                              None if valid is None else self._constant_loss(valid[1])))
+        self._settings = self._train_settings(self._data.iters_per_epoch(self.batch_size))
 
     def _constant_loss(self, y):
         """The loss of a constant prediction on encoded targets ``y`` (a tensor).
 
         What a network that learned nothing scores: the reference of the
-        divergence rule (:func:`sklottery._training.divergence_detail`).
+        divergence rule (:func:`sklottery.training.divergence_detail`).
         """
         criterion = self._criterion(**self._criterion_kwargs())
         with torch.no_grad():
             return float(criterion(self._constant_output(y), y))
 
-    def _initialize(self, X, y_enc, initial_masks=None, initial_params=None):
+    def _initialize(self, X, y_enc, device, initial_masks=None, initial_params=None):
         rs = check_random_state(self.random_state)
         seeds = rs.randint(0, 2**31 - 1, size=4)
         self._seeds = {"init": int(seeds[0]), "split": int(seeds[1]),
                        "generator": int(seeds[2]), "torch": int(seeds[3])}
         torch.manual_seed(self._seeds["torch"])
         self._generator = torch.Generator().manual_seed(self._seeds["generator"])
-        self._trainer = self._build_trainer(X.shape[1], self._generator)
-        self.net_ = self._trainer.net
+        self.device_ = device
+        self.net_ = self._build_net(X.shape[1], self._generator, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seeds["init"])
             self.net_.initialize()
@@ -1213,12 +1139,13 @@ class BaseLotteryTicket(BaseEstimator):
         rates, pooled = self._layer_rates()
         self._total_rounds(rates, pooled)  # validates target_sparsity against the rates
         k = int(self.rewind_iteration)
-        round0_iters = self._trainer.iters_per_epoch * int(self.max_epochs)
+        iters_per_epoch = self._data.iters_per_epoch(self.batch_size)
+        round0_iters = iters_per_epoch * int(self.max_epochs)
         if k > round0_iters:
             raise ValueError(
                 f"rewind_iteration={k} is beyond the dense round's training length "
                 f"({round0_iters} iterations = {self.max_epochs} epochs x "
-                f"{self._trainer.iters_per_epoch} batches)."
+                f"{iters_per_epoch} batches)."
             )
         self.rounds_ = []
         if self.record_history:
@@ -1371,8 +1298,7 @@ class BaseLotteryTicket(BaseEstimator):
             new_masks = prune_units({n: trained[n] for n in prunable}, cpu_masks,
                                     unit_chain(self.net_.module_), rates, norm=norm,
                                     generator=self._generator)
-        dev = torch.device(self.device)
-        self.masks_ = {n: m.to(dev) for n, m in new_masks.items()}
+        self.masks_ = {n: m.to(self.device_) for n, m in new_masks.items()}
         strategy = canonical_reinit(self.reinit)
         fresh = self._fresh_state() if strategy not in ("rewind", "continue") else None
         state = next_round_state(strategy, trained, ckpt.rewind, fresh, prunable)
@@ -1418,7 +1344,7 @@ class BaseLotteryTicket(BaseEstimator):
 
         ``start`` is the state the round starts from (for the next prune's
         ``magnitude_increase`` scores). Returns the trainer's
-        :class:`~sklottery._training.RoundResult`.
+        :class:`~sklottery.training.RoundResult`.
         """
         if r == 0 and self.verbose:
             self._print_header()
@@ -1428,7 +1354,7 @@ class BaseLotteryTicket(BaseEstimator):
             module_state = self.net_.module_.state_dict()
             masked_start = {n: (module_state[n] * m).detach().cpu()
                             for n, m in self.masks_.items()}
-        result = yield TrainRequest(self, self.masks_, epochs, capture_at)
+        result = yield self._request(epochs, capture_at)
         if result.outcome != "ok":
             return result
         state = RoundState(round=r, masks=self.masks_,
@@ -1446,6 +1372,26 @@ class BaseLotteryTicket(BaseEstimator):
                                   for n in state.masks}
             self.history_.append(entry)
         return result
+
+    def _request(self, epochs, capture_at=None):
+        """The :class:`~sklottery.training.TrainRequest` of the round about to train.
+
+        The module's pruned start weights are set to exactly zero first
+        (exact zeros even over NaN/inf), so every trainer starts from the
+        masked network.
+        """
+        module = self.net_.module_
+        params = dict(module.named_parameters())
+        with torch.no_grad():
+            for name, keep in self.masks_.items():
+                if not bool(keep.all()):
+                    params[name].masked_fill_(~keep, 0.0)
+        return TrainRequest(
+            module=module, masks=self.masks_, epochs=int(epochs), data=self._data,
+            settings=self._settings, criterion=self.net_.criterion_,
+            generator=self._generator, grid=EvalRecord(self._settings.eval_every,
+                                                       self._settings.score),
+            device=self.device_, capture_at=capture_at, net=self.net_)
 
     def _make_record(self, r, result):
         frac = fraction_remaining(self.masks_)
@@ -1493,16 +1439,15 @@ class BaseLotteryTicket(BaseEstimator):
     # --------------------------------------------------------- checkpoints
     def _rng_state(self):
         state = {"torch": torch.get_rng_state(), "generator": self._generator.get_state()}
-        dev = torch.device(self.device)
-        if dev.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(dev)
+        if self.device_.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device_)
         return state
 
     def _restore_rng(self, state):
         torch.set_rng_state(state["torch"])
         self._generator.set_state(state["generator"])
         if "cuda" in state:
-            torch.cuda.set_rng_state(state["cuda"], torch.device(self.device))
+            torch.cuda.set_rng_state(state["cuda"], self.device_)
 
     def _restore_checkpoint(self):
         ckpt = self._checkpoint

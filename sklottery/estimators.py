@@ -13,7 +13,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._training import LotteryNet, LotteryRegressorNet
+from .training import LotteryNet, LotteryRegressorNet
 from ._utils import split
 from .base import (
     SHARED_ATTRIBUTES_DOC,

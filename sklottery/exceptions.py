@@ -8,7 +8,29 @@ are importable from :mod:`sklottery` itself.)
 
 from __future__ import annotations
 
-__all__ = ["ExperimentInterrupted", "PickleIntegrityError", "UndertrainingWarning"]
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = ["DivergenceWarning", "ExperimentInterrupted", "PickleIntegrityError",
+           "PruningInterruptedWarning", "TrainingDivergedError", "UndertrainingWarning"]
+
+
+class PruningInterruptedWarning(UserWarning):
+    """Pruning stopped early (interrupt); the completed rounds were kept."""
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """Training diverged; the last good round was restored.
+
+    A round diverges when a loss or weight becomes NaN/inf, or when a loss
+    blows up: the mean training loss of an epoch or a validation loss on the
+    evaluation grid exceeds 10 times the larger of the loss of a constant
+    prediction and the round's first-batch loss
+    (:func:`sklottery.training.divergence_detail`).
+    """
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training diverged before any round completed: there is no network to keep."""
 
 
 class ExperimentInterrupted(KeyboardInterrupt):

@@ -80,7 +80,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._training import MaskCallback, forward_chunks
+from .training import MaskCallback, forward_chunks
 from ._utils import user_stacklevel
 from .exceptions import PickleIntegrityError
 from .modules import MLP

@@ -30,7 +30,7 @@ from sklearn.base import clone, is_regressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
-from ._training import accuracy_t, forward_chunks, r2_t
+from .training import accuracy_t, forward_chunks, r2_t
 from ._utils import split
 from .base import BaseLotteryTicket
 

@@ -61,7 +61,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklottery import LotteryTicketClassifier, LotteryTicketRegressor
-from sklottery._batched import BatchedTrainer, batchable, fit_many
+from sklottery.training import BatchedTrainer, FitDriver, fit_many
 from sklottery.analysis import ticket_curve
 from sklottery.base import TrainingDivergedError
 from sklottery.exceptions import UndertrainingWarning
@@ -71,6 +71,15 @@ from sklottery.exceptions import UndertrainingWarning
 def digits():
     X, y = load_digits(return_X_y=True)
     return (X / 16.0).astype(np.float32)[:600], y[:600]
+
+
+def first_request_refusal(est, X, y):
+    """Why the batched trainer declines ``est``'s first request (None: it accepts it)."""
+    driver = FitDriver(clone(est).fit_steps(X, y)).advance()
+    try:
+        return BatchedTrainer().accepts(driver.request)
+    finally:
+        driver.steps.close()
 
 
 def _count_batches(monkeypatch):
@@ -272,7 +281,7 @@ def test_unbatchable_fits_train_alone_on_their_own_rng(digits, monkeypatch):
     sizes = _count_batches(monkeypatch)
     fit_many([(e, X, y, {}) for e in ests])
     assert sizes == []
-    assert batchable(ests[0]) == "the module uses dropout"
+    assert first_request_refusal(ests[0], X, y) == "the module uses dropout"
     for est in ests:
         alone = clone(est).fit(X, y)  # dropout draws from the global RNG: exact
         for k, v in est.net_.module_.state_dict().items():

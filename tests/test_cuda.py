@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from sklottery import LotteryTicketClassifier
-from sklottery._batched import BatchedTrainer, fit_many
+from sklottery.training import BatchedTrainer, fit_many
 from sklottery.analysis import ticket_curve
 from sklottery.stability import linear_mode_connectivity
 

@@ -565,19 +565,19 @@ def _unfused_adam(monkeypatch):
     """Make the estimators train with torch's default (unfused) Adam kernel."""
     import sklottery.base as base
 
-    original = base.BaseLotteryTicket._build_trainer
+    original = base.BaseLotteryTicket._build_net
 
     def build(self, *args, **kwargs):
-        trainer = original(self, *args, **kwargs)
-        trainer.net.set_params(optimizer__fused=None)
-        return trainer
+        net = original(self, *args, **kwargs)
+        net.set_params(optimizer__fused=None)
+        return net
 
-    monkeypatch.setattr(base.BaseLotteryTicket, "_build_trainer", build)
+    monkeypatch.setattr(base.BaseLotteryTicket, "_build_net", build)
 
 
 def test_primed_adam_trains_exactly_like_plain_adam(digits, monkeypatch):
     """Priming (unfused kernel) changes only the pruned entries' second moments."""
-    import sklottery._training as training
+    import sklottery.training.skorch as training
 
     X, y = digits
     _unfused_adam(monkeypatch)
@@ -683,7 +683,8 @@ def test_verbose_2_prints_epochs_inside_rounds_after_the_header(digits):
 
 
 def test_training_flushes_denormals_and_restores_the_mode(digits):
-    from sklottery._training import _flushing_denormals, flush_denormals
+    from sklottery.training import flush_denormals
+    from sklottery.training import flushing_denormals as _flushing_denormals
 
     class Probe(Callback):
         def on_epoch_end(self, net, **kwargs):
@@ -717,10 +718,10 @@ def test_negatively_strided_input_fits_and_predicts(digits):
 def test_fits_without_a_fused_adam_kernel(digits, monkeypatch):
     """Where torch has no fused Adam for the device (CPU before torch 2.4), the
     default kernel trains instead, with the pruned entries' moments primed."""
-    import sklottery.base as base
+    import sklottery.training.optim as optim
 
     X, y = digits
-    monkeypatch.setattr(base, "fused_adam_supported", lambda device_type: False)
+    monkeypatch.setattr(optim, "fused_adam_supported", lambda device_type: False)
     clf = small(n_rounds=1, max_epochs=1, random_state=0).fit(X, y)
     assert not clf.net_.optimizer_.defaults.get("fused")
     p = clf.net_.module_.layers[0].weight

@@ -82,7 +82,7 @@ print("SECONDS", time.perf_counter() - t0)
 def test_ctrl_c_in_a_batched_round_stops_the_curve_and_keeps_completed_rounds():
     # SIGINT arrives while the second batched round (round 1 of every chain) trains
     body = textwrap.dedent("""
-    import sklottery._batched as B
+    import sklottery.training as B
     original, calls = B.BatchedTrainer.train, [0]
     def train(self, requests):
         calls[0] += 1

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.metrics import mean_squared_error, r2_score
 
 from sklottery import LotteryTicketClassifier, LotteryTicketRegressor
-from sklottery._batched import batchable, fit_many
+from sklottery.training import BatchedTrainer, FitDriver, fit_many
 from sklottery.analysis import (
     REGRESSION_COLUMNS,
     RESULT_COLUMNS,
@@ -104,7 +104,9 @@ def test_no_retrain_score_is_the_pruned_trained_network(task, batched, request):
     outcomes = fit_many([(e, X_tr, y_tr, {}) for e in ests], batched=batched)
     assert all(err is None for err, _ in outcomes)
     # batched: the two members (same architecture and settings) train as one batch
-    assert all(batchable(e) is None for e in ests)
+    driver = FitDriver(_with_callback(make(0), *data).fit_steps(X_tr, y_tr)).advance()
+    assert BatchedTrainer().accepts(driver.request) is None
+    driver.steps.close()
     metrics = ("acc",) if task == "classification" else ("r2", "mse")
     for est in ests:
         rounds = dict(est.net_.callbacks_)["sklottery_evaluation"].rounds_

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from test_reliability import PoisonInRound
 
 from sklottery import DivergenceWarning, LotteryTicketRegressor
-from sklottery._training import ValidR2, r2_t
+from sklottery.training import ValidR2, r2_t
 from sklottery.analysis import REGRESSION_COLUMNS, ticket_curve
 from sklottery.stats import VERDICTS, matching_summary, verdict
 

@@ -30,7 +30,7 @@ from skorch.callbacks import Callback, EarlyStopping
 import sklottery
 from sklottery import DivergenceWarning, LotteryTicketClassifier, PruningInterruptedWarning
 from sklottery import TrainingDivergedError
-from sklottery._training import DIVERGENCE_FACTOR, divergence_detail
+from sklottery.training import DIVERGENCE_FACTOR, divergence_detail
 
 LR = 5e-3
 
@@ -449,7 +449,7 @@ def test_heavy_tailed_targets_are_not_mistaken_for_divergence():
 
 def test_blown_up_runs_are_excluded_and_named_by_ticket_curve_and_the_verdict(digits):
     from sklottery import stats
-    from sklottery._batched import fit_many
+    from sklottery.training import fit_many
     from sklottery.analysis import run_status, ticket_curve
 
     X, y = digits

@@ -1,0 +1,447 @@
+"""The batched trainer: the rounds of many IMP fits trained as one vectorised model.
+
+Lottery-ticket experiments train the same small architecture many times: the
+trials x strategies of a :func:`~sklottery.analysis.ticket_curve`, then its
+mask controls. One such network is far too small to keep two cores busy (on
+digits, LeNet-300-100's batch of 60 is a few megaflops and most of an epoch
+is per-batch overhead), so :func:`fit_many` drives many estimators' fits at
+once (:func:`~sklottery.training.fit_many`): whenever several fits ask for
+a round with the same architecture, data shape and training settings
+(:meth:`BatchedTrainer.group_key`), :class:`BatchedTrainer` trains those
+rounds together.
+
+A batched round stacks the members' weights (``[members, *shape]``) and runs
+the module once per batch through :func:`torch.func.vmap` over
+:func:`torch.func.functional_call`: one batched matmul (or grouped
+convolution) per layer instead of one small call per member. Every member
+keeps its own masks, start weights, data (trial), data order (its own
+generator, drawn exactly as the skorch trainer draws it), validation grid,
+θk capture and divergence check; the loss is the sum of the members' own
+mean losses, so each member's gradient is its own, and Adam and SGD are
+elementwise, so the stacked optimizer is one optimizer per member. A member
+trained in a batch therefore equals the same member trained alone by the
+skorch trainer, up to float rounding (the tests compare them).
+
+Which rounds can be batched is :meth:`BatchedTrainer.accepts`, the one
+place that lists what trains alone and why. A round it declines trains with
+the skorch trainer, on its fit's own global torch RNG stream, so the results
+do not depend on which fits were run together.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections import defaultdict
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+from torch.func import functional_call, vmap
+
+from .._interrupt import aborting, poll_stop
+from ..modules import MLP
+from .metrics import SCORES
+from .optim import build_optimizer, flush_denormals
+from .protocol import RoundResult, TrainerDeclined, torch_threads
+from .rounds import divergence_detail, end_of_round_detail, round_result, warmup_factor
+from .skorch import TRAINER_CALLBACKS
+
+__all__ = ["BatchedTrainer", "stacked_forward", "stacked_loss"]
+
+#: Callback hooks the batched trainer does not call (it has no skorch batch or
+#: epoch loop): a callback that overrides one of them trains alone.
+_LOOP_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed", "on_epoch_begin",
+               "on_epoch_end")
+
+
+_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d,
+            torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)
+
+
+def _overrides(callback, hook):
+    """Whether ``callback``'s class overrides skorch's no-op ``hook``."""
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+
+
+
+def stacked_forward(module):
+    """``(f, transposed)``: ``module``'s forward for stacked weights and inputs.
+
+    ``f(params, X)`` takes ``params`` mapping parameter names to
+    ``[members, *shape]`` tensors and ``X`` of shape ``[members, batch, ...]``
+    and returns ``[members, batch, ...]``. The names in ``transposed`` are
+    stacked as ``[members, in, out]`` (their weight transposed). The built-in
+    MLP runs as one ``baddbmm`` per layer on transposed weights, so neither
+    the forward nor the gradient copies a weight; any other module runs
+    through :func:`torch.func.vmap` over :func:`torch.func.functional_call`,
+    which turns ``linear`` into batched matmuls and ``conv2d`` into a grouped
+    convolution. (A profile of the vmap path on LeNet-300-100 showed a
+    transposing copy of every weight gradient at every step: 11 % of the
+    time.)
+    """
+    template = copy.deepcopy(module).to("meta")
+    if type(module) is MLP:
+        steps = []
+        for name, layer in template.layers.named_children():
+            if isinstance(layer, torch.nn.Linear):
+                steps.append((f"layers.{name}.weight",
+                              f"layers.{name}.bias" if layer.bias is not None else None))
+            else:
+                steps.append(layer)  # an elementwise activation
+
+        def mlp(params, X):
+            h = X.flatten(2)
+            for step in steps:
+                if isinstance(step, tuple):
+                    Wt = params[step[0]]
+                    h = (torch.bmm(h, Wt) if step[1] is None
+                         else torch.baddbmm(params[step[1]].unsqueeze(1), h, Wt))
+                else:
+                    h = step(h)
+            return h
+
+        return mlp, {w for w, _ in (st for st in steps if isinstance(st, tuple))}
+    return vmap(lambda p, x: functional_call(template, p, (x,))), set()
+
+
+def stacked_loss(criterion):
+    """``f(outputs, y)``: each member's own loss, shape ``[members]``.
+
+    Cross-entropy, MSE and Huber with their default mean reduction are
+    computed unreduced in one call and averaged per member (the profile of a
+    vmap'd cross-entropy showed its backward at 0.5 ms per step for a
+    ``[15, 60, 10]`` output); any other criterion through
+    :func:`torch.func.vmap`.
+    """
+    F = torch.nn.functional
+    kind = type(criterion)
+    if kind is torch.nn.CrossEntropyLoss and criterion.weight is None \
+            and criterion.label_smoothing == 0 and criterion.reduction == "mean":
+        ignore = criterion.ignore_index
+
+        def cross_entropy(out, y):
+            per = F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none",
+                                  ignore_index=ignore).view(y.shape[:2])
+            if bool((y == ignore).any()):  # mean over the counted targets only
+                return per.sum(1) / (y != ignore).sum(1)
+            return per.mean(1)
+
+        return cross_entropy
+    if kind in (torch.nn.MSELoss, torch.nn.HuberLoss) and criterion.reduction == "mean":
+        def regression(out, y):
+            if kind is torch.nn.MSELoss:
+                per = F.mse_loss(out, y, reduction="none")
+            else:
+                per = F.huber_loss(out, y, reduction="none", delta=criterion.delta)
+            return per.flatten(1).mean(1)
+
+        return regression
+    return vmap(lambda out, y: criterion(out, y))
+
+
+def _unique_tensors(tensors):
+    """``(unique, index)``: equal tensors (same data) are stacked once."""
+    unique, index = [], []
+    for t in tensors:
+        for j, u in enumerate(unique):
+            if u is t or (u.shape == t.shape and u.dtype == t.dtype and torch.equal(u, t)):
+                index.append(j)
+                break
+        else:
+            index.append(len(unique))
+            unique.append(t)
+    return unique, index
+
+
+
+class BatchedTrainer:
+    """Train the same round of many fits as one vectorised model.
+
+    ``train(requests)`` takes requests with equal :meth:`group_key` (each
+    module holds its start weights) and returns one
+    :class:`~sklottery.training.RoundResult` per request, as the skorch
+    trainer would; the trained weights are written back into each module,
+    each request's evaluation grid is recorded and the callbacks of its net
+    are notified (``on_round_begin``, ``on_train_begin``, ``on_evaluation``,
+    ``on_train_end``) as in a skorch round.
+
+    Parameters
+    ----------
+    chunk : int, default=1024
+        Validation samples per batched forward pass.
+    """
+
+    name = "batched"
+    priority = 10
+    #: A group of one gains nothing from stacking: the scheduler trains it
+    #: with the reference (skorch) trainer.
+    min_members = 2
+
+    def __init__(self, chunk=1024):
+        self.chunk = chunk
+        self._data = {}  # the members' stacked data, by the identity of their tensors
+
+    # ------------------------------------------------------------ selection
+    def accepts(self, request):
+        """Why ``request`` cannot be batched, or None when it can.
+
+        What trains alone, and why (the only list of it):
+
+        * modules with buffers (batch norm's running statistics);
+        * modules with active dropout (its random draws are the global RNG's);
+        * modules with frozen parameters (``requires_grad=False``);
+        * callbacks that override a per-batch or per-epoch hook (skorch's
+          ``EarlyStopping``, ``verbose >= 2``'s epoch lines, most user
+          callbacks): the batched loop has no skorch epochs to run them in.
+          Callbacks that only read at ``on_round_begin``, ``on_train_begin``,
+          ``on_evaluation`` and ``on_train_end`` are batched;
+        * criteria from outside :mod:`torch.nn`;
+        * a module whose forward :func:`torch.func.vmap` cannot trace
+          (found by a two-sample trial step: :class:`TrainerDeclined`).
+        """
+        module, net = request.module, request.net
+        if any(True for _ in module.buffers()):
+            return "the module has buffers (e.g. batch norm)"
+        if not all(p.requires_grad for p in module.parameters()):
+            return "the module has frozen parameters (requires_grad=False)"
+        for sub in module.modules():
+            if isinstance(sub, _DROPOUT) and sub.p > 0:
+                return "the module uses dropout"
+        if net is not None:
+            default = {n for n, _ in net.get_default_callbacks()}
+            loop = [name for name, cb in net.callbacks_
+                    if name not in TRAINER_CALLBACKS and name not in default
+                    and any(_overrides(cb, hook) for hook in _LOOP_HOOKS)]
+            if loop:
+                return f"callbacks {loop} run inside skorch's batch or epoch loop"
+        if type(request.criterion).__module__.split(".")[0] != "torch":
+            return "a custom criterion"
+        return None
+
+    def group_key(self, request):
+        """Requests with equal keys can be trained together."""
+        module, data = request.module, request.data
+        X = data.X
+        return (
+            type(module), repr(module),
+            tuple((n, tuple(p.shape)) for n, p in module.named_parameters()),
+            type(request.criterion), repr(request.criterion),
+            request.settings, int(request.epochs), tuple(X.shape), str(X.device), X.dtype,
+            None if data.valid is None else tuple(data.valid[0].shape),
+        )
+
+    # ------------------------------------------------------------- training
+    def train(self, requests):
+        modules = [r.module for r in requests]
+        nets = [r.net for r in requests]
+        grids = [r.grid for r in requests]
+        M = len(requests)
+        settings = requests[0].settings
+        self._forward, self._transposed = stacked_forward(modules[0])
+        self._loss = stacked_loss(requests[0].criterion)
+        self._trial_step(requests)
+        for r in requests:
+            r.grid.reset()
+            if r.net is not None:
+                r.net.initialize_history()
+                r.net.notify("on_round_begin", masks=r.masks, epochs=r.epochs)
+                r.net.notify("on_train_begin", X=r.data.X, y=r.data.y)
+        names = [n for n, _ in modules[0].named_parameters()]
+        params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules], n)
+                  .requires_grad_(True) for n in names}
+        masks = {}
+        for n in requests[0].masks:
+            stacked = self._stack([r.masks[n].to(params[n].device) for r in requests], n)
+            if not bool(stacked.all()):
+                masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
+        opt = build_optimizer(settings, params, {n: m.bool() for n, m in masks.items()})
+        n, X_all, y_all, x_off, y_off, Xv, yv = self._stacked_data(requests)
+        has_valid = requests[0].data.valid is not None
+        every = int(settings.eval_every)
+        bs = int(settings.batch_size)
+        epochs = int(requests[0].epochs)
+        warmup = int(settings.warmup)
+        base_lr = float(settings.learning_rate)
+        captured = [None] * M
+        capture = defaultdict(list)  # iteration -> members whose θk it is
+        for m, r in enumerate(requests):
+            if r.capture_at == 0:
+                captured[m] = self._state(params, m)
+            elif r.capture_at is not None:
+                capture[int(r.capture_at)].append(m)
+        best = [np.inf] * M
+        failed = [None] * M
+        references = [r.data.reference_losses for r in requests]  # (train, valid) per member
+        first = [float("nan")] * M
+        train_loss = np.full(M, np.nan)
+        it = 0
+        t0 = time.perf_counter()
+
+        def evaluate():
+            if not has_valid:
+                losses, scores = [float("nan")] * M, [float("nan")] * M
+            else:
+                losses, scores = self._validate(params, Xv, yv, settings.score)
+            for m in range(M):
+                loss = losses[m]
+                if has_valid:
+                    if failed[m] is None:
+                        failed[m] = divergence_detail("validation loss", loss,
+                                                      references[m][1], first[m],
+                                                      f"at iteration {it}")
+                    if np.isfinite(loss) and loss < best[m]:
+                        best[m] = loss
+                        self._write(params, m, modules[m])  # the grid point's weights
+                grids[m].record(it, loss, scores[m])
+                if nets[m] is not None:
+                    nets[m].notify("on_evaluation", iteration=it, valid_loss=loss)
+
+        try:
+            with torch_threads(settings.n_threads), flush_denormals():
+                for epoch in range(epochs):
+                    perms = torch.stack([torch.randperm(n, generator=r.generator)
+                                         for r in requests]).to(X_all.device)
+                    xidx, yidx = perms + x_off, perms + y_off
+                    sums = torch.zeros(M, dtype=torch.float64)
+                    for start in range(0, n, bs):
+                        xb = X_all[xidx[:, start:start + bs]]
+                        yb = y_all[yidx[:, start:start + bs]]
+                        if warmup:
+                            for group in opt.param_groups:
+                                group["lr"] = base_lr * warmup_factor(it, warmup)
+                        losses = self._loss(self._forward(params, xb), yb)
+                        opt.zero_grad(set_to_none=True)
+                        losses.sum().backward()
+                        with torch.no_grad():
+                            for name, keep in masks.items():
+                                params[name].grad.mul_(keep)
+                        # A pruned weight starts at exactly 0 (the engine masks the
+                        # start) and gets a zero gradient, so Adam's and SGD's moments
+                        # and update (weight decay included: it adds alpha * 0) stay
+                        # exactly 0 there: the step needs no second masking.
+                        opt.step()
+                        it += 1
+                        lv = losses.detach().double()
+                        if it == 1:
+                            first = lv.cpu().tolist()
+                        sums += lv.cpu() * xb.shape[1]
+                        bad = ~torch.isfinite(lv)
+                        if bool(bad.any()):
+                            for m in torch.nonzero(bad).flatten().tolist():
+                                if failed[m] is None:
+                                    failed[m] = (f"training loss became {float(lv[m])} at "
+                                                 f"iteration {it}")
+                        for m in capture.get(it, ()):
+                            captured[m] = self._state(params, m)
+                        if it % every == 0:
+                            evaluate()
+                        poll_stop()
+                    train_loss = (sums / n).numpy()
+                    for m in range(M):
+                        if failed[m] is None:
+                            failed[m] = divergence_detail(
+                                "mean training loss of an epoch", train_loss[m],
+                                references[m][0], first[m], f"at iteration {it}")
+                        if nets[m] is not None:
+                            nets[m].history.new_epoch()
+                            nets[m].history.record("epoch", epoch + 1)
+                            nets[m].history.record("train_loss", float(train_loss[m]))
+                if it % every != 0 or not grids[0].iterations_:
+                    evaluate()
+        except KeyboardInterrupt:
+            if aborting():  # a second Ctrl-C: abort at once
+                raise
+            return [RoundResult("interrupted") for _ in range(M)]
+        seconds = (time.perf_counter() - t0) / M
+        results = []
+        for m, r in enumerate(requests):
+            self._write(params, m, modules[m])
+            detail = failed[m] or end_of_round_detail(
+                modules[m].state_dict(), grids[m], has_valid, references[m][1], first[m])
+            if detail is not None:
+                results.append(RoundResult("diverged", detail))
+                continue
+            if nets[m] is not None:
+                nets[m].notify("on_train_end", X=r.data.X, y=r.data.y)
+            results.append(round_result(
+                seconds=seconds, epochs=epochs, n_iter=it, train_loss=train_loss[m],
+                grid=grids[m], has_valid=has_valid, captured=captured[m]))
+        return results
+
+    # ---------------------------------------------------------------- helpers
+    def _stacked_data(self, requests):
+        """``(n, X_all, y_all, x_offsets, y_offsets, X_valid, y_valid)`` of the members.
+
+        Each distinct trial's training data is stored once (members of one
+        trial index into the same rows); validation sets are stacked per
+        member. The data of a fit does not change between its rounds, so
+        this is built once per set of members and reused every round.
+        """
+        tensors = [t for r in requests for t in (r.data.X, r.data.y, *(r.data.valid or ()))]
+        key = tuple(id(t) for t in tensors)
+        if key not in self._data:
+            Xs, Xi = _unique_tensors([r.data.X for r in requests])
+            ys, yi = _unique_tensors([r.data.y for r in requests])
+            n = len(Xs[0])
+            X_all, y_all = torch.cat(Xs), torch.cat(ys)
+            x_off = torch.as_tensor(Xi, device=X_all.device).mul(n).unsqueeze(1)
+            y_off = torch.as_tensor(yi, device=X_all.device).mul(n).unsqueeze(1)
+            Xv = yv = None
+            if requests[0].data.valid is not None:
+                Xv = torch.stack([r.data.valid[0] for r in requests])
+                yv = torch.stack([r.data.valid[1] for r in requests])
+            # the tensors are kept with the entry, so their ids stay theirs
+            self._data[key] = (tensors, (n, X_all, y_all, x_off, y_off, Xv, yv))
+        return self._data[key][1]
+
+    def _trial_step(self, requests):
+        """Forward and backward two samples per member through the stacked model.
+
+        Raises :class:`~sklottery.training.TrainerDeclined` (before any member
+        is touched) when the module cannot run stacked, e.g. a forward that
+        calls ``.item()`` or branches on data, which :func:`torch.func.vmap`
+        cannot trace.
+        """
+        modules = [r.module for r in requests]
+        try:
+            params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules],
+                                     n).requires_grad_(True)
+                      for n, _ in modules[0].named_parameters()}
+            X = torch.stack([r.data.X[:2] for r in requests])
+            y = torch.stack([r.data.y[:2] for r in requests])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. vmap's performance notes
+                self._loss(self._forward(params, X), y).sum().backward()
+        except Exception as exc:  # noqa: BLE001 - any failure means: train alone
+            raise TrainerDeclined(f"{type(exc).__name__}: {exc}") from exc
+
+    @torch.no_grad()
+    def _validate(self, params, Xv, yv, score):
+        outs = torch.cat([self._forward(params, Xv[:, i:i + self.chunk])
+                          for i in range(0, Xv.shape[1], self.chunk)], dim=1)
+        losses = self._loss(outs, yv).double().cpu().numpy()
+        metric = SCORES[score]
+        scores = [metric(outs[m], yv[m]) for m in range(len(outs))]
+        return [float(v) for v in losses], scores
+
+    def _stack(self, tensors, name):
+        """``[members, *shape]`` (``[members, in, out]`` for a transposed weight)."""
+        stacked = torch.stack(tensors)
+        if name in self._transposed:
+            stacked = stacked.transpose(1, 2)
+        return stacked.contiguous()
+
+    def _member(self, params, name, m):
+        """Member ``m``'s tensor of ``name`` in the module's own layout (a view)."""
+        t = params[name][m]
+        return t.t() if name in self._transposed else t
+
+    def _state(self, params, m):
+        return {n: self._member(params, n, m).detach().clone() for n in params}
+
+    @torch.no_grad()
+    def _write(self, params, m, module):
+        for name, p in module.named_parameters():
+            p.copy_(self._member(params, name, m))
