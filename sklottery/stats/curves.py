@@ -74,7 +74,7 @@ def strategy_label(strategy):
     return STRATEGY_LABELS.get(strategy, str(strategy).replace("_", " "))
 
 
-def _as_frame(results, required):
+def as_frame(results, required):
     if isinstance(results, pd.DataFrame):
         df = results.copy()
     else:
@@ -88,7 +88,7 @@ def _as_frame(results, required):
     return df
 
 
-def _levels(values):
+def round_levels(values):
     return pd.to_numeric(values, errors="raise").astype(float).round(LEVEL_DECIMALS)
 
 
@@ -99,12 +99,12 @@ def _numeric(values, name):
         raise ValueError(f"Column {name!r} must be numeric.") from exc
 
 
-def _check_confidence(confidence):
+def check_confidence(confidence):
     if not isinstance(confidence, Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a float in (0, 1), got {confidence!r}.")
 
 
-def _single_dataset(df, func):
+def single_dataset(df, func):
     if "dataset" in df.columns and df["dataset"].nunique(dropna=False) > 1:
         raise ValueError(
             f"{func} needs results from a single dataset, got "
@@ -126,7 +126,7 @@ def _rng(random_state):
     )
 
 
-def _is_proportion(metric, values):
+def is_proportion(metric, values):
     """Whether ``metric`` is an accuracy-like proportion: 'acc' in its name, values in [0, 1]."""
     values = pd.Series(values, dtype=float).dropna()
     return bool("acc" in metric.lower() and len(values)
@@ -149,7 +149,7 @@ def _metric_range(metric, values, n_iter=None):
     suggests.
     """
     values = pd.Series(values, dtype=float).dropna()
-    if _is_proportion(metric, values):
+    if is_proportion(metric, values):
         return 0.0, 1.0
     name = metric.lower()
     if not any(h in name for h in _COUNT_HINTS) or (len(values) and values.min() < 0):
@@ -162,7 +162,7 @@ def _metric_range(metric, values, n_iter=None):
     return 0.0, high
 
 
-def _infer_greater_is_better(metric):
+def infer_greater_is_better(metric):
     """False for a metric where lower is better (iterations, losses, times, errors)."""
     lowered = metric.lower()
     lower_is_better = ("iteration", "loss", "seconds", "error", "mse", "mae")
@@ -189,7 +189,7 @@ def _is_rounding(spread, *groups):
     return not spread > _SPREAD_RTOL * scale
 
 
-def _hedges_g(a, b):
+def hedges_g(a, b):
     """Hedges' g of ``mean(a) - mean(b)``; NaN if undefined.
 
     Undefined with fewer than two values in a group, and when the pooled
@@ -226,7 +226,7 @@ def _constant(a, b, diff, out):
     return out
 
 
-def _welch(a, b, confidence):
+def welch(a, b, confidence):
     na, nb = len(a), len(b)
     diff = _difference(a, b)
     out = dict(diff=diff, ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
@@ -425,10 +425,10 @@ def summarize_curve(
     by = [by] if isinstance(by, str) else list(by)
     if not by:
         raise ValueError("by must name at least one column.")
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if ci_method not in ("auto", "t", "bootstrap"):
         raise ValueError(f"ci_method must be 'auto', 't' or 'bootstrap', got {ci_method!r}.")
-    df = _as_frame(results, [metric, *by])
+    df = as_frame(results, [metric, *by])
     if "dataset" in df.columns and "dataset" not in by and df["dataset"].nunique() > 1:
         warnings.warn(
             "results holds several datasets but 'dataset' is not in `by`; "
@@ -437,9 +437,9 @@ def summarize_curve(
             stacklevel=2,
         )
     if "weights_remaining" in by:
-        df["weights_remaining"] = _levels(df["weights_remaining"])
+        df["weights_remaining"] = round_levels(df["weights_remaining"])
     df[metric] = _numeric(df[metric], metric)
-    proportion = _is_proportion(metric, df[metric])
+    proportion = is_proportion(metric, df[metric])
     wilson = ci_method == "auto" and proportion and "n_test" in df.columns
     if wilson:
         n_test = pd.to_numeric(df["n_test"], errors="coerce")
@@ -492,11 +492,11 @@ def summarize_curve(
     return out
 
 
-def _dense_rows(df, ticket, pooled):
+def select_dense_rows(df, ticket, pooled):
     if "round" in df.columns:
         is_dense = pd.to_numeric(df["round"]) == 0
     else:
-        levels = _levels(df["weights_remaining"])
+        levels = round_levels(df["weights_remaining"])
         is_dense = levels == levels.max()
     dense = df[is_dense]
     if not pooled:
@@ -541,8 +541,8 @@ def dense_baseline(results, ticket="rewind", metric="test_acc", pooled=False):
     .. [1] Frankle, J. and Carbin, M. (2019). The Lottery Ticket Hypothesis:
        Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635.
     """
-    df = _as_frame(results, ["strategy", metric, "weights_remaining"])
-    dense, source = _dense_rows(df, ticket, pooled)
+    df = as_frame(results, ["strategy", metric, "weights_remaining"])
+    dense, source = select_dense_rows(df, ticket, pooled)
     values = _numeric(dense[metric], metric).dropna().to_numpy()
     if values.size == 0:
         raise ValueError("results holds no dense (round 0) rows.")
@@ -688,11 +688,11 @@ def compare_to_ticket(
         raise ValueError(f"method must be 'welch' or 'bootstrap', got {method!r}.")
     if not isinstance(n_bootstrap, Integral) or n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap!r}.")
-    _check_confidence(confidence)
-    df = _as_frame(results, ["strategy", "weights_remaining", metric])
+    check_confidence(confidence)
+    df = as_frame(results, ["strategy", "weights_remaining", metric])
     if not (df["strategy"] == ticket).any():
         raise ValueError(f"ticket strategy {ticket!r} is not in results.")
-    df["weights_remaining"] = _levels(df["weights_remaining"])
+    df["weights_remaining"] = round_levels(df["weights_remaining"])
     df[metric] = _numeric(df[metric], metric)
     df = df.dropna(subset=[metric])
     # The dense round is not a comparison: every chain strategy starts from
@@ -719,7 +719,7 @@ def compare_to_ticket(
                 continue
             a, b = tick[lvl], g[metric].to_numpy()
             if method == "welch":
-                res = _welch(a, b, confidence)
+                res = welch(a, b, confidence)
             else:
                 res = _bootstrap(a, b, confidence, n_bootstrap, rng)
             res["ci_low"] = max(res["ci_low"], -bound)
@@ -731,7 +731,7 @@ def compare_to_ticket(
                 mean_ticket=float(np.mean(a)),
                 mean_control=float(np.mean(b)),
                 **res,
-                hedges_g=_hedges_g(a, b),
+                hedges_g=hedges_g(a, b),
                 n_ticket=len(a),
                 n_control=len(b),
                 method=method,

@@ -23,15 +23,15 @@ import pandas as pd
 from scipy import stats as _sps
 
 from .curves import (
-    _as_frame,
-    _check_confidence,
-    _dense_rows,
-    _hedges_g,
-    _infer_greater_is_better,
-    _is_proportion,
-    _levels,
-    _single_dataset,
-    _welch,
+    as_frame,
+    check_confidence,
+    select_dense_rows,
+    hedges_g,
+    infer_greater_is_better,
+    is_proportion,
+    round_levels,
+    single_dataset,
+    welch,
     strategy_label,
 )
 
@@ -128,7 +128,7 @@ def _contrast(a, b, sign, confidence):
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    res = _welch(a, b, confidence) if len(a) and len(b) else dict(
+    res = welch(a, b, confidence) if len(a) and len(b) else dict(
         ci_low=np.nan, ci_high=np.nan, statistic=np.nan, p_value=np.nan)
     diff = float(np.mean(a) - np.mean(b)) if len(a) and len(b) else np.nan
     t, p = res.get("statistic", np.nan), res.get("p_value", np.nan)
@@ -399,15 +399,15 @@ def matching_summary(
        6(2), 107-128.
     """
     if confidence is not None:
-        _check_confidence(confidence)
+        check_confidence(confidence)
         alpha = 1.0 - float(confidence)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     confidence = 1.0 - alpha
     if not 0 <= max_lost < 1:
         raise ValueError(f"max_lost must be in [0, 1), got {max_lost!r}.")
-    raw = _as_frame(results, ["strategy", "weights_remaining", metric])
-    _single_dataset(raw, "matching_summary")
+    raw = as_frame(results, ["strategy", "weights_remaining", metric])
+    single_dataset(raw, "matching_summary")
     if not (raw["strategy"] == ticket).any():
         raise ValueError(f"ticket strategy {ticket!r} is not in results.")
     stopped = _stopped_runs(raw, metric)
@@ -421,14 +421,14 @@ def matching_summary(
         if missing:
             raise ValueError(f"controls {missing} are not in results; it has {present}.")
     if greater_is_better is None:
-        greater_is_better = _infer_greater_is_better(metric)
+        greater_is_better = infer_greater_is_better(metric)
     sign = 1.0 if greater_is_better else -1.0
-    raw = raw.assign(weights_remaining=_levels(raw["weights_remaining"]),
+    raw = raw.assign(weights_remaining=round_levels(raw["weights_remaining"]),
                      **{metric: pd.to_numeric(raw[metric], errors="coerce")})
     # runs cut short keep their completed rounds; a round that did not complete
     # (diverged, lost) has a NaN metric and is excluded, and named in a note
     df = raw[raw[metric].notna()]
-    percent = _is_proportion(metric, df[metric]) if len(df) else "acc" in metric
+    percent = is_proportion(metric, df[metric]) if len(df) else "acc" in metric
     n_test = None
     if "n_test" in raw.columns:
         nt = pd.to_numeric(raw["n_test"], errors="coerce").dropna()
@@ -437,7 +437,7 @@ def matching_summary(
                   greater_is_better=bool(greater_is_better), percent=bool(percent),
                   incomplete=incomplete, runs_cut_short=stopped,
                   verdict_controls=verdict_controls, n_test=n_test)
-    dense_rows, _ = _dense_rows(df, ticket, pooled_dense) if len(df) else (df, None)
+    dense_rows, _ = select_dense_rows(df, ticket, pooled_dense) if len(df) else (df, None)
     if not (df["strategy"] == ticket).any() or not len(dense_rows):
         return _empty_summary(common, "no_data", stopped)
     dense = dense_rows[metric].to_numpy(dtype=float)
@@ -562,7 +562,7 @@ def matching_summary(
             mean_control=float(np.mean(c_vals)), diff=k["diff"],
             ci_low=max(k["ci_low"], -bound), ci_high=min(k["ci_high"], bound),
             p_value=_two_sided(k), p_one_sided=k["p_better"], decision=k["status"],
-            hedges_g=_hedges_g(t_vals, c_vals), n_ticket=k["n_a"], n_control=k["n_b"],
+            hedges_g=hedges_g(t_vals, c_vals), n_ticket=k["n_a"], n_control=k["n_b"],
             tested_in="winning side" if lvl in winning_side else (
                 "after the winning side stopped")))
     tests = pd.DataFrame(test_rows, columns=_TEST_COLUMNS)
@@ -583,7 +583,7 @@ def matching_summary(
             mean_control=float(np.mean(cvals)) if cvals is not None else np.nan,
             diff=k["diff"] if k else np.nan, ci_low=k["ci_low"] if k else np.nan,
             ci_high=k["ci_high"] if k else np.nan,
-            hedges_g=_hedges_g(values.get((ticket, verdict_level), np.array([])), cvals)
+            hedges_g=hedges_g(values.get((ticket, verdict_level), np.array([])), cvals)
             if cvals is not None else np.nan,
             p_value=_two_sided(k), p_one_sided=k["p_better"] if k else np.nan,
             decision=k["status"] if k else "not run",
