@@ -76,10 +76,10 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
-from .export import (  # pickling and predict hooks
+from .inference import predict_outputs  # the predict hook
+from .persistence import (  # pickling hooks
     open_packed_state,
     pack_estimator_state,
-    predict_outputs,
     unpack_estimator_state,
 )
 
@@ -1537,7 +1537,7 @@ class BaseLotteryTicket(BaseEstimator):
         checkpoint and rewind point without copies of the network; the
         optimizer state and the predict cache are not stored. A SHA-256
         checksum of every stored entry is checked on load. See
-        :mod:`sklottery.export` for the details. Unfitted estimators pickle as
+        :mod:`sklottery.persistence` for the details. Unfitted estimators pickle as
         usual.
         """
         return pack_estimator_state(self, super().__getstate__())
