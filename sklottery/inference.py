@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import skip_init
 
 from ._training import forward_chunks
+from ._utils import module_device
 from .modules import MLP
 from .pruning import compact_module
 
@@ -274,15 +276,22 @@ def _fold_constant_units(first, acts, second):
     w2 = second.weight.detach()
     extra = w2[:, dead] @ const
     b2 = extra if second.bias is None else second.bias.detach() + extra
-    new_first = nn.Linear(first.in_features, len(keep), bias=first.bias is not None)
-    new_second = nn.Linear(len(keep), second.out_features, bias=True)
+    b1 = None if first.bias is None else first.bias.detach()[keep]
+    return _linear(w1[keep], b1), _linear(w2[:, keep], b2)
+
+
+def _linear(weight, bias):
+    """An ``nn.Linear`` holding copies of ``weight`` and ``bias``, on their device and dtype.
+
+    (Built with :func:`torch.nn.utils.skip_init`: no throwaway initialisation.)
+    """
+    layer = skip_init(nn.Linear, weight.shape[1], weight.shape[0], bias=bias is not None,
+                      device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
-        new_first.weight.copy_(w1[keep])
-        if first.bias is not None:
-            new_first.bias.copy_(first.bias.detach()[keep])
-        new_second.weight.copy_(w2[:, keep])
-        new_second.bias.copy_(b2)
-    return new_first.to(w1.device), new_second.to(w1.device)
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
 
 
 def _density(weight):
@@ -344,12 +353,8 @@ def _drop_unread_inputs(module):
     if float((~read).sum()) / n < MIN_DEAD_INPUT_FRACTION or not bool(read.any()):
         return module
     index = torch.nonzero(read).flatten()
-    narrow = nn.Linear(len(index), first.out_features, bias=first.bias is not None)
-    with torch.no_grad():
-        narrow.weight.copy_(first.weight.detach()[:, index])
-        if first.bias is not None:
-            narrow.bias.copy_(first.bias.detach())
-    narrow = narrow.to(first.weight.device)
+    narrow = _linear(first.weight.detach()[:, index],
+                     None if first.bias is None else first.bias.detach())
     module.layers = nn.Sequential(_SelectColumns(index, n), narrow, *list(module.layers)[1:])
     return module
 
@@ -390,8 +395,9 @@ def build_inference_module(module, masks, sparse_max_density=None, chunk=None):
     Returns
     -------
     module : torch.nn.Module
-        A new module in eval mode, without gradients; ``module`` and the
-        global torch RNG are unchanged.
+        A new module in eval mode, without gradients, on the device of
+        ``module``'s parameters; ``module`` and the global torch RNG are
+        unchanged.
     """
     if sparse_max_density is None:
         sparse_max_density = SPARSE_MAX_DENSITY
@@ -403,7 +409,7 @@ def build_inference_module(module, masks, sparse_max_density=None, chunk=None):
         except ValueError:  # not a chain of layers: keep every unit
             small = copy.deepcopy(module)
         small.eval()
-        device = next((p.device for p in small.parameters()), torch.device("cpu"))
+        device = module_device(small)
         density = float(sparse_max_density) if device.type == "cpu" else -1.0
         _rewrite_sequentials(small, density, chunk)
         _drop_unread_inputs(small)
@@ -442,13 +448,14 @@ def _chunk_rows(module, n_features, device):
 class _InferenceCache:
     """The inference module of one fitted network and what it was built from."""
 
-    def __init__(self, source, masks, key, module, chunk, nonlinearity):
+    def __init__(self, source, masks, key, module, chunk, nonlinearity, device):
         self.source = source      # the estimator's module (kept alive: ids stay unique)
         self.masks = masks        # the estimator's mask dict
         self.key = key
         self.module = module
         self.chunk = chunk
         self.nonlinearity = nonlinearity
+        self.device = device      # of the network and of the inference module
 
 
 #: estimator -> _InferenceCache; outside the estimators' ``__dict__``, so it is
@@ -477,10 +484,10 @@ def inference_cache(estimator):
             and cache.key == key):
         return cache
     infer = module if _is_dense(masks) else build_inference_module(module, masks, density)
-    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    device = module_device(module)
     chunk = _chunk_rows(infer, estimator.n_features_in_, device)
     cache = _InferenceCache(module, masks, key, infer, chunk,
-                            estimator.net_._get_predict_nonlinearity())
+                            estimator.net_._get_predict_nonlinearity(), device)
     _CACHES[estimator] = cache
     return cache
 
@@ -492,7 +499,9 @@ def predict_outputs(estimator, X):
     Parameters
     ----------
     estimator : fitted BaseLotteryTicket
-    X : Tensor of shape (n_samples, n_features), on the network's device
+    X : Tensor of shape (n_samples, n_features)
+        On any device: each chunk of rows is moved to the network's device
+        (the device of its parameters) before it goes through.
 
     Returns
     -------
@@ -501,5 +510,5 @@ def predict_outputs(estimator, X):
         probabilities for the classifier, raw outputs for the regressor).
     """
     cache = inference_cache(estimator)
-    out = cache.nonlinearity(forward_chunks(cache.module, X, cache.chunk))
+    out = cache.nonlinearity(forward_chunks(cache.module, X, cache.chunk, device=cache.device))
     return out.cpu().numpy()

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from ._training import MaskCallback
-from ._utils import user_stacklevel
+from ._utils import module_device, user_stacklevel
 from .exceptions import PickleIntegrityError
 
 __all__ = [
@@ -121,6 +121,7 @@ def _device_tag(t):
 
 
 def _restore_device(tag, device):
+    """Where a stored tensor goes back to: the CPU if it was there, else the network's device."""
     return torch.device("cpu") if tag == "cpu" else device
 
 
@@ -149,10 +150,10 @@ def _decode_tensor(name, entry, masks, device):
     dev = _restore_device(entry["device"], device)
     if "data" in entry:
         return _from_array(entry["data"], dtype, dev)
-    mask = masks[entry["mask"]][name].cpu()
-    out = torch.zeros(entry["shape"], dtype=dtype)
-    out[mask] = _from_array(entry["values"], dtype, "cpu")
-    return out.to(dev)
+    mask = masks[entry["mask"]][name].to(dev)
+    out = torch.zeros(entry["shape"], dtype=dtype, device=dev)
+    out[mask] = _from_array(entry["values"], dtype, dev)
+    return out
 
 
 def _encode_state(state, masks=None, mask_key=None, lossy=False):
@@ -189,7 +190,11 @@ def _same_bits(a, b):
 
 
 def _regenerate_init(net, seed):
-    """θ0 as the estimator drew it: the module built right after ``manual_seed(seed)``."""
+    """θ0 as the estimator drew it: the module built right after ``manual_seed(seed)``.
+
+    Built where the estimator builds it, on torch's default device (the CPU
+    random stream); callers move the result to the device it is stored for.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         module = net.module(**net.get_params_for("module"))
@@ -708,7 +713,9 @@ def unpack_estimator_state(est, packed):
             f"This estimator was pickled with an unknown sklottery packing format "
             f"{packed.get('format')!r}; load it with the sklottery version that saved it.")
     net = est.net_
-    device = torch.device(net.device) if getattr(net, "device", None) else torch.device("cpu")
+    # the skeleton network's (empty) parameters are on the device the network was on, or
+    # on the one skorch mapped it to when loading (the CPU where CUDA is not available)
+    device = module_device(net.module_)
     if device.type == "cuda" and not torch.cuda.is_available():  # pragma: no cover
         device = torch.device("cpu")
     masks = {k: unpack_mask(v, _restore_device(packed["masks_device"][k], device))
