@@ -23,8 +23,12 @@ here, so the tests look at the cause instead of waiting for the crash:
   inference module read the values, which ``meta`` tensors do not have;
   those are covered by the audit.)
 
-What the audit cannot see: a ``torch.device('cpu')`` passed explicitly looks
-like the network's own device here (both are the CPU).
+What the audit cannot see: a CPU device object the package did not make
+itself (``torch.device('cpu')`` made in the package is seen by its string)
+looks like the network's own device here, both being the CPU; and calls in
+other threads (a :class:`~sklottery.inference.TransposedRun` shares its
+blocks among threads; they only run the ops of modules built under the
+audit).
 """
 
 import os
