@@ -8,7 +8,7 @@ Three measurements, printed in one run:
    ``target_sparsity``, the estimator's default rates and rewinding). Both are
    saved with ``pickle.dumps`` and ``joblib.dump`` (to memory); the sizes and
    the sparse/dense ratio are printed, and, for reference, the size of the
-   plain ``__dict__`` (the state as pickled before :mod:`sklottery.export`
+   plain ``__dict__`` (the state as pickled before :mod:`sklottery.persistence`
    packed it).
 2. **Predict time.** ``predict`` of both estimators on 50 000 x 784 images
    (``--n-predict``), alternating dense and sparse ``--repeats`` times after
@@ -21,9 +21,9 @@ Three measurements, printed in one run:
    ``torch.nn.functional.linear`` against torch's sparse products, CSR and
    COO, in both orientations (``W_sparse @ X.T``, transposes included, and
    ``X @ W.T`` with a sparse ``W.T``), ``torch.sparse.addmm`` (COO), CSR per
-   block of rows, and sklottery's product (:class:`sklottery.export.
+   block of rows, and sklottery's product (:class:`sklottery.inference.
    SparseLinearT`: ``embedding_bag`` over CSR arrays on transposed blocks of
-   :data:`sklottery.export.SPARSE_CHUNK` rows, transposes included). Medians
+   :data:`sklottery.inference.SPARSE_CHUNK` rows, transposes included). Medians
    of ``--format-repeats``; a method is no longer timed at higher densities
    once it is over twice as slow as dense. The crossover of a method is the
    highest density up to which it beat dense at every density measured.
@@ -51,8 +51,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch.nn import functional as F
 
-from sklottery import LotteryTicketClassifier
-from sklottery import export
+from sklottery import LotteryTicketClassifier, inference
 from sklottery.datasets import fetch_fashion_mnist
 
 
@@ -110,7 +109,7 @@ def section_predict(dense, sparse, X, args):
     print(f"\n2. predict on {X.shape[0]} x {X.shape[1]} (seconds: median of {args.repeats}, "
           "dense and sparse alternating)")
     print(f"  inference module of the sparse estimator: "
-          f"{export.inference_cache(sparse).module}".replace("\n", "\n  "))
+          f"{inference.inference_cache(sparse).module}".replace("\n", "\n  "))
     print(f"  {'threads':>7s} {'dense':>9s} {'sparse':>9s} {'dense/sparse':>13s} "
           f"{'min dense/min sparse':>21s} {'dense via skorch (before)':>26s}")
     for threads in args.threads:
@@ -140,8 +139,8 @@ def _methods(W, b, X):
     Wcsr, Wcoo = W.to_sparse_csr(), W.to_sparse().coalesce()
     WTcsr, WTcoo = W.t().contiguous().to_sparse_csr(), W.t().contiguous().to_sparse().coalesce()
     bcol = b[:, None]
-    run = export.TransposedRun([export.SparseLinearT(W, b)])
-    chunk = export.SPARSE_CHUNK
+    run = inference.TransposedRun([inference.SparseLinearT(W, b)])
+    chunk = inference.SPARSE_CHUNK
 
     def csr_blocks():
         return torch.cat([torch.addmm(bcol, Wcsr, X[s:s + chunk].t().contiguous()).t()
@@ -214,8 +213,8 @@ def section_formats(args):
             f"{k} {'never' if v is None else v}" for k, v in crossover.items()))
         crossover_all[threads] = crossover
     torch.set_num_threads(previous)
-    print(f"\n  sklottery.export.SPARSE_MAX_DENSITY = {export.SPARSE_MAX_DENSITY} (embedding_bag "
-          "crossover here: " + ", ".join(
+    print(f"\n  sklottery.inference.SPARSE_MAX_DENSITY = {inference.SPARSE_MAX_DENSITY} "
+          "(embedding_bag crossover here: " + ", ".join(
               f"{t} thread(s) {c['embedding_bag']}" for t, c in crossover_all.items()) + ")")
 
 

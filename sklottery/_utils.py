@@ -6,9 +6,10 @@ import os
 import sys
 
 import sklearn
+import torch
 from sklearn.model_selection import train_test_split
 
-__all__ = ["split", "user_stacklevel"]
+__all__ = ["module_device", "split", "user_stacklevel"]
 
 
 def split(*arrays, test_size, random_state, stratify=None):
@@ -24,6 +25,20 @@ def split(*arrays, test_size, random_state, stratify=None):
         except ValueError:  # a class too small to stratify
             pass
     return train_test_split(*arrays, test_size=test_size, random_state=random_state)
+
+
+def module_device(module):
+    """The device of ``module``'s parameters (or buffers); the CPU when it has none.
+
+    What the package builds from a network (its inference module, compact
+    copy, exports, interpolations) goes there, whatever torch's default
+    device is.
+    """
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -67,10 +67,10 @@ from .strategies import (
     next_round_state,
     scratch_b_epochs,
 )
-from .export import (  # pickling and predict hooks
+from .inference import predict_outputs  # the predict hook
+from .persistence import (  # pickling hooks
     open_packed_state,
     pack_estimator_state,
-    predict_outputs,
     unpack_estimator_state,
 )
 from .exceptions import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
@@ -731,7 +731,8 @@ class BaseLotteryTicket(BaseEstimator):
         Returns
         -------
         module : torch.nn.Module
-            A deep copy; the estimator is unchanged.
+            A deep copy, on the device of the fitted network; the estimator is
+            unchanged.
         """
         check_is_fitted(self, "net_")
         return compact_module(self.net_.module_, self.masks_)
@@ -753,7 +754,8 @@ class BaseLotteryTicket(BaseEstimator):
         Returns
         -------
         module : torch.nn.Module
-            In eval mode, on the estimator's device.
+            In eval mode, on the device of the fitted network (of its
+            parameters), masks included.
         """
         check_is_fitted(self, "net_")
         if format not in ("masked", "prune", "compact"):
@@ -765,14 +767,15 @@ class BaseLotteryTicket(BaseEstimator):
         params = dict(module.named_parameters())
         with torch.no_grad():
             for name, mask in self.masks_.items():
-                params[name].mul_(mask.to(params[name].dtype))
+                params[name].mul_(mask.to(params[name].device, params[name].dtype))
         if format == "prune":
             import torch.nn.utils.prune as torch_prune
 
             layers = dict(module.named_modules())
             for name, mask in self.masks_.items():
                 owner, _, attr = name.rpartition(".")
-                torch_prune.custom_from_mask(layers[owner], attr, mask.clone())
+                torch_prune.custom_from_mask(layers[owner], attr,
+                                             mask.to(params[name].device, copy=True))
         return module.eval()
 
     def size_report(self):
@@ -1468,10 +1471,10 @@ class BaseLotteryTicket(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=np.float32)
         if not X.flags.writeable:
             X = X.copy()
-        Xt = torch.from_numpy(X).to(self.net_.device)
         # the cached inference module: the network itself when dense, its compact
-        # (and sparse) form when pruned; the outputs of net_.predict_proba
-        return predict_outputs(self, Xt)
+        # (and sparse) form when pruned; the outputs of net_.predict_proba. It moves
+        # the rows to the network's device a chunk at a time.
+        return predict_outputs(self, torch.from_numpy(X))
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -1482,7 +1485,7 @@ class BaseLotteryTicket(BaseEstimator):
         checkpoint and rewind point without copies of the network; the
         optimizer state and the predict cache are not stored. A SHA-256
         checksum of every stored entry is checked on load. See
-        :mod:`sklottery.export` for the details. Unfitted estimators pickle as
+        :mod:`sklottery.persistence` for the details. Unfitted estimators pickle as
         usual.
         """
         return pack_estimator_state(self, super().__getstate__())

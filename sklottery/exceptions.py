@@ -82,7 +82,7 @@ class PickleIntegrityError(ValueError):
         unexpected), e.g. ``"module['layers.0.weight']"``.
     filename : str or None
         The file being loaded, when it could be found (see
-        :func:`sklottery.export.open_packed_state`); None otherwise.
+        :func:`sklottery.persistence.open_packed_state`); None otherwise.
     """
 
     def __init__(self, message, entries=(), filename=None):

@@ -509,6 +509,8 @@ def compact_module(module, masks, chain=None):
     Returns
     -------
     compact : torch.nn.Module
+        On the device of ``module``'s weights and in their dtype. The new
+        layers are not randomly initialised: the global RNG is untouched.
 
     See Also
     --------
@@ -524,6 +526,7 @@ def compact_module(module, masks, chain=None):
     import copy
 
     from torch import nn
+    from torch.nn.utils import skip_init
 
     chain = unit_chain(module) if chain is None else chain
     small = copy.deepcopy(module)
@@ -532,21 +535,25 @@ def compact_module(module, masks, chain=None):
     for i, entry in enumerate(chain):
         prefix = entry["name"][:-len(".weight")]
         old = layers[prefix]
-        weight = old.weight.detach() * masks[entry["name"]].to(old.weight.dtype)
+        device = old.weight.device  # every new tensor and layer goes there
+        weight = old.weight.detach() * masks[entry["name"]].to(device, old.weight.dtype)
         bias = None if old.bias is None else old.bias.detach()
         if i < len(chain) - 1:
-            keep_out = _read_units(masks[entry["next"]], entry)
+            keep_out = _read_units(masks[entry["next"]], entry).to(device)
         else:
-            keep_out = torch.arange(entry["n_units"])
+            keep_out = torch.arange(entry["n_units"], device=device)
         weight = weight[keep_out]
         bias = None if bias is None else bias[keep_out]
         if keep_in is not None:
             weight = weight[:, keep_in]
+        # skip_init: no throwaway random initialisation (nor a draw from the RNG)
+        factory = {"bias": bias is not None, "device": device, "dtype": weight.dtype}
         if isinstance(old, nn.Linear):
-            new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+            new = skip_init(nn.Linear, weight.shape[1], weight.shape[0], **factory)
         else:
-            new = nn.Conv2d(weight.shape[1], weight.shape[0], old.kernel_size, stride=old.stride,
-                            padding=old.padding, dilation=old.dilation, bias=bias is not None)
+            new = skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], old.kernel_size,
+                            stride=old.stride, padding=old.padding, dilation=old.dilation,
+                            **factory)
         with torch.no_grad():
             new.weight.copy_(weight)
             if bias is not None:
@@ -555,5 +562,6 @@ def compact_module(module, masks, chain=None):
         setattr(layers[parent_name] if parent_name else small, attr, new)
         block = entry["block"]
         keep_in = (keep_out if block == 1 else
-                   (keep_out[:, None] * block + torch.arange(block)[None, :]).flatten())
+                   (keep_out[:, None] * block
+                    + torch.arange(block, device=device)[None, :]).flatten())
     return small

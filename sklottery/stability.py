@@ -30,8 +30,8 @@ from sklearn.base import clone, is_regressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from ._utils import module_device, split
 from .training import accuracy_t, forward_chunks, r2_t
-from ._utils import split
 from .base import BaseLotteryTicket
 
 __all__ = ["StabilityResult", "linear_mode_connectivity", "stability_sweep", "instability",
@@ -151,28 +151,37 @@ def _copy(template, X, y, seed, start, masks):
     return est.fit(X, y, initial_masks=masks, initial_params=start)
 
 
+def _interpolate(state_a, state_b, alpha):
+    """``(1 - alpha) * a + alpha * b`` for the floating-point entries, ``a``'s for the others.
+
+    On the devices of ``state_a``'s tensors.
+    """
+    alpha = float(alpha)
+    return {k: (1 - alpha) * v + alpha * state_b[k].to(v.device) if v.is_floating_point()
+            else v for k, v in state_a.items()}
+
+
 def _path(copy_a, copy_b, X_test, y_test, alphas):
     """Error (%) and loss along the straight line between two trained copies."""
     module = copy_a.net_.module_
     net = copy_a.net_
+    device = module_device(module)
     state_a = {k: v.detach().clone() for k, v in module.state_dict().items()}
     state_b = {k: v.detach() for k, v in copy_b.net_.module_.state_dict().items()}
-    Xt = torch.as_tensor(np.ascontiguousarray(X_test, dtype=np.float32)).to(net.device)
+    Xt = torch.as_tensor(np.ascontiguousarray(X_test, dtype=np.float32), device=device)
     regression = is_regressor(copy_a)
     if regression:
         y2 = np.asarray(y_test, dtype=np.float64).reshape(len(y_test), -1)
-        yt = torch.as_tensor(((y2 - copy_a.y_mean_) / copy_a.y_scale_).astype(np.float32))
+        yt = ((y2 - copy_a.y_mean_) / copy_a.y_scale_).astype(np.float32)
     else:
-        yt = torch.as_tensor(np.searchsorted(copy_a.classes_, np.asarray(y_test)))
-    yt = yt.to(net.device)
+        yt = np.searchsorted(copy_a.classes_, np.asarray(y_test))
+    yt = torch.as_tensor(yt, device=device)
     score = r2_t if regression else accuracy_t
     errors, losses = [], []
     try:
         with torch.no_grad():
             for a in alphas:
-                module.load_state_dict({k: (1 - a) * state_a[k] + a * state_b[k]
-                                        if state_a[k].is_floating_point() else state_a[k]
-                                        for k in state_a})
+                module.load_state_dict(_interpolate(state_a, state_b, a))
                 out = forward_chunks(module, Xt)
                 losses.append(float(net.criterion_(out, yt)))
                 errors.append(100.0 * (1.0 - score(out, yt)))

@@ -7,6 +7,8 @@ on rounding (pruned weights exactly zero, θ0 rewinding, masks mostly equal,
 accuracies close), and GPU runs with themselves exactly.
 """
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,8 @@ from sklearn.datasets import load_digits
 from sklottery import LotteryTicketClassifier
 from sklottery.training import BatchedTrainer, fit_many
 from sklottery.analysis import ticket_curve
+from sklottery.inference import build_inference_module, inference_cache
+from sklottery.pruning import compact_module
 from sklottery.stability import linear_mode_connectivity
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -86,3 +90,25 @@ def test_cuda_ticket_curve_export_and_stability(digits):
     res = linear_mode_connectivity(_small(n_rounds=0, max_epochs=1), X, y, n_points=3,
                                    random_state=0)
     assert np.isfinite(res.instability)
+
+
+def test_cuda_inference_module_compact_copy_and_pickle_stay_on_the_gpu(digits):
+    X, y = digits
+    est = _small(n_rounds=3, pruning_rate=0.7).fit(X, y)
+    module, masks = est.net_.module_, est.masks_
+
+    def devices(m):
+        return {t.device.type for t in [*m.parameters(), *m.buffers()]}
+
+    infer = inference_cache(est).module
+    assert infer is not module and devices(infer) == {"cuda"}
+    for built in (build_inference_module(module, masks, sparse_max_density=1.0),
+                  compact_module(module, masks), est.get_compact_module()):
+        assert devices(built) == {"cuda"}
+    proba = est.predict_proba(X)
+    assert abs(est.score(X, y) - float(np.mean(est.predict(X) == y))) < 1e-12
+    loaded = pickle.loads(pickle.dumps(est))
+    assert devices(loaded.net_.module_) == {"cuda"}
+    assert all(m.is_cuda for m in loaded.masks_.values())
+    assert all(v.is_cuda for v in loaded.init_params_.values())
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-6, atol=1e-7)

@@ -1,4 +1,4 @@
-"""Saved size and predict path of pruned networks (sklottery.export)."""
+"""Saved size and predict path of pruned networks (sklottery.persistence, sklottery.inference)."""
 
 import copy
 import pickle
@@ -13,16 +13,21 @@ from sklearn.datasets import load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from sklottery import LotteryTicketClassifier, LotteryTicketRegressor
-from sklottery import export
-from sklottery.export import (
+from sklottery import (
+    LotteryTicketClassifier,
+    LotteryTicketRegressor,
+    export,
+    inference,
+    persistence,
+)
+from sklottery.inference import (
+    DenseLinearT,
     SparseLinearT,
     TransposedRun,
     build_inference_module,
-    pack_mask,
-    unpack_mask,
 )
 from sklottery.modules import MLP
+from sklottery.persistence import pack_mask, unpack_mask
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +160,7 @@ def test_pickle_stores_each_weight_once_and_pruned_weights_as_bits(digits):
     # and what does not shrink with pruning (per-round records, parameters, callbacks)
     assert size(sparse) < 0.31 * size(wide)
     # theta0 was regenerated from its seed, not stored
-    assert sparse.__getstate__()[export._PACKED]["init"][0] == "seed"
+    assert sparse.__getstate__()[persistence._PACKED]["init"][0] == "seed"
 
 
 def test_pickle_leaves_the_estimator_unchanged_and_drops_the_optimizer_state(digits):
@@ -175,7 +180,7 @@ def test_pickle_leaves_the_estimator_unchanged_and_drops_the_optimizer_state(dig
 def test_unfitted_estimator_pickles_as_usual():
     est = clf(n_rounds=3)
     state = est.__getstate__()
-    assert export._PACKED not in state
+    assert persistence._PACKED not in state
     loaded = round_trip(est)
     assert loaded.get_params() == est.get_params() and not hasattr(loaded, "net_")
 
@@ -223,7 +228,7 @@ def test_theta0_given_by_initial_params_is_stored_and_continues(digits):
     X, y = digits
     donor = clf(n_rounds=0, rewind_iteration=2, random_state=1).fit(X, y)
     first = clf(n_rounds=1, warm_start=True).fit(X, y, initial_params=donor.rewind_params_)
-    packed = first.__getstate__()[export._PACKED]
+    packed = first.__getstate__()[persistence._PACKED]
     assert packed["init"][0] == "state"  # not the estimator's own seed: stored
     second = round_trip(first)
     assert_same_state(second.init_params_, donor.rewind_params_)
@@ -237,14 +242,14 @@ def test_theta0_that_does_not_regenerate_warns_and_is_dropped(digits, monkeypatc
     X, y = digits
     est = clf(warm_start=True).fit(X, y)
     data = pickle.dumps(est)
-    assert est.__getstate__()[export._PACKED]["init"][0] == "seed"
-    regenerate = export._regenerate_init
+    assert est.__getstate__()[persistence._PACKED]["init"][0] == "seed"
+    regenerate = persistence._regenerate_init
 
     def another_torch(net, seed):  # θ0 drawn differently, as by another torch version
         return {k: v + 1 if v.is_floating_point() else v
                 for k, v in regenerate(net, seed).items()}
 
-    monkeypatch.setattr(export, "_regenerate_init", another_torch)
+    monkeypatch.setattr(persistence, "_regenerate_init", another_torch)
     with pytest.warns(UserWarning, match="did not regenerate"):
         loaded = pickle.loads(data)
     monkeypatch.undo()
@@ -263,7 +268,7 @@ def test_pruned_weight_that_is_not_zero_is_stored_in_full(digits):
     pruned = torch.nonzero(~mask)[0]
     with torch.no_grad():
         est.net_.module_.layers[0].weight[tuple(pruned)] = 0.5
-    packed = est.__getstate__()[export._PACKED]
+    packed = est.__getstate__()[persistence._PACKED]
     assert "data" in packed["module"]["layers.0.weight"]
     assert "values" in packed["module"]["layers.2.weight"]
     loaded = round_trip(est)
@@ -272,14 +277,14 @@ def test_pruned_weight_that_is_not_zero_is_stored_in_full(digits):
 
 # ----------------------------------------------------------- predict path
 def _inference(est):
-    return export.inference_cache(est).module
+    return inference.inference_cache(est).module
 
 
 @pytest.mark.parametrize("density", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("make, data", [(clf, "digits"), (reg, "diabetes")])
 def test_predict_matches_the_masked_network(make, data, density, request, monkeypatch):
     X, y = request.getfixturevalue(data)
-    monkeypatch.setattr(export, "SPARSE_MAX_DENSITY", density)
+    monkeypatch.setattr(inference, "SPARSE_MAX_DENSITY", density)
     est = make().fit(X, y)
     sparse_layers = [m for m in _inference(est).modules() if isinstance(m, SparseLinearT)]
     n_linear = len(est.masks_)
@@ -293,7 +298,7 @@ def test_predict_matches_the_masked_network(make, data, density, request, monkey
 @pytest.mark.parametrize("density", [0.0, 1.0])
 def test_conv_predict_matches_the_masked_network(digits, density, monkeypatch):
     X, y = digits
-    monkeypatch.setattr(export, "SPARSE_MAX_DENSITY", density)
+    monkeypatch.setattr(inference, "SPARSE_MAX_DENSITY", density)
     est = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), n_rounds=3,
                                   pruning_rate=0.6, max_epochs=1, batch_size=50,
                                   random_state=0).fit(X, y)
@@ -385,7 +390,7 @@ def test_cache_follows_refit_warm_start_and_in_place_changes(digits):
     assert _inference(est) is first  # cached
     est.predict(X)
     assert "_inference_cache" not in vars(est) and not any(
-        isinstance(v, export._InferenceCache) for v in vars(est).values())
+        isinstance(v, inference._InferenceCache) for v in vars(est).values())
     est.set_params(n_rounds=3).fit(X, y)  # warm start: new masks and weights
     second = _inference(est)
     assert second is not first
@@ -407,11 +412,11 @@ def test_cache_is_never_pickled(digits):
     X, y = digits
     est = clf().fit(X, y)
     est.predict(X)
-    assert export._CACHES.get(est) is not None
+    assert inference._CACHES.get(est) is not None
     loaded = round_trip(est)
-    assert export._CACHES.get(loaded) is None
+    assert inference._CACHES.get(loaded) is None
     twin = copy.deepcopy(est)
-    assert export._CACHES.get(twin) is None
+    assert inference._CACHES.get(twin) is None
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
 
 
@@ -430,7 +435,7 @@ def test_transposed_run_shares_blocks_among_threads_exactly():
     w1 = torch.randn(30, 17, generator=gen) * (torch.rand(30, 17, generator=gen) < 0.2)
     w2 = torch.randn(4, 30, generator=gen)
     run = TransposedRun([SparseLinearT(w1, torch.randn(30, generator=gen)), nn.ReLU(),
-                         export.DenseLinearT(w2, None)], chunk=7)
+                         DenseLinearT(w2, None)], chunk=7)
     x = torch.randn(2, 50, 17, generator=gen)  # 100 rows in 15 blocks, 3-d input
     previous = torch.get_num_threads()
     try:
@@ -446,3 +451,13 @@ def test_transposed_run_shares_blocks_among_threads_exactly():
     assert one.shape == (2, 50, 4)
     assert torch.equal(one, three)
     torch.testing.assert_close(one, torch.relu(x @ w1.t() + run.ops[0].bias[:, 0]) @ w2.t())
+
+
+def test_export_module_re_exports_inference_and_persistence(monkeypatch):
+    for name in export.__all__:
+        home = inference if name in inference.__all__ else persistence
+        assert getattr(export, name) is getattr(home, name)
+    monkeypatch.setattr(export, "SPARSE_MAX_DENSITY", 0.5)  # a setting is inference's own
+    assert inference.SPARSE_MAX_DENSITY == 0.5 and export.SPARSE_MAX_DENSITY == 0.5
+    monkeypatch.undo()
+    assert inference.SPARSE_MAX_DENSITY == 0.1

@@ -1,7 +1,7 @@
 """A pickled estimator is checked on load: altered bytes are an error, never a model.
 
 The stored state carries a SHA-256 checksum of every entry
-(:func:`sklottery.export.open_packed_state`); these tests alter single bytes
+(:func:`sklottery.persistence.open_packed_state`); these tests alter single bytes
 of a pickle file where the weights and the mask bits are stored and expect
 :class:`~sklottery.PickleIntegrityError` naming the entry and the file.
 """
@@ -17,8 +17,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import sklottery
-from sklottery import LotteryTicketClassifier, PickleIntegrityError
-from sklottery import export
+from sklottery import LotteryTicketClassifier, PickleIntegrityError, persistence
 from sklottery.exceptions import PickleIntegrityError as FromExceptions
 
 LAYER = "layers.0.weight"
@@ -75,7 +74,7 @@ def load(path, how):
 
 
 def test_the_error_is_a_value_error_exported_at_the_top():
-    assert PickleIntegrityError is FromExceptions is export.PickleIntegrityError
+    assert PickleIntegrityError is FromExceptions is persistence.PickleIntegrityError
     assert issubclass(PickleIntegrityError, ValueError)
     assert "PickleIntegrityError" in sklottery.__all__
 
@@ -113,12 +112,12 @@ def test_bytes_without_a_file_still_name_the_entry(fitted):
 
 
 def _tamper_seed(state):
-    kind, seed, checksum, tags = state[export._PACKED]["init"]
-    state[export._PACKED]["init"] = (kind, seed + 1, checksum, tags)
+    kind, seed, checksum, tags = state[persistence._PACKED]["init"]
+    state[persistence._PACKED]["init"] = (kind, seed + 1, checksum, tags)
 
 
 def _tamper_bias(state):  # a tensor stored in full
-    state[export._PACKED]["module"]["layers.0.bias"]["data"][0] += 1.0
+    state[persistence._PACKED]["module"]["layers.0.bias"]["data"][0] += 1.0
 
 
 def _tamper_rounds(state):
@@ -162,7 +161,7 @@ def test_deepcopy_and_round_trips_still_pass_the_check(fitted, digits):
 def _format_1(state):
     """The state as sklottery pickled it before the integrity record (format 1)."""
     state = copy.deepcopy(state)
-    packed = state[export._PACKED]
+    packed = state[persistence._PACKED]
     del packed["integrity"]
     packed["format"] = 1
     return state
@@ -176,26 +175,26 @@ def test_a_format_1_pickle_loads_unverified_with_a_warning(fitted, digits):
         loaded.__setstate__(pickle.loads(old))
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
     # pickled again, it gets a record
-    assert "integrity" in loaded.__getstate__()[export._PACKED]
+    assert "integrity" in loaded.__getstate__()[persistence._PACKED]
 
 
 def test_a_format_changed_to_1_with_a_record_is_an_error(fitted):
     state = copy.deepcopy(fitted.__getstate__())
-    state[export._PACKED]["format"] = 1
+    state[persistence._PACKED]["format"] = 1
     with pytest.raises(PickleIntegrityError, match=r"format \(the packing format\)"):
         object.__new__(type(fitted)).__setstate__(state)
 
 
 def test_a_missing_record_is_an_error(fitted):
     state = copy.deepcopy(fitted.__getstate__())
-    del state[export._PACKED]["integrity"]
+    del state[persistence._PACKED]["integrity"]
     with pytest.raises(PickleIntegrityError, match="missing or unreadable"):
         object.__new__(type(fitted)).__setstate__(state)
 
 
 def test_unfitted_estimators_carry_no_record():
     est = LotteryTicketClassifier(max_epochs=1)
-    assert export._PACKED not in est.__getstate__()
+    assert persistence._PACKED not in est.__getstate__()
     assert pickle.loads(pickle.dumps(est)).get_params() == est.get_params()
 
 
@@ -212,7 +211,7 @@ class _Hostile(io.RawIOBase):
 
 def test_looking_for_the_file_never_fails():
     hostile = _Hostile()  # noqa: F841 - found in this frame's locals
-    assert export._loading_file() is None
+    assert persistence._loading_file() is None
 
 
 def test_two_open_files_in_the_loading_frame_name_none(tmp_path):
@@ -220,9 +219,9 @@ def test_two_open_files_in_the_loading_frame_name_none(tmp_path):
     a.write_bytes(b"x")
     b.write_bytes(b"y")
     with open(a, "rb") as fa, open(b, "rb") as fb:  # noqa: F841
-        assert export._loading_file() is None
+        assert persistence._loading_file() is None
     with open(a, "rb") as fa:  # noqa: F841
-        assert export._loading_file() == str(a)
+        assert persistence._loading_file() == str(a)
 
 
 def test_weights_round_trip_bit_for_bit(fitted):

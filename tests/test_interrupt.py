@@ -13,11 +13,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
