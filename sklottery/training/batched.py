@@ -30,10 +30,12 @@ do not depend on which fits were run together.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -179,9 +181,10 @@ class BatchedTrainer:
     #: with the reference (skorch) trainer.
     min_members = 2
 
-    def __init__(self, chunk=1024):
+    def __init__(self, chunk=1024, data_cache=None):
         self.chunk = chunk
-        self._data = {}  # the members' stacked data, by the identity of their tensors
+        # the members' stacked data, by the identity of their tensors (shards share it)
+        self._data = {} if data_cache is None else data_cache
 
     # ------------------------------------------------------------ selection
     def accepts(self, request):
@@ -234,6 +237,35 @@ class BatchedTrainer:
 
     # ------------------------------------------------------------- training
     def train(self, requests):
+        """Train the requests' rounds together; a result per request, in order.
+
+        With more than one torch thread allowed (``settings.n_threads``:
+        None is torch's count) the members are split into that many shards,
+        each trained in its own Python thread on one core: the small batched
+        matmuls of a ticket's layers use a core each far better than they
+        use several cores together (``benchmarks/bench_batched.py``). A
+        member's numbers do not depend on its shard (members never mix).
+        """
+        n_threads = requests[0].settings.n_threads
+        shards = min(len(requests), torch.get_num_threads() if n_threads is None
+                     else int(n_threads))
+        if shards <= 1:
+            return self._train_members(requests)
+        self._trial_step_of(requests)  # TrainerDeclined before any member is touched
+        size = -(-len(requests) // shards)
+        parts = [requests[i:i + size] for i in range(0, len(requests), size)]
+        with torch_threads(1), ThreadPoolExecutor(len(parts)) as pool:
+            futures = [pool.submit(BatchedTrainer(self.chunk, self._data)._train_members,
+                                   part, False) for part in parts]
+            results = [f.result() for f in futures]  # an error (second Ctrl-C) propagates
+        return [r for part in results for r in part]
+
+    def _trial_step_of(self, requests):
+        self._forward, self._transposed = stacked_forward(requests[0].module)
+        self._loss = stacked_loss(requests[0].criterion)
+        self._trial_step(requests)
+
+    def _train_members(self, requests, in_thread_of_its_own=True):
         modules = [r.module for r in requests]
         nets = [r.net for r in requests]
         grids = [r.grid for r in requests]
@@ -241,7 +273,8 @@ class BatchedTrainer:
         settings = requests[0].settings
         self._forward, self._transposed = stacked_forward(modules[0])
         self._loss = stacked_loss(requests[0].criterion)
-        self._trial_step(requests)
+        if in_thread_of_its_own:
+            self._trial_step(requests)
         for r in requests:
             r.grid.reset()
             if r.net is not None:
@@ -299,7 +332,9 @@ class BatchedTrainer:
                     nets[m].notify("on_evaluation", iteration=it, valid_loss=loss)
 
         try:
-            with torch_threads(settings.n_threads), flush_denormals():
+            threads = (torch_threads(settings.n_threads) if in_thread_of_its_own
+                       else contextlib.nullcontext())  # a shard: one core, set by train
+            with threads, flush_denormals():
                 for epoch in range(epochs):
                     perms = torch.stack([torch.randperm(n, generator=r.generator)
                                          for r in requests]).to(X_all.device)
