@@ -375,6 +375,10 @@ SHARED_ATTRIBUTES_DOC = """\
         Only when ``X`` has string feature names.
     net_ : skorch.NeuralNet
         The trained net at the final sparsity.
+    device_ : torch.device
+        The device the fit trained on: ``device`` resolved once, when the fit
+        began. Every request, and every module built from the network
+        (inference module, exports), uses it.
     masks_ : dict of str -> bool Tensor
         ``True`` where a weight is kept, per prunable parameter name.
     init_params_ : dict of str -> Tensor
