@@ -1094,7 +1094,7 @@ class BaseLotteryTicket(BaseEstimator):
 
         def targets(idx):
             return torch.as_tensor(np.ascontiguousarray(y_enc[idx]),
-                                   dtype=self._target_dtype).to(dev)
+                                   dtype=self._target_dtype, device=dev)
 
         valid = None
         if valid_idx is not None:

@@ -50,6 +50,7 @@ most entries.
 """
 
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -360,17 +361,20 @@ def test_batched_rounds_honour_the_estimators_n_threads(digits, monkeypatch):
     original = BatchedTrainer._validate
 
     def validate(self, *args, **kwargs):  # runs inside the training loop
-        during.append(torch.get_num_threads())
+        during.append((torch.get_num_threads(), threading.get_ident()))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BatchedTrainer, "_validate", validate)
     before = torch.get_num_threads()
-    target = 1 if before != 1 else 2
-    ests = [LotteryTicketClassifier(max_epochs=1, n_rounds=0, n_threads=target,
-                                    random_state=s) for s in range(2)]
-    fit_many([(e, X, y, {}) for e in ests])
-    assert during and set(during) == {target}
-    assert torch.get_num_threads() == before  # restored after the round
+    for n_threads in (1, 2):
+        during.clear()
+        ests = [LotteryTicketClassifier(max_epochs=1, n_rounds=0, n_threads=n_threads,
+                                        random_state=s) for s in range(2)]
+        fit_many([(e, X, y, {}) for e in ests])
+        # n_threads cores: one torch thread in each of n_threads shards (Python threads)
+        assert during and {t for t, _ in during} == {1}
+        assert len({ident for _, ident in during}) == n_threads
+        assert torch.get_num_threads() == before  # restored after the round
 
 
 class _FrozenProjection(torch.nn.Module):

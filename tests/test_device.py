@@ -104,8 +104,11 @@ def _callers():
     out = []
     while frame is not None:
         name = os.path.abspath(frame.f_code.co_filename)
-        if name.startswith(PACKAGE):
-            out.append(f"{os.path.relpath(name, PACKAGE)}:{frame.f_code.co_name}")
+        # a comprehension belongs to the function it is written in (Python 3.12
+        # inlines them: no frame of their own)
+        code = frame.f_code.co_name
+        if name.startswith(PACKAGE) and not (code.startswith("<") and code != "<module>"):
+            out.append(f"{os.path.relpath(name, PACKAGE)}:{code}")
         frame = frame.f_back
     return tuple(out)
 
@@ -375,3 +378,86 @@ def test_transposed_run_of_meta_layers_runs_on_meta():
     with torch.no_grad():
         out = run(torch.empty(50, 17, device="meta"))
     assert out.device.type == "meta" and out.shape == (50, 4)
+
+
+# ---------------------------------------------------------------- training
+#: Host-side steps of a fit, each deliberate: (kind, function) -> why. On a GPU
+#: the rest of a round (the network, masks, data, optimizer state and losses)
+#: stays on the device the request carries.
+TRAINING_HOST_SIDE = {
+    ("host", "base.py:_min_max"): HOST_SIDE[("host", "base.py:_min_max")],
+    ("host", "base.py:rows"):
+        "the training rows arrive as a numpy array in host memory: torch.from_numpy wraps "
+        "their float32 copy, moved to device_ once per fit",
+    ("default", "modules.py:__init__"):
+        "θ0 is drawn on the host under the initialisation seed, so it is the same on every "
+        "device; skorch then moves the module to the fit's device",
+    ("host", "base.py:_prune_and_train"):
+        "pruning ranks the trained weights on the host: the same masks on every device "
+        "(they are moved back to device_ at once)",
+    ("host", "pruning.py:compute_scores"): "the same: scores are computed on the host",
+    ("default", "training/skorch.py:__iter__"):
+        "the data order is drawn from the fit's CPU generator (the same order on every "
+        "device) and moved to the data's device",
+    ("default", "training/batched.py:_epoch_orders"): "the same, for every member",
+    ("host", "training/batched.py:_validate"):
+        "the validation losses are recorded as numbers: one read per grid point",
+    ("host", "training/batched.py:epoch_means"):
+        "the epoch's mean training losses are recorded: one read per epoch",
+    ("default", "training/optim.py:flushing_denormals"):
+        "probes the CPU's flush-to-zero mode, a property of the host",
+    ("host", "training/optim.py:fused_adam_supported"):
+        "probes the fused kernel on the device type it is asked about (here the CPU)",
+    ("host", "training/protocol.py:resolve_device"):
+        "resolves the device string itself (here 'cpu')",
+}
+
+
+def _small_fit(seed):
+    return LotteryTicketClassifier(hidden_layer_sizes=(16,), max_epochs=1, batch_size=50,
+                                   n_rounds=1, random_state=seed, rewind_iteration=2)
+
+
+@pytest.mark.parametrize("trainer", ["skorch", "batched"])
+def test_training_makes_nothing_off_the_device(digits, trainer, audit, monkeypatch):
+    """A fit (skorch trainer) and a batch of fits (batched trainer): every tensor
+    the engine and the trainers create follows the request's device, but for the
+    host-side steps listed, each with its reason."""
+    from sklottery.training import BatchedTrainer, fit_many
+
+    X, y = digits
+    batches = []
+    original = BatchedTrainer.train
+    monkeypatch.setattr(BatchedTrainer, "train",
+                        lambda self, requests: batches.append(len(requests))
+                        or original(self, requests))
+    with audit:
+        if trainer == "skorch":
+            _small_fit(0).fit(X, y)
+        else:
+            fit_many([(_small_fit(s), X, y, {}) for s in range(3)])
+    assert batches == ([] if trainer == "skorch" else [3, 3])
+    assert audit.off_device(list(TRAINING_HOST_SIDE)) == []
+
+
+def test_the_training_audit_sees_a_tensor_made_on_the_host(digits, audit, monkeypatch):
+    """It can fail: a trainer step that makes a tensor without the request's device is
+    reported (here the batched trainer's loss sums, made as they were before they
+    moved to the device)."""
+    import sklottery.training.batched as batched
+
+    X, y = digits
+    original = batched._LossBook.__init__
+
+    def on_the_host(self, members, device):
+        original(self, members, device)
+        self._sums = torch.zeros(members, dtype=torch.float64)
+
+    monkeypatch.setattr(batched._LossBook, "__init__", on_the_host)
+    with audit:
+        batched_fits = [(_small_fit(s), X, y, {}) for s in range(2)]
+        from sklottery.training import fit_many
+
+        fit_many(batched_fits)
+    left = audit.off_device(list(TRAINING_HOST_SIDE))
+    assert left and all("torch.zeros without a device" in line for line in left), left

@@ -158,6 +158,45 @@ def _unique_tensors(tensors):
 
 
 
+def _epoch_orders(requests, n, device):
+    """Every member's data order of an epoch, ``[members, n]`` on ``device``.
+
+    Drawn on the host from each member's own generator, exactly as the
+    skorch trainer draws it, so the order is the same on every device.
+    """
+    return torch.stack([torch.randperm(n, generator=r.generator) for r in requests]).to(device)
+
+
+class _LossBook:
+    """The members' training losses of a round, summed on their device.
+
+    The host reads them once per epoch (the epoch means), once per round (the
+    first batch's losses, the divergence rule's reference) and when a loss is
+    not finite (the message names it).
+    """
+
+    def __init__(self, members, device):
+        self.first = [float("nan")] * members
+        self._sums = torch.zeros(members, dtype=torch.float64, device=device)
+
+    def add(self, losses, rows, iteration):
+        """Add one step's losses ``[members]``; ``{member: value}`` of those not finite."""
+        lv = losses.detach().double()
+        if iteration == 1:
+            self.first = lv.tolist()
+        self._sums += lv * rows
+        bad = ~torch.isfinite(lv)
+        if not bool(bad.any()):
+            return {}
+        return {m: float(lv[m]) for m in torch.nonzero(bad).flatten().tolist()}
+
+    def epoch_means(self, n):
+        """The epoch's mean loss per member (a host array); the sums start over."""
+        means = (self._sums / n).cpu().numpy()
+        self._sums.zero_()
+        return means
+
+
 class BatchedTrainer:
     """Train the same round of many fits as one vectorised model.
 
@@ -307,7 +346,7 @@ class BatchedTrainer:
         best = [np.inf] * M
         failed = [None] * M
         references = [r.data.reference_losses for r in requests]  # (train, valid) per member
-        first = [float("nan")] * M
+        book = _LossBook(M, requests[0].data.X.device)
         train_loss = np.full(M, np.nan)
         it = 0
         t0 = time.perf_counter()
@@ -322,7 +361,7 @@ class BatchedTrainer:
                 if has_valid:
                     if failed[m] is None:
                         failed[m] = divergence_detail("validation loss", loss,
-                                                      references[m][1], first[m],
+                                                      references[m][1], book.first[m],
                                                       f"at iteration {it}")
                     if np.isfinite(loss) and loss < best[m]:
                         best[m] = loss
@@ -336,10 +375,8 @@ class BatchedTrainer:
                        else contextlib.nullcontext())  # a shard: one core, set by train
             with threads, flush_denormals():
                 for epoch in range(epochs):
-                    perms = torch.stack([torch.randperm(n, generator=r.generator)
-                                         for r in requests]).to(X_all.device)
+                    perms = _epoch_orders(requests, n, X_all.device)
                     xidx, yidx = perms + x_off, perms + y_off
-                    sums = torch.zeros(M, dtype=torch.float64)
                     for start in range(0, n, bs):
                         xb = X_all[xidx[:, start:start + bs]]
                         yb = y_all[yidx[:, start:start + bs]]
@@ -358,27 +395,20 @@ class BatchedTrainer:
                         # exactly 0 there: the step needs no second masking.
                         opt.step()
                         it += 1
-                        lv = losses.detach().double()
-                        if it == 1:
-                            first = lv.cpu().tolist()
-                        sums += lv.cpu() * xb.shape[1]
-                        bad = ~torch.isfinite(lv)
-                        if bool(bad.any()):
-                            for m in torch.nonzero(bad).flatten().tolist():
-                                if failed[m] is None:
-                                    failed[m] = (f"training loss became {float(lv[m])} at "
-                                                 f"iteration {it}")
+                        for m, value in book.add(losses, xb.shape[1], it).items():
+                            if failed[m] is None:
+                                failed[m] = f"training loss became {value} at iteration {it}"
                         for m in capture.get(it, ()):
                             captured[m] = self._state(params, m)
                         if it % every == 0:
                             evaluate()
                         poll_stop()
-                    train_loss = (sums / n).numpy()
+                    train_loss = book.epoch_means(n)
                     for m in range(M):
                         if failed[m] is None:
                             failed[m] = divergence_detail(
                                 "mean training loss of an epoch", train_loss[m],
-                                references[m][0], first[m], f"at iteration {it}")
+                                references[m][0], book.first[m], f"at iteration {it}")
                         if nets[m] is not None:
                             nets[m].history.new_epoch()
                             nets[m].history.record("epoch", epoch + 1)
@@ -394,7 +424,7 @@ class BatchedTrainer:
         for m, r in enumerate(requests):
             self._write(params, m, modules[m])
             detail = failed[m] or end_of_round_detail(
-                modules[m].state_dict(), grids[m], has_valid, references[m][1], first[m])
+                modules[m].state_dict(), grids[m], has_valid, references[m][1], book.first[m])
             if detail is not None:
                 results.append(RoundResult("diverged", detail))
                 continue
