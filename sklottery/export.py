@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 import types
 
-from . import inference
-from .inference import (
+from . import inference, persistence
+from .inference import (  # noqa: F401 - re-exported
     DenseLinearT,
     SparseLinearT,
     TransposedRun,
@@ -31,7 +31,7 @@ from .inference import (
     inference_cache,
     predict_outputs,
 )
-from .persistence import (
+from .persistence import (  # noqa: F401 - re-exported
     PickleIntegrityError,
     open_packed_state,
     pack_estimator_state,
@@ -41,23 +41,8 @@ from .persistence import (
     unpack_mask,
 )
 
-__all__ = [
-    "SPARSE_MAX_DENSITY",  # noqa: F822 - properties of _ForwardSettings
-    "SPARSE_CHUNK",  # noqa: F822
-    "SparseLinearT",
-    "DenseLinearT",
-    "TransposedRun",
-    "build_inference_module",
-    "inference_cache",
-    "predict_outputs",
-    "pack_estimator_state",
-    "open_packed_state",
-    "unpack_estimator_state",
-    "PickleIntegrityError",
-    "pack_mask",
-    "unpack_mask",
-    "state_checksum",
-]
+# SPARSE_MAX_DENSITY and SPARSE_CHUNK are properties of _ForwardSettings
+__all__ = list(inference.__all__) + list(persistence.__all__)
 
 
 def _setting(name):
