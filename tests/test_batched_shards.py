@@ -26,16 +26,16 @@ def digits():
 
 
 def _spy_shards(monkeypatch):
-    """Record the member count of every shard (``_train_members`` called in a thread)."""
+    """Record the member count of every shard (``train_batch`` called in a thread)."""
     shards = []
-    original = BatchedTrainer._train_members
+    original = BatchedTrainer.train_batch
 
-    def spy(self, requests, in_thread_of_its_own=True):
-        if not in_thread_of_its_own:
+    def spy(self, requests, shard=False):
+        if shard:
             shards.append(len(requests))
-        return original(self, requests, in_thread_of_its_own)
+        return original(self, requests, shard)
 
-    monkeypatch.setattr(BatchedTrainer, "_train_members", spy)
+    monkeypatch.setattr(BatchedTrainer, "train_batch", spy)
     return shards
 
 

@@ -228,3 +228,25 @@ def test_weights_round_trip_bit_for_bit(fitted):
     loaded = pickle.loads(pickle.dumps(fitted))
     for k, v in fitted.net_.module_.state_dict().items():
         assert torch.equal(loaded.net_.module_.state_dict()[k], v), k
+
+
+def test_pickles_from_before_the_training_package_load(monkeypatch):
+    """Estimators pickled when the skorch trainer's classes lived in
+    ``sklottery._training`` (their module path is in the file) load, predict
+    the same and continue with ``warm_start``."""
+    import sklottery.training.skorch as trainer_module
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    est = LotteryTicketClassifier(hidden_layer_sizes=(16,), max_epochs=1, n_rounds=1,
+                                  random_state=0).fit(X, y)
+    for name in ("LotteryNet", "MaskCallback", "EvalGrid", "WarmupScheduler",
+                 "TensorBatchIterator", "ValidAccuracy"):
+        monkeypatch.setattr(getattr(trainer_module, name), "__module__", "sklottery._training")
+    data = pickle.dumps(est)
+    monkeypatch.undo()
+    assert b"sklottery._training" in data and b"sklottery.training.skorch" not in data
+    loaded = pickle.loads(data)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    loaded.set_params(warm_start=True, n_rounds=2).fit(X, y)
+    assert loaded.n_rounds_ == 2

@@ -289,13 +289,13 @@ class BatchedTrainer:
         shards = min(len(requests), torch.get_num_threads() if n_threads is None
                      else int(n_threads))
         if shards <= 1:
-            return self._train_members(requests)
+            return self.train_batch(requests)
         self._trial_step_of(requests)  # TrainerDeclined before any member is touched
         size = -(-len(requests) // shards)
         parts = [requests[i:i + size] for i in range(0, len(requests), size)]
         with torch_threads(1), ThreadPoolExecutor(len(parts)) as pool:
-            futures = [pool.submit(BatchedTrainer(self.chunk, self._data)._train_members,
-                                   part, False) for part in parts]
+            futures = [pool.submit(BatchedTrainer(self.chunk, self._data).train_batch,
+                                   part, True) for part in parts]
             results = [f.result() for f in futures]  # an error (second Ctrl-C) propagates
         return [r for part in results for r in part]
 
@@ -304,7 +304,13 @@ class BatchedTrainer:
         self._loss = stacked_loss(requests[0].criterion)
         self._trial_step(requests)
 
-    def _train_members(self, requests, in_thread_of_its_own=True):
+    def train_batch(self, requests, shard=False):
+        """Train ``requests`` as one stacked batch in this Python thread.
+
+        :meth:`train` calls it once, or once per shard (``shard=True``), each
+        in a thread of its own: then the trial step has run and the torch
+        thread count is set by :meth:`train`.
+        """
         modules = [r.module for r in requests]
         nets = [r.net for r in requests]
         grids = [r.grid for r in requests]
@@ -312,7 +318,7 @@ class BatchedTrainer:
         settings = requests[0].settings
         self._forward, self._transposed = stacked_forward(modules[0])
         self._loss = stacked_loss(requests[0].criterion)
-        if in_thread_of_its_own:
+        if not shard:
             self._trial_step(requests)
         for r in requests:
             r.grid.reset()
@@ -371,8 +377,8 @@ class BatchedTrainer:
                     nets[m].notify("on_evaluation", iteration=it, valid_loss=loss)
 
         try:
-            threads = (torch_threads(settings.n_threads) if in_thread_of_its_own
-                       else contextlib.nullcontext())  # a shard: one core, set by train
+            threads = (contextlib.nullcontext() if shard  # one core, set by train
+                       else torch_threads(settings.n_threads))
             with threads, flush_denormals():
                 for epoch in range(epochs):
                     perms = _epoch_orders(requests, n, X_all.device)
