@@ -569,7 +569,7 @@ def build_net(net_class, module, module_kwargs, criterion, criterion_kwargs, set
         **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
         **{f"module__{k}": v for k, v in module_kwargs.items()},
         **{f"optimizer__{k}": v
-           for k, v in optimizer_kwargs(settings, torch.device(device).type).items()},
+           for k, v in optimizer_kwargs(settings, device.type).items()},
     )
 
 
