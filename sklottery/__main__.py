@@ -207,6 +207,7 @@ def _versions():
 
 
 def compare(args):
+    args.device = _resolved_device(args.device)  # a clear error before anything runs
     if args.scheduler and args.backend != "dask":
         raise SystemExit("--scheduler is the address of a Dask scheduler: use it with "
                          "--backend dask")
@@ -720,6 +721,16 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
 
 
 # ----------------------------------------------------------------- reproduce
+def _resolved_device(device):
+    """``--device`` resolved (``auto``: cuda when available), or exit with the reason."""
+    from .training import resolve_device
+
+    try:
+        return str(resolve_device(device))
+    except ValueError as exc:
+        raise SystemExit(f"--device: {exc}") from None
+
+
 def _reproduce_files(names):
     """The files ``reproduce --out`` writes for the experiments ``names`` (None: all)."""
     from .reproduce import EXPERIMENTS
@@ -744,9 +755,10 @@ def reproduce(args):
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; see --list")
     mode = "full" if args.full else ("smoke" if args.smoke else "default")
+    args.device = _resolved_device(args.device)  # a clear error before anything runs
     out = None
     if args.out:
-        out = OutputFolder(args.out, "reproduce", {"mode": mode,
+        out = OutputFolder(args.out, "reproduce", {"mode": mode, "device": args.device,
                                                    "random_state": args.random_state},
                            _reproduce_files, resume=args.resume, overwrite=args.overwrite)
     elif args.resume or args.overwrite:
@@ -758,7 +770,8 @@ def reproduce(args):
                 print(f"{name}: finished in the earlier run (--resume); see "
                       f"{os.path.join(args.out, name + '.txt')}\n", flush=True)
                 continue
-            result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs)
+            result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs,
+                         device=args.device)
             print(result.to_text() + "\n", flush=True)
             if out is not None:
                 out.write(f"{name}.csv", result.claims.assign(experiment=name, mode=mode)
@@ -885,7 +898,9 @@ def build_parser():
                    help="with --backend dask: address of a running Dask scheduler, e.g. "
                         "tcp://10.0.0.5:8786 (default: start a local cluster of worker "
                         "processes)")
-    c.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    c.add_argument("--device", default="cpu",
+                   help="where the networks train: cpu (default), cuda, cuda:N, or auto "
+                        "(cuda when available)")
     c.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     c.add_argument("--out", default="sklottery_compare",
                    help="output folder (default ./sklottery_compare)")
@@ -912,6 +927,9 @@ def build_parser():
     r.add_argument("--out", default=None,
                    help="folder for NAME.csv (claims), NAME_results.csv and NAME.txt")
     r.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default 1)")
+    r.add_argument("--device", default="cpu",
+                   help="where the networks train: cpu (default), cuda, cuda:N, or auto "
+                        "(cuda when available)"),
     r.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     _output_flags(r, "experiments")
     r.set_defaults(func=reproduce)

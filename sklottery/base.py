@@ -241,8 +241,11 @@ SHARED_PARAMETERS_DOC = """\
         Linear learning-rate warmup over this many iterations at the start of
         every round (a :class:`torch.optim.lr_scheduler.LambdaLR`; needed to
         find tickets in deep networks).
-    device : str, default='cpu'
-        Torch device, e.g. ``'cuda'``.
+    device : str or torch.device, default='cpu'
+        Torch device, e.g. ``'cuda'``; ``'auto'`` is ``'cuda'`` where this
+        torch build and machine have CUDA, else ``'cpu'``. Resolved once when
+        ``fit`` begins (``device_``); ``'cuda'`` without CUDA is a
+        ``ValueError`` before anything is trained.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks passed to the skorch net: ``(name, callback)`` tuples
         as given, others as deep copies named ``'user_0'``, ``'user_1'``, ...

@@ -23,6 +23,7 @@ unless its files are present. The table names the data actually used.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from dataclasses import dataclass, field
 
@@ -58,6 +59,8 @@ class Reproduction:
     results : pandas.DataFrame
         The raw table the claims were measured on.
     seconds : float
+    device : str
+        Where the networks trained (``run``'s ``device``, resolved).
 
     See Also
     --------
@@ -74,11 +77,12 @@ class Reproduction:
     results: pd.DataFrame = field(default=None, repr=False)
     seconds: float = 0.0
     interrupted: str = None
+    device: str = "cpu"
 
     def to_text(self):
         """The printed report: protocol, claims table, verdict."""
         lines = [f"{self.name}: {self.title}", f"paper: {self.paper}",
-                 f"protocol ({self.mode}): {self.protocol}", ""]
+                 f"protocol ({self.mode}, on {self.device}): {self.protocol}", ""]
         if self.interrupted:
             lines += [f"INTERRUPTED (Ctrl-C): {self.interrupted}. No claim is judged "
                       "(reproduced = n/a); measured values, where shown, come from "
@@ -95,6 +99,17 @@ class Reproduction:
                       + (f", {n_partly} partly (right direction, not significant)"
                          if n_partly else "") + f"; {self.seconds:.0f} s."]
         return "\n".join(lines)
+
+
+#: The device of the experiment being run (set by :func:`run`).
+_DEVICE = contextvars.ContextVar("sklottery_reproduce_device", default="cpu")
+
+
+def _classifier(**params):
+    """A LotteryTicketClassifier on the device of the experiment being run."""
+    from . import LotteryTicketClassifier  # the estimators import this module's users
+
+    return LotteryTicketClassifier(device=_DEVICE.get(), **params)
 
 
 def _yes(flag):
@@ -236,7 +251,6 @@ FC_SCHEDULE = {0: 100.0, 1: 80.04, 2: 64.06, 3: 51.28, 7: 21.07, 9: 13.52, 12: 6
 
 
 def _frankle_carbin_lenet(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
     from . import stats
 
     s = _settings(mode,
@@ -244,7 +258,7 @@ def _frankle_carbin_lenet(mode, random_state, n_jobs):
                   default=dict(n_train=10000, n_test=5000, epochs=8, rounds=7, trials=3),
                   full=dict(n_train=60000, n_test=10000, epochs=55, rounds=18, trials=5))
     X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
-    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), learning_rate_init=1.2e-3,
+    est = _classifier(hidden_layer_sizes=(300, 100), learning_rate_init=1.2e-3,
                                   batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
                                   pruning_rate=0.2, output_pruning_rate=0.1,
                                   validation_fraction=5000 / 60000)
@@ -304,7 +318,6 @@ def _frankle_carbin_lenet(mode, random_state, n_jobs):
 # Frankle & Carbin 2019, Conv-2
 # --------------------------------------------------------------------------
 def _frankle_carbin_conv2(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
     from . import stats
 
     s = _settings(mode,
@@ -313,7 +326,7 @@ def _frankle_carbin_conv2(mode, random_state, n_jobs):
                   full=dict(n_train=60000, n_test=10000, epochs=20, rounds=12, trials=5))
     X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"], random_state,
                                                       prefer="fashion")
-    est = LotteryTicketClassifier(module="conv2", input_shape=shape, learning_rate_init=2e-4,
+    est = _classifier(module="conv2", input_shape=shape, learning_rate_init=2e-4,
                                   batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
                                   pruning_rate=0.2, conv_pruning_rate=0.1,
                                   output_pruning_rate=0.1)
@@ -349,7 +362,6 @@ MNIST1D_PUBLISHED = {90: (74.7, 64.6), 95: (72.8, 56.6), 97: (66.9, 42.9), 98: (
 
 
 def _mnist1d(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
     from . import stats
     from .datasets import load_mnist1d
 
@@ -361,7 +373,7 @@ def _mnist1d(mode, random_state, n_jobs):
                               return_X_y=True)
     X_te, y_te = load_mnist1d(subset="test", n_samples=s["n"], random_state=42,
                               return_X_y=True)
-    est = LotteryTicketClassifier(hidden_layer_sizes=(500, 500), learning_rate_init=2e-2,
+    est = _classifier(hidden_layer_sizes=(500, 500), learning_rate_init=2e-2,
                                   batch_size=100, max_epochs=s["epochs"], n_rounds=s["rounds"],
                                   pruning_rate=0.5, output_pruning_rate=0.5)
     df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random_mask"], s["trials"],
@@ -392,7 +404,6 @@ def _mnist1d(mode, random_state, n_jobs):
 # Liu et al. 2019: learning rate
 # --------------------------------------------------------------------------
 def _liu_learning_rate(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
     from . import stats
     from .analysis import conditions_sweep, tickets_exist
 
@@ -403,7 +414,7 @@ def _liu_learning_rate(mode, random_state, n_jobs):
                   default=dict(n_train=6000, n_test=3000, epochs=15, rounds=5, trials=3),
                   full=dict(n_train=60000, n_test=10000, epochs=30, rounds=10, trials=5))
     X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
-    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), optimizer="sgd", momentum=0.9,
+    est = _classifier(hidden_layer_sizes=(300, 100), optimizer="sgd", momentum=0.9,
                                   batch_size=60, max_epochs=s["epochs"], n_rounds=s["rounds"],
                                   pruning_rate=0.3)
     res = conditions_sweep(est, X_tr, y_tr, {"learning_rate_init": [0.01, 0.1]},
@@ -497,13 +508,12 @@ def structured_comparison(X_train, y_train, X_test, y_test, *, granularities=("w
     .. [2] Li, H., Kadav, A., Durdanovic, I., Samet, H. and Graf, H. P. (2017).
        Pruning Filters for Efficient ConvNets. ICLR. arXiv:1608.08710.
     """
-    from . import LotteryTicketClassifier
     from .analysis import ticket_curve
 
     frames = []
     for granularity in granularities:
         for lr in learning_rates:
-            est = LotteryTicketClassifier(hidden_layer_sizes=hidden, learning_rate_init=lr,
+            est = _classifier(hidden_layer_sizes=hidden, learning_rate_init=lr,
                                           max_epochs=epochs, n_rounds=rounds,
                                           pruning_rate=pruning_rate,
                                           pruning_granularity=granularity)
@@ -586,7 +596,6 @@ def _liu_structured(mode, random_state, n_jobs):
 # Zhou et al. 2019: supermasks
 # --------------------------------------------------------------------------
 def _zhou_supermask(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
 
     s = _settings(mode,
                   smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
@@ -595,7 +604,7 @@ def _zhou_supermask(mode, random_state, n_jobs):
     X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
     frames = []
     for criterion in ("large_final", "magnitude_increase"):
-        est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
+        est = _classifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
                                       n_rounds=s["rounds"], pruning_rate=0.4,
                                       pruning_criterion=criterion)
         df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "random_mask"], s["trials"],
@@ -631,7 +640,6 @@ def _zhou_supermask(mode, random_state, n_jobs):
 # Frankle et al. 2020: stability
 # --------------------------------------------------------------------------
 def _stability(mode, random_state, n_jobs):
-    from . import LotteryTicketClassifier
     from .stability import STABLE_THRESHOLD, stability_sweep
 
     s = _settings(mode,
@@ -641,7 +649,7 @@ def _stability(mode, random_state, n_jobs):
                   full=dict(n_train=60000, n_test=10000, epochs=55, rounds=7,
                             ks=(0, 100, 500, 2000), points=30))
     X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state)
-    est = LotteryTicketClassifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
+    est = _classifier(hidden_layer_sizes=(300, 100), max_epochs=s["epochs"],
                                   n_rounds=s["rounds"], pruning_rate=0.2,
                                   output_pruning_rate=0.1)
     X = np.concatenate([X_tr, X_te])
@@ -710,7 +718,7 @@ def list_experiments():
     return [(name, title, paper) for name, (title, paper, _) in EXPERIMENTS.items()]
 
 
-def run(name, mode="default", *, random_state=0, n_jobs=None):
+def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu"):
     """Run one experiment of :data:`EXPERIMENTS` and compare with the publication.
 
     Parameters
@@ -723,6 +731,9 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
     random_state : int, default=0
     n_jobs : int, default=None
         Parallel fits (joblib).
+    device : str, default='cpu'
+        Where every network trains: ``'cpu'``, ``'cuda'`` or ``'auto'`` (CUDA
+        when available). Checked before anything runs.
 
     Returns
     -------
@@ -753,11 +764,14 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     from ._interrupt import aborting, experiment_stop, stop_requested
+    from .training import resolve_device
 
+    resolved = str(resolve_device(device))  # a clear error before anything runs
     title, paper, runner = EXPERIMENTS[name]
     t0 = time.perf_counter()
     _STOPPED.clear()
     columns = ["claim", "published", "measured", "reproduced"]
+    token = _DEVICE.set(resolved)
     with experiment_stop():
         try:
             protocol, claims, verdict, results = runner(mode, random_state, n_jobs)
@@ -773,6 +787,8 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
             results = pd.concat(partial, ignore_index=True) if partial else None
             table = pd.DataFrame([("the experiment's claims", "see the paper",
                                    "not measured: interrupted", "n/a")], columns=columns)
+        finally:
+            _DEVICE.reset(token)
         interrupted = None
         if stop_requested():
             texts = [s.status.get("text", "") for s in _STOPPED if s.status]
@@ -783,4 +799,5 @@ def run(name, mode="default", *, random_state=0, n_jobs=None):
     _STOPPED.clear()
     return Reproduction(name=name, title=title, paper=paper, mode=mode, protocol=protocol,
                         claims=table, verdict=verdict, results=results,
-                        seconds=time.perf_counter() - t0, interrupted=interrupted)
+                        seconds=time.perf_counter() - t0, interrupted=interrupted,
+                        device=resolved)

@@ -485,6 +485,14 @@ def test_cuda_device_without_cuda_is_a_clear_error(digits):
         small(device="gpu0").fit(X, y)
 
 
+def test_auto_device_is_cuda_where_there_is_cuda(digits):
+    X, y = digits
+    est = small(device="auto", n_rounds=0).fit(X, y)
+    assert est.device_ == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert est.net_.module_.layers[0].weight.device.type == est.device_.type
+    assert est.get_params()["device"] == "auto"  # the parameter is left as given
+
+
 # --------------------------------------------------------------------------
 # defects found by an outside test suite and a new-user trial
 # --------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def test_every_experiment_runs_in_smoke_mode(name):
     assert result.claims["published"].str.len().gt(0).all()
     assert isinstance(result.results, pd.DataFrame) and len(result.results)
     text = result.to_text()
-    assert result.paper in text and "protocol (smoke)" in text and "published patterns" in text
+    assert result.paper in text and "protocol (smoke, on cpu)" in text
+    assert "published patterns" in text
 
 
 def test_reproduce_command(tmp_path, capsys):
@@ -99,3 +100,26 @@ def test_liu_structured_compares_scratch_with_fine_tune(monkeypatch):
     _, claims, _, _ = R._liu_structured("smoke", 0, None)
     assert [c[3] for c in claims] == ["no", "no"]
     assert "scratch-B - fine-tune -2.6 pp" in claims[0][2]
+
+
+def test_reproduce_names_and_checks_the_device(tmp_path, capsys, monkeypatch):
+    """``--device auto`` trains where CUDA is (here: the CPU) and the report says so;
+    a device this machine lacks is refused before anything runs."""
+    import torch
+
+    import sklottery.reproduce as reproduce
+
+    devices = []
+    original = reproduce._classifier
+    monkeypatch.setattr(reproduce, "_classifier",
+                        lambda **kw: devices.append(reproduce._DEVICE.get()) or original(**kw))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert main(["reproduce", "zhou-supermask", "--smoke", "--device", "auto"]) == 0
+    assert f"protocol (smoke, on {expected})" in capsys.readouterr().out
+    assert devices and set(devices) == {expected}
+    if not torch.cuda.is_available():
+        devices.clear()
+        with pytest.raises(SystemExit, match="--device: .*CUDA is not available"):
+            main(["reproduce", "zhou-supermask", "--smoke", "--device", "cuda",
+                  "--out", str(tmp_path / "out")])
+        assert devices == [] and not (tmp_path / "out").exists()

@@ -30,9 +30,13 @@ __all__ = ["TrainSettings", "TrainData", "TrainRequest", "RoundResult", "Trainer
 def resolve_device(device):
     """``device`` (a string or :class:`torch.device`) as a validated :class:`torch.device`.
 
-    Raises ValueError for a string torch cannot parse, and for a CUDA device
-    when this torch build or machine has no CUDA, before anything is trained.
+    ``'auto'`` is ``'cuda'`` (the current CUDA device) when this torch build
+    and machine have one, else the CPU. Raises ValueError for a string torch cannot parse, and
+    for a CUDA device when this torch build or machine has no CUDA, before
+    anything is trained.
     """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
