@@ -1365,6 +1365,8 @@ class BaseLotteryTicket(BaseEstimator):
             masked_start = {n: (module_state[n] * m).detach().cpu()
                             for n, m in self.masks_.items()}
         result = yield self._request(epochs, capture_at)
+        if result.rng_state is not None:  # the module's draws came from a copy of the stream
+            torch.set_rng_state(result.rng_state)
         if result.outcome != "ok":
             return result
         state = RoundState(round=r, masks=self.masks_,
@@ -1401,7 +1403,8 @@ class BaseLotteryTicket(BaseEstimator):
             settings=self._settings, criterion=self.net_.criterion_,
             generator=self._generator, grid=EvalRecord(self._settings.eval_every,
                                                        self._settings.score),
-            device=self.device_, capture_at=capture_at, net=self.net_)
+            device=self.device_, capture_at=capture_at, net=self.net_,
+            rng_state=torch.get_rng_state())
 
     def _make_record(self, r, result):
         frac = fraction_remaining(self.masks_)

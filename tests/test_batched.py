@@ -47,6 +47,27 @@ magnitude-pruned member's reversed order moves 42 to 86 entries a layer, as
 much as a tie cascade, so there only the random-pruning member catches it.)
 A member with another member's seed (masks, start and order) differs in
 most entries.
+
+A module's other state trains batched too, compared on the same footings
+and measured on the same dispatches (native, ``ATEN_CPU_CAPABILITY=avx2``
+and ``=default``, ``MKL_CBWR=COMPATIBLE``, ``ONEDNN_MAX_CPU_ISA=AVX2``;
+3 rounds, Adam and SGD, a θk member):
+
+* frozen parameters (``_FrozenProjection``, 'same'): weights at most
+  3.0e-8 apart, validation loss 2.6e-7; the frozen ones exactly unchanged;
+* batch norm (``_BatchNorm``, linear and conv, 'same'): every tensor of the
+  state_dict, running statistics included, at most 2.4e-7 apart,
+  validation loss 2.2e-7, masks and early stops equal. A bias *before* a
+  batch norm under Adam follows rounding instead (its exact gradient is
+  zero): up to 1.1e-2, see
+  :func:`test_a_bias_before_batch_norm_follows_rounding_under_adam`;
+* dropout (the MLP's, ``Conv2``'s, ``Dropout2d``): each member draws its
+  own fit's noise, bit for bit, so it is on the footing of the same network
+  without dropout: the MLP at most 2.0e-6 apart ('same'), validation loss
+  3.5e-6 (``MKL_CBWR=COMPATIBLE``); ``Conv2`` 1.3e-4 relative L2, masks
+  equal ('conv'). A member whose every dropout call is one draw off its
+  stream differs in 692 to 1,446 mask entries of a layer, or (random
+  pruning) 3e-2 in its weights: caught.
 """
 
 import os
@@ -240,12 +261,14 @@ def test_ticket_curve_batched_equals_unbatched(digits, monkeypatch):
     assert a.loc[~pruned, "test_acc_no_retrain"].isna().all()
 
 
-def test_batched_conv_members_equal_fits_alone(monkeypatch):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_batched_conv_members_equal_fits_alone(monkeypatch, dropout):
     rng = np.random.RandomState(0)
     X = rng.rand(96, 1, 8, 8).astype(np.float32)
     y = (X[:, 0, :4].mean((1, 2)) > X[:, 0, 4:].mean((1, 2))).astype(int)
     base = LotteryTicketClassifier(module="conv2", input_shape=(1, 8, 8), max_epochs=2,
-                                   n_rounds=1, batch_size=32, conv_pruning_rate=0.1)
+                                   n_rounds=1, batch_size=32, conv_pruning_rate=0.1,
+                                   module_params={"dropout": dropout})
     ests = [clone(base).set_params(random_state=s) for s in range(3)]
     sizes = _count_batches(monkeypatch)
     fit_many([(e, X, y, {}) for e in ests])
@@ -274,19 +297,95 @@ def test_batched_regressor_members_equal_fits_alone(monkeypatch, loss, n_targets
         np.testing.assert_allclose(est.predict(X), alone.predict(X), rtol=1e-4, atol=1e-3)
 
 
-def test_unbatchable_fits_train_alone_on_their_own_rng(digits, monkeypatch):
+class _EveryDropout(torch.nn.Module):
+    """Each of torch's dropout modules once (``Dropout`` twice) on one layer's output."""
+
+    def __init__(self, n_features=8):
+        super().__init__()
+        self.lin = torch.nn.Linear(n_features, 48)
+        nn = torch.nn
+        self.drops = nn.ModuleList([nn.Dropout(0.3), nn.AlphaDropout(0.2), nn.Dropout1d(0.4),
+                                    nn.Dropout2d(0.5), nn.Dropout3d(0.3),
+                                    nn.FeatureAlphaDropout(0.25)])
+
+    def forward(self, X):
+        h = self.lin(X)
+        n = len(h)
+        d = self.drops
+        outs = [d[0](h), d[1](h), d[2](h.view(n, 6, 8)), d[3](h.view(n, 3, 4, 4)),
+                d[4](h.view(n, 3, 2, 2, 4)), d[5](h.view(n, 6, 8)), d[0](h)]
+        return torch.cat([o.reshape(n, -1) for o in outs], 1)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "every"])
+def test_stacked_dropout_draws_each_members_own_stream(kind):
+    from sklottery.modules import MLP
+    from sklottery.training import stacked_forward
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        members = [MLP(8, 4, (32, 16), dropout=0.3) if kind == "mlp" else _EveryDropout()
+                   for _ in range(3)]
+        X = torch.randn(3, 5, 8)
+    f, transposed = stacked_forward(members[0])
+    params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in members])
+              for n, _ in members[0].named_parameters()}
+    params = {n: p.transpose(1, 2).contiguous() if n in transposed else p
+              for n, p in params.items()}
+    states = [torch.Generator().manual_seed(10 + m).get_state() for m in range(3)]
+    generators = [torch.Generator() for _ in states]
+    for g, state in zip(generators, states):
+        g.set_state(state)
+    out = f(params, X, train=True, generators=generators)
+    with torch.random.fork_rng(devices=[]):
+        for m, member in enumerate(members):
+            torch.set_rng_state(states[m])  # the member's own fit draws from the global RNG
+            expected = member.train()(X[m])
+            # a wrong draw is off by O(1); rounding of the batched matmul is 1e-7
+            torch.testing.assert_close(out[m], expected, atol=1e-6, rtol=1e-6)
+            # ... and the generator has moved on exactly as the global stream did
+            assert torch.equal(generators[m].get_state(), torch.get_rng_state())
+    evaluated = f(params, X)  # eval mode: no draws
+    for m, member in enumerate(members):
+        torch.testing.assert_close(evaluated[m], member.eval()(X[m]), atol=1e-6, rtol=1e-6)
+
+
+def _fit_with_shifted_dropout(est, X, y, monkeypatch):
+    """``est`` fitted alone, every dropout call one draw further down its stream."""
+    dropout = torch.nn.functional.dropout
+
+    def shifted(input, p=0.5, training=True, inplace=False):
+        if training and p > 0:
+            torch.rand(1)
+        return dropout(input, p, training, inplace)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.nn.functional, "dropout", shifted)
+        return clone(est).fit(X, y)
+
+
+def test_dropout_members_draw_their_own_streams(digits, monkeypatch):
     X, y = digits
-    base = LotteryTicketClassifier(max_epochs=1, n_rounds=1, batch_size=50,
-                                   module_params={"dropout": 0.3})
+    base = LotteryTicketClassifier(max_epochs=2, n_rounds=2, batch_size=50,
+                                   module_params={"dropout": 0.3}, record_history="masks")
     ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    ests.append(clone(base).set_params(random_state=8, rewind_iteration=4))
+    ests.append(clone(base).set_params(random_state=9, pruning_criterion="random"))
     sizes = _count_batches(monkeypatch)
     fit_many([(e, X, y, {}) for e in ests])
-    assert sizes == []
-    assert first_request_refusal(ests[0], X, y) == "the module uses dropout"
-    for est in ests:
-        alone = clone(est).fit(X, y)  # dropout draws from the global RNG: exact
-        for k, v in est.net_.module_.state_dict().items():
-            torch.testing.assert_close(v, alone.net_.module_.state_dict()[k], atol=0, rtol=0)
+    assert sizes == [5, 5, 5]
+    assert first_request_refusal(ests[0], X, y) is None
+    for est in ests:  # each member's draws are its own fit's: the 'same' footing
+        _assert_same_fit(est, clone(est).fit(X, y))
+    # ... and a member whose draws are one off its stream is caught
+    for est in (ests[4], ests[0]):
+        assert _fit_differences(est, _fit_with_shifted_dropout(est, X, y, monkeypatch))
+    # the stream goes on after a batched round as after a skorch round: a warm
+    # start (which restores the checkpoint's RNG state) trains the same round
+    alone = clone(ests[0]).fit(X, y)
+    for est in (ests[0], alone):
+        est.set_params(warm_start=True, n_rounds=3).fit(X, y)
+    _assert_same_fit(ests[0], alone)
 
 
 def test_divergent_member_does_not_disturb_the_batch(digits, monkeypatch):
@@ -405,23 +504,162 @@ class _DataDependent(torch.nn.Module):
         return self.b(h)
 
 
-@pytest.mark.parametrize("module", [_FrozenProjection, _DataDependent])
+class _FunctionalDropout(torch.nn.Module):
+    """Dropout drawn by ``F.dropout`` in the forward: a random op vmap refuses."""
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.a = torch.nn.Linear(n_features, 16)
+        self.b = torch.nn.Linear(16, n_classes)
+
+    def forward(self, X):
+        return self.b(torch.nn.functional.dropout(torch.relu(self.a(X)), 0.2, self.training))
+
+
+class _BatchNorm(torch.nn.Module):
+    """Linear (or 3x3 conv on the 8x8 digits), batch norm, ReLU, dropout, linear.
+
+    ``bias=False`` before the batch norm, as usual: a bias there has no
+    effect in train mode and an exactly zero gradient (see
+    :func:`test_a_bias_before_batch_norm_follows_rounding_under_adam`).
+    """
+
+    def __init__(self, n_features, n_classes, conv=False, bias=False):
+        super().__init__()
+        self.conv = conv
+        if conv:
+            self.a = torch.nn.Conv2d(1, 8, 3, padding=1, bias=bias)
+            self.bn = torch.nn.BatchNorm2d(8)
+            self.drop = torch.nn.Dropout2d(0.1)
+            self.b = torch.nn.Linear(8 * 4 * 4, n_classes)
+        else:
+            self.a = torch.nn.Linear(n_features, 64, bias=bias)
+            self.bn = torch.nn.BatchNorm1d(64)
+            self.drop = torch.nn.Dropout(0.2)
+            self.b = torch.nn.Linear(64, n_classes)
+
+    def forward(self, X):
+        if self.conv:
+            h = torch.relu(self.bn(self.a(X.view(-1, 1, 8, 8))))
+            return self.b(self.drop(torch.nn.functional.max_pool2d(h, 2)).flatten(1))
+        return self.b(self.drop(torch.relu(self.bn(self.a(X)))))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_frozen_parameters_are_stacked_not_optimised(digits, monkeypatch, optimizer):
+    X, y = digits
+    sizes = _count_batches(monkeypatch)
+    # weight decay (alpha) touches no frozen parameter, in either trainer
+    base = LotteryTicketClassifier(module=_FrozenProjection, max_epochs=2, n_rounds=1,
+                                   batch_size=50, optimizer=optimizer, alpha=1e-3,
+                                   learning_rate_init=1e-2 if optimizer == "sgd" else 1e-3)
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    fit_many([(e, X, y, {}) for e in ests])
+    assert sizes == [3, 3]
+    for est in ests:
+        _assert_same_fit(est, clone(est).fit(X, y))
+        module = est.net_.module_
+        assert torch.equal(module.proj.weight,
+                           est.init_params_["proj.weight"] * est.masks_["proj.weight"])
+        assert torch.equal(module.proj.bias, est.init_params_["proj.bias"])
+        assert not module.proj.weight.requires_grad
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
+def test_batch_norm_members_equal_fits_alone(digits, monkeypatch, conv, optimizer):
+    X, y = digits
+    sizes = _count_batches(monkeypatch)
+    base = LotteryTicketClassifier(module=_BatchNorm, module_params={"conv": conv},
+                                   max_epochs=2, n_rounds=2, batch_size=50, optimizer=optimizer,
+                                   learning_rate_init=1e-2 if optimizer == "sgd" else 1e-3,
+                                   record_history="masks")
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    ests.append(clone(base).set_params(random_state=8, rewind_iteration=4))
+    fit_many([(e, X, y, {}) for e in ests])
+    assert sizes == [4, 4, 4]
+    for est in ests:
+        alone = clone(est).fit(X, y)
+        # the 'same' footing compares the whole state_dict: the running
+        # statistics and batch counts written back from the stack too
+        _assert_same_fit(est, alone)
+        # a rewound round restarts from θ0's (or θk's) batch count
+        assert int(est.net_.module_.bn.num_batches_tracked) == \
+            est.rounds_[-1]["n_iter"] + est.rewind_iteration
+        assert est.net_.module_.training == alone.net_.module_.training
+    # θk holds the running statistics after k iterations, as skorch's capture
+    alone = clone(ests[3]).fit(X, y)
+    assert set(ests[3].rewind_params_) == set(alone.rewind_params_)
+    assert int(ests[3].rewind_params_["bn.num_batches_tracked"]) == 4
+    for k, v in ests[3].rewind_params_.items():
+        torch.testing.assert_close(v, alone.rewind_params_[k], atol=1e-6, rtol=0)
+
+
+def test_a_bias_before_batch_norm_follows_rounding_under_adam(digits):
+    """A bias right before a batch norm gets a gradient that is exactly zero
+    in exact arithmetic (the norm subtracts the batch mean), so what it gets
+    is rounding, about 1e-9, which Adam normalises into steps of about the
+    learning rate: that bias, and the running mean that tracks it, follow
+    the rounding of whichever trainer ran. Measured (3 seeds, 3 rounds of
+    24 steps at lr 1e-3): up to 8.5e-3 (linear) and 1.1e-2 (conv) in the
+    bias, 5.9e-3 and 9.3e-3 in the running mean, 4.3e-4 relative in the
+    validation loss (eval mode sees the running mean lag the bias); every
+    other tensor stays within rounding (4.2e-7), the masks and early stops
+    equal. SGD's steps are as small as the gradient: the 'same' footing.
+    """
+    X, y = digits
+    for conv in (False, True):
+        base = LotteryTicketClassifier(module=_BatchNorm, max_epochs=2, n_rounds=2,
+                                       batch_size=50, module_params={"conv": conv, "bias": True})
+        ests = [clone(base).set_params(random_state=s) for s in range(2)]
+        fit_many([(e, X, y, {}) for e in ests])
+        for est in ests:
+            alone = clone(est).fit(X, y)
+            sa, sb = est.net_.module_.state_dict(), alone.net_.module_.state_dict()
+            for k in sa:
+                loose = k in ("a.bias", "bn.running_mean")  # 3x the measured distance
+                torch.testing.assert_close(sa[k], sb[k], atol=3e-2 if loose else 1e-5, rtol=0)
+            for ra, rb in zip(est.rounds_, alone.rounds_):
+                assert ra["valid_loss"] == pytest.approx(rb["valid_loss"], rel=2e-3)
+                assert ra["early_stop_iteration"] == rb["early_stop_iteration"]
+            for n, m in est.masks_.items():
+                assert torch.equal(m, alone.masks_[n])
+
+
+def test_ticket_curve_with_batch_norm_and_dropout_batched_equals_unbatched(digits, monkeypatch):
+    # the test-set scores (at the end, at the early stop, before training and
+    # without retraining) run each member's own module in eval mode: its
+    # running statistics must be the member's at every point (with a grid
+    # point's weights but the start's statistics, test_acc_early_stop is up
+    # to 0.25 off)
+    X, y = digits
+    est = LotteryTicketClassifier(module=_BatchNorm, max_epochs=3, n_rounds=2, batch_size=50,
+                                  learning_rate_init=3e-2)
+    kw = {"strategies": ("rewind", "continue", "random"), "n_trials": 2, "random_state": 0}
+    sizes = _count_batches(monkeypatch)
+    a = ticket_curve(est, X, y, batched=True, **kw)
+    assert max(sizes) == 4  # 2 chain strategies x 2 trials
+    b = ticket_curve(est, X, y, batched=False, **kw)
+    assert a[["strategy", "trial", "round"]].equals(b[["strategy", "trial", "round"]])
+    for col in ("test_acc", "test_acc_early_stop", "test_acc_init", "test_acc_no_retrain",
+                "train_acc", "valid_acc", "valid_loss"):
+        np.testing.assert_allclose(a[col], b[col], atol=1e-4, err_msg=col)
+    np.testing.assert_array_equal(a["early_stop_iteration"], b["early_stop_iteration"])
+    assert (a["early_stop_iteration"] < a["n_iter"]).any()  # copies inside a round too
+
+
+@pytest.mark.parametrize("module", [_DataDependent, _FunctionalDropout])
 def test_modules_the_stack_cannot_run_train_alone(digits, monkeypatch, module):
     X, y = digits
     sizes = _count_batches(monkeypatch)
     base = LotteryTicketClassifier(module=module, max_epochs=2, n_rounds=1, batch_size=50)
     ests = [clone(base).set_params(random_state=s) for s in range(2)]
     fit_many([(e, X, y, {}) for e in ests])
-    for est in ests:
+    for est in ests:  # the skorch trainer, on the fit's own RNG stream: exact
         alone = clone(est).fit(X, y)
         for k, v in est.net_.module_.state_dict().items():
             torch.testing.assert_close(v, alone.net_.module_.state_dict()[k], atol=0, rtol=0)
-    if module is _FrozenProjection:
-        assert sizes == []  # refused up front
-        assert torch.equal(ests[0].net_.module_.proj.weight,
-                           ests[0].init_params_["proj.weight"] * ests[0].masks_["proj.weight"])
-    else:
-        assert sizes == [2]  # tried once, then every round of the group trained alone
+    assert sizes == [2]  # tried once, then every round of the group trained alone
     curve = ticket_curve(base, X, y, strategies=("rewind", "random"), n_trials=2,
                          random_state=0)
     assert curve["test_acc"].notna().all()

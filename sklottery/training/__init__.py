@@ -7,10 +7,11 @@ results. The pieces:
 ========================  ====================================================
 :mod:`.protocol`          ``TrainRequest`` (module, masks, epochs, data,
                           settings, criterion, generator, grid, device,
-                          capture_at, net), ``TrainSettings``, ``TrainData``,
-                          ``RoundResult``, the ``Trainer`` protocol, the one
-                          driver of the engine (``FitDriver``, ``drive``) and
-                          the device resolved once (``resolve_device``)
+                          capture_at, net, rng_state), ``TrainSettings``,
+                          ``TrainData``, ``RoundResult``, the ``Trainer``
+                          protocol, the one driver of the engine
+                          (``FitDriver``, ``drive``) and the device resolved
+                          once (``resolve_device``)
 :mod:`.rounds`            written once for every trainer: the evaluation grid
                           (``EvalRecord``), the divergence rule, warmup, the
                           round's result

@@ -22,6 +22,31 @@ elementwise, so the stacked optimizer is one optimizer per member. A member
 trained in a batch therefore equals the same member trained alone by the
 skorch trainer, up to float rounding (the tests compare them).
 
+The rest of a module's state is carried per member too:
+
+* frozen parameters (``requires_grad=False``) are stacked but get no
+  gradient and are not given to the optimizer; skorch gives them to its
+  optimizer, which skips a parameter without a gradient (weight decay
+  included), so both leave them exactly as they started;
+* buffers (batch norm's running mean, variance and batch count) are stacked
+  per member and passed with the parameters to
+  :func:`torch.func.functional_call` under :func:`torch.func.vmap`; batch
+  norm updates each member's slice in place in train mode, as it updates a
+  module's own buffers, and uses them in eval mode (validation). They are
+  written back into each member's module with its weights, at the grid
+  points of a new minimum validation loss (for the callbacks that keep the
+  early-stop network) and at the end of the round, and are part of θk;
+* dropout draws each member's noise from that fit's own global RNG stream
+  (``TrainRequest.rng_state``), exactly the draws its skorch round would
+  make: torch's CPU dropout is one ``bernoulli_`` on a tensor of the
+  input's shape from the global generator, and the batched forward makes
+  the same call on a generator in that member's state, in the order its
+  forward calls its dropout modules (:func:`stacked_forward`). The state
+  the draws leave goes back to the engine (``RoundResult.rng_state``), so
+  the fit's later rounds, its checkpoint and a warm start continue the
+  stream as after a skorch round. A batched dropout member therefore equals
+  the same fit alone up to float rounding, like any other.
+
 Which rounds can be batched is :meth:`BatchedTrainer.accepts`, the one
 place that lists what trains alone and why. A round it declines trains with
 the skorch trainer, on its fit's own global torch RNG stream, so the results
@@ -32,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 import warnings
 from collections import defaultdict
@@ -58,8 +84,17 @@ _LOOP_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed", "on_epoch_b
                "on_epoch_end")
 
 
-_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d,
-            torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)
+#: Torch's dropout modules, by the kind of noise they draw (see :func:`_dropout_noise`).
+_DROPOUT_KINDS = {
+    torch.nn.Dropout: "dropout", torch.nn.AlphaDropout: "alpha",
+    torch.nn.Dropout1d: "feature", torch.nn.Dropout2d: "feature",
+    torch.nn.Dropout3d: "feature", torch.nn.FeatureAlphaDropout: "feature_alpha",
+}
+_DROPOUT = tuple(_DROPOUT_KINDS)
+#: The input dimensions of a batched ``Dropout1d``/``2d``/``3d`` call.
+_FEATURE_DIMS = {torch.nn.Dropout1d: 3, torch.nn.Dropout2d: 4, torch.nn.Dropout3d: 5}
+#: SELU's alpha, as aten's alpha dropout uses it.
+_SELU_ALPHA = 1.7580993408473766
 
 
 def _overrides(callback, hook):
@@ -67,21 +102,126 @@ def _overrides(callback, hook):
     return getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
 
 
+def _active_dropout(module):
+    """Whether ``module`` holds a dropout module that draws (``0 < p``)."""
+    return any(isinstance(sub, _DROPOUT) and sub.p > 0 for sub in module.modules())
+
+
+def _dropout_noise(kind, p, shape, dtype, device, generators):
+    """``(scale, shift)``: the members' dropout noise for an input of ``shape``.
+
+    Member ``m``'s noise is drawn from ``generators[m]`` exactly as torch's
+    CPU dropout draws it from the global RNG (aten's ``_dropout_impl``): one
+    ``bernoulli_(1 - p)`` on a fresh tensor of the input's shape (of
+    ``[N, C, 1, ...]`` for feature dropout), divided by ``1 - p`` (alpha
+    dropout: scaled and shifted). The output is ``x * scale`` (``+ shift``).
+    Returns ``[members, *noise_shape]`` tensors; ``shift`` is None but for
+    alpha dropout.
+    """
+    if kind.startswith("feature"):
+        shape = (*shape[:2], *(1,) * (len(shape) - 2))
+    keep = torch.stack([torch.empty(shape, dtype=dtype, device=device)
+                        .bernoulli_(1 - p, generator=g) for g in generators])
+    if kind.endswith("alpha"):
+        a = 1.0 / math.sqrt((_SELU_ALPHA * _SELU_ALPHA * p + 1) * (1 - p))
+        shift = keep.add(-1).mul_(_SELU_ALPHA * a).add_(_SELU_ALPHA * a * p)
+        return keep.mul_(a), shift
+    return keep.div_(1 - p), None
+
+
+class _MemberDropout(torch.nn.Module):
+    """A dropout module's stand-in in the stacked template.
+
+    Inside :func:`torch.func.vmap` it multiplies by its member's noise, drawn
+    before the forward from that member's generator (:class:`_DropoutDraws`);
+    vmap itself draws nothing (its randomness stays ``'error'``, so any other
+    random op in a forward declines the batch). Like torch's dropout it is
+    the identity in eval mode, with ``p == 0`` and on an empty input, and
+    multiplies by zero without a draw at ``p == 1``.
+    """
+
+    def __init__(self, original, draws):
+        super().__init__()
+        self.kind = _DROPOUT_KINDS[type(original)]
+        self.dims = _FEATURE_DIMS.get(type(original))
+        self.p = float(original.p)
+        self.draws = draws
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or x.numel() == 0:
+            return x
+        if self.p == 1:
+            return x * torch.zeros((), dtype=x.dtype, device=x.device)
+        if self.dims is not None and x.dim() != self.dims:
+            raise ValueError(f"{self.kind} dropout of a {x.dim()}-d input is not drawn "
+                             "member by member")
+        return self.draws.apply(self, x)
+
+
+class _DropoutDraws:
+    """The dropout noise of one stacked forward, in the order the forward calls it.
+
+    ``plan(template, X)`` runs the template once on the meta device (no
+    data) to learn which stand-ins a forward of ``X``'s per-member shape
+    calls, in which order and on which shapes (cached per shape); the
+    members' noise is then drawn outside vmap and handed in (``queue``), so
+    each member's draws come from its own generator in the order its own
+    forward would make them.
+    """
+
+    def __init__(self):
+        self.plans = {}
+        self.recording = None
+        self.owners = []  # the stand-ins the next forward calls, in order
+        self.queue = None
+
+    def plan(self, template, X):
+        key = (tuple(X.shape[1:]), X.dtype)
+        if key not in self.plans:
+            self.recording = []
+            try:
+                with torch.no_grad():
+                    template(torch.empty(key[0], dtype=X.dtype, device="meta"))
+                self.plans[key] = self.recording
+            finally:
+                self.recording = None
+        return self.plans[key]
+
+    def apply(self, stub, x):
+        if self.recording is not None:
+            self.recording.append((stub, tuple(x.shape), x.dtype))
+            return x
+        owner, noise = next(self.queue, (None, ()))
+        if owner is not stub:
+            raise RuntimeError("the forward called its dropout modules in another order "
+                               "than planned")
+        return x * noise[0] if len(noise) == 1 else (x * noise[0]).add_(noise[1])
+
 
 def stacked_forward(module):
     """``(f, transposed)``: ``module``'s forward for stacked weights and inputs.
 
-    ``f(params, X)`` takes ``params`` mapping parameter names to
-    ``[members, *shape]`` tensors and ``X`` of shape ``[members, batch, ...]``
-    and returns ``[members, batch, ...]``. The names in ``transposed`` are
-    stacked as ``[members, in, out]`` (their weight transposed). The built-in
-    MLP runs as one ``baddbmm`` per layer on transposed weights, so neither
-    the forward nor the gradient copies a weight; any other module runs
-    through :func:`torch.func.vmap` over :func:`torch.func.functional_call`,
-    which turns ``linear`` into batched matmuls and ``conv2d`` into a grouped
-    convolution. (A profile of the vmap path on LeNet-300-100 showed a
-    transposing copy of every weight gradient at every step: 11 % of the
-    time.)
+    ``f(params, X, buffers=None, train=False, generators=None)`` takes
+    ``params`` (and ``buffers``, required when the module has buffers)
+    mapping names to ``[members, *shape]`` tensors and ``X`` of shape
+    ``[members, batch, ...]`` and returns ``[members, batch, ...]``. ``train=True`` runs the module in train mode,
+    as skorch trains it: batch norm normalises with the batch's statistics
+    and updates each member's running statistics in ``buffers`` in place,
+    and dropout draws member ``m``'s noise from ``generators[m]``, exactly
+    the draws the module's own dropout makes from a global RNG in that
+    generator's state (:func:`_dropout_noise`); ``train=False`` is eval
+    mode (running statistics, no dropout), as in validation.
+
+    The names in ``transposed`` are stacked as ``[members, in, out]`` (their
+    weight transposed). The built-in MLP runs as one ``baddbmm`` per layer
+    on transposed weights, so neither the forward nor the gradient copies a
+    weight; any other module runs through :func:`torch.func.vmap` over
+    :func:`torch.func.functional_call` (parameters and buffers), which turns
+    ``linear`` into batched matmuls and ``conv2d`` into a grouped
+    convolution, with torch's dropout modules replaced by
+    :class:`_MemberDropout`. (A profile of the vmap path on LeNet-300-100
+    showed a transposing copy of every weight gradient at every step: 11 %
+    of the time.)
     """
     template = copy.deepcopy(module).to("meta")
     if type(module) is MLP:
@@ -91,21 +231,55 @@ def stacked_forward(module):
                 steps.append((f"layers.{name}.weight",
                               f"layers.{name}.bias" if layer.bias is not None else None))
             else:
-                steps.append(layer)  # an elementwise activation
+                steps.append(layer)  # an elementwise activation, or dropout
 
-        def mlp(params, X):
+        def mlp(params, X, buffers=None, train=False, generators=None):
             h = X.flatten(2)
             for step in steps:
                 if isinstance(step, tuple):
                     Wt = params[step[0]]
                     h = (torch.bmm(h, Wt) if step[1] is None
                          else torch.baddbmm(params[step[1]].unsqueeze(1), h, Wt))
+                elif isinstance(step, torch.nn.Dropout):
+                    if train and step.p > 0:
+                        scale, _ = _dropout_noise("dropout", step.p, h.shape[1:], h.dtype,
+                                                  h.device, generators)
+                        h = h * scale
                 else:
                     h = step(h)
             return h
 
         return mlp, {w for w, _ in (st for st in steps if isinstance(st, tuple))}
-    return vmap(lambda p, x: functional_call(template, p, (x,))), set()
+    draws = _DropoutDraws()
+    stubs = False
+    for name, sub in list(template.named_modules()):
+        for child_name, child in list(sub.named_children()):
+            if type(child) in _DROPOUT_KINDS:
+                setattr(sub, child_name, _MemberDropout(child, draws))
+                stubs = True
+
+    def call(params, buffers, noise, x):
+        draws.queue = iter(zip(draws.owners, noise))
+        try:
+            out = functional_call(template, (params, buffers), (x,))
+            if next(draws.queue, None) is not None:
+                raise RuntimeError("the forward called fewer dropout modules than planned")
+            return out
+        finally:
+            draws.queue = None
+
+    run = vmap(call)
+
+    def forward(params, X, buffers=None, train=False, generators=None):
+        if template.training != train:
+            template.train(train)
+        plan = draws.plan(template, X) if stubs and train else []
+        noise = [_dropout_noise(stub.kind, stub.p, shape, dtype, X.device, generators)
+                 for stub, shape, dtype in plan]
+        draws.owners = [stub for stub, _, _ in plan]
+        return run(params, buffers or {}, [n[:1] if n[1] is None else n for n in noise], X)
+
+    return forward, set()
 
 
 def stacked_loss(criterion):
@@ -229,28 +403,44 @@ class BatchedTrainer:
     def accepts(self, request):
         """Why ``request`` cannot be batched, or None when it can.
 
-        What trains alone, and why (the only list of it):
+        Frozen parameters (``requires_grad=False``) are stacked but not
+        optimised, as in skorch (whose optimizer skips a parameter without a
+        gradient, weight decay included); buffers (batch norm's running
+        statistics) are stacked per member, updated in train mode and used
+        in eval mode as torch does; dropout draws each member's noise from
+        that fit's own global RNG stream, the draws its skorch round would
+        make (:func:`stacked_forward`). What trains alone, and why (the only
+        list of it):
 
-        * modules with buffers (batch norm's running statistics);
-        * modules with active dropout (its random draws are the global RNG's);
-        * modules with frozen parameters (``requires_grad=False``);
+        * dropout on a device other than the CPU: torch's CUDA dropout is a
+          fused kernel drawing from the device's generator, whose draws a
+          batch cannot reproduce member by member;
+        * dropout in a request without the fit's RNG state to draw from
+          (``TrainRequest.rng_state``);
+        * a module without a trainable parameter (skorch's own error is the
+          reference);
         * callbacks that override a per-batch or per-epoch hook (skorch's
           ``EarlyStopping``, ``verbose >= 2``'s epoch lines, most user
           callbacks): the batched loop has no skorch epochs to run them in.
           Callbacks that only read at ``on_round_begin``, ``on_train_begin``,
           ``on_evaluation`` and ``on_train_end`` are batched;
         * criteria from outside :mod:`torch.nn`;
-        * a module whose forward :func:`torch.func.vmap` cannot trace
-          (found by a two-sample trial step: :class:`TrainerDeclined`).
+        * a module whose forward :func:`torch.func.vmap` cannot trace, found
+          by a two-sample trial step (:class:`TrainerDeclined`): a forward
+          that calls ``.item()`` or branches on data, random draws other
+          than torch's dropout modules (``F.dropout`` in a forward, a
+          dropout subclass), batch norm with ``momentum=None`` (its
+          cumulative average reads the batch count as a number), feature
+          dropout on inputs of other dimensions than its batched form.
         """
         module, net = request.module, request.net
-        if any(True for _ in module.buffers()):
-            return "the module has buffers (e.g. batch norm)"
-        if not all(p.requires_grad for p in module.parameters()):
-            return "the module has frozen parameters (requires_grad=False)"
-        for sub in module.modules():
-            if isinstance(sub, _DROPOUT) and sub.p > 0:
-                return "the module uses dropout"
+        if _active_dropout(module):
+            if request.device.type != "cpu":
+                return f"the module uses dropout on {request.device.type}"
+            if request.rng_state is None:
+                return "the module uses dropout and the request has no RNG state"
+        if not any(p.requires_grad for p in module.parameters()):
+            return "the module has no trainable parameter"
         if net is not None:
             default = {n for n, _ in net.get_default_callbacks()}
             loop = [name for name, cb in net.callbacks_
@@ -268,7 +458,8 @@ class BatchedTrainer:
         X = data.X
         return (
             type(module), repr(module),
-            tuple((n, tuple(p.shape)) for n, p in module.named_parameters()),
+            tuple((n, tuple(p.shape), p.requires_grad) for n, p in module.named_parameters()),
+            tuple((n, tuple(b.shape), b.dtype) for n, b in module.named_buffers()),
             type(request.criterion), repr(request.criterion),
             request.settings, int(request.epochs), tuple(X.shape), str(X.device), X.dtype,
             None if data.valid is None else tuple(data.valid[0].shape),
@@ -326,15 +517,20 @@ class BatchedTrainer:
                 r.net.initialize_history()
                 r.net.notify("on_round_begin", masks=r.masks, epochs=r.epochs)
                 r.net.notify("on_train_begin", X=r.data.X, y=r.data.y)
-        names = [n for n, _ in modules[0].named_parameters()]
         params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules], n)
-                  .requires_grad_(True) for n in names}
+                  .requires_grad_(p.requires_grad) for n, p in modules[0].named_parameters()}
+        self._buffers = self._stacked_buffers(modules)
+        self._state_keys = [k for k in modules[0].state_dict() if k in params or k in self._buffers]
+        self._generators = self._member_generators(requests)
+        trained = {n: p for n, p in params.items() if p.requires_grad}  # frozen: not optimised
         masks = {}
         for n in requests[0].masks:
+            if n not in trained:
+                continue  # a frozen weight keeps its masked start, as in skorch
             stacked = self._stack([r.masks[n].to(params[n].device) for r in requests], n)
             if not bool(stacked.all()):
                 masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
-        opt = build_optimizer(settings, params, {n: m.bool() for n, m in masks.items()})
+        opt = build_optimizer(settings, trained, {n: m.bool() for n, m in masks.items()})
         n, X_all, y_all, x_off, y_off, Xv, yv = self._stacked_data(requests)
         has_valid = requests[0].data.valid is not None
         every = int(settings.eval_every)
@@ -389,7 +585,8 @@ class BatchedTrainer:
                         if warmup:
                             for group in opt.param_groups:
                                 group["lr"] = base_lr * warmup_factor(it, warmup)
-                        losses = self._loss(self._forward(params, xb), yb)
+                        losses = self._loss(self._forward(params, xb, self._buffers, train=True,
+                                                          generators=self._generators), yb)
                         opt.zero_grad(set_to_none=True)
                         losses.sum().backward()
                         with torch.no_grad():
@@ -429,6 +626,7 @@ class BatchedTrainer:
         results = []
         for m, r in enumerate(requests):
             self._write(params, m, modules[m])
+            modules[m].train(not has_valid)  # as skorch leaves it: validation is last
             detail = failed[m] or end_of_round_detail(
                 modules[m].state_dict(), grids[m], has_valid, references[m][1], book.first[m])
             if detail is not None:
@@ -439,6 +637,8 @@ class BatchedTrainer:
             results.append(round_result(
                 seconds=seconds, epochs=epochs, n_iter=it, train_loss=train_loss[m],
                 grid=grids[m], has_valid=has_valid, captured=captured[m]))
+            if self._generators is not None:  # the fit's stream after its dropout draws
+                results[-1].rng_state = self._generators[m].get_state()
         return results
 
     # ---------------------------------------------------------------- helpers
@@ -478,19 +678,23 @@ class BatchedTrainer:
         modules = [r.module for r in requests]
         try:
             params = {n: self._stack([dict(m.named_parameters())[n].detach() for m in modules],
-                                     n).requires_grad_(True)
-                      for n, _ in modules[0].named_parameters()}
+                                     n).requires_grad_(p.requires_grad)
+                      for n, p in modules[0].named_parameters()}
+            # copies: the trial updates no member's running statistics, draws from no stream
+            buffers = self._stacked_buffers(modules)
+            generators = self._member_generators(requests)
             X = torch.stack([r.data.X[:2] for r in requests])
             y = torch.stack([r.data.y[:2] for r in requests])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. vmap's performance notes
-                self._loss(self._forward(params, X), y).sum().backward()
+                self._loss(self._forward(params, X, buffers, train=True, generators=generators),
+                           y).sum().backward()
         except Exception as exc:  # noqa: BLE001 - any failure means: train alone
             raise TrainerDeclined(f"{type(exc).__name__}: {exc}") from exc
 
     @torch.no_grad()
     def _validate(self, params, Xv, yv, score):
-        outs = torch.cat([self._forward(params, Xv[:, i:i + self.chunk])
+        outs = torch.cat([self._forward(params, Xv[:, i:i + self.chunk], self._buffers)
                           for i in range(0, Xv.shape[1], self.chunk)], dim=1)
         losses = self._loss(outs, yv).double().cpu().numpy()
         metric = SCORES[score]
@@ -510,9 +714,36 @@ class BatchedTrainer:
         return t.t() if name in self._transposed else t
 
     def _state(self, params, m):
-        return {n: self._member(params, n, m).detach().clone() for n in params}
+        """Member ``m``'s ``state_dict`` (parameters and persistent buffers), copied."""
+        return {k: (self._member(params, k, m).detach() if k in params
+                    else self._buffers[k][m]).clone() for k in self._state_keys}
 
     @torch.no_grad()
     def _write(self, params, m, module):
+        """Member ``m``'s parameters and buffers into its module."""
         for name, p in module.named_parameters():
             p.copy_(self._member(params, name, m))
+        for name, b in module.named_buffers():
+            b.copy_(self._buffers[name][m])
+
+    @staticmethod
+    def _stacked_buffers(modules):
+        """The members' buffers (running statistics) as ``[members, *shape]`` copies."""
+        return {n: torch.stack([dict(m.named_buffers())[n] for m in modules])
+                for n, _ in modules[0].named_buffers()}
+
+    @staticmethod
+    def _member_generators(requests):
+        """Each member's own copy of its fit's global RNG stream; None without dropout.
+
+        Dropout only trains batched on the CPU (:meth:`accepts`), whose
+        generator states these are.
+        """
+        if not _active_dropout(requests[0].module):
+            return None
+        generators = []
+        for r in requests:
+            g = torch.Generator()
+            g.set_state(r.rng_state)
+            generators.append(g)
+        return generators

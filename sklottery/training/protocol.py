@@ -174,6 +174,15 @@ class TrainRequest:
         ``masks=``, ``on_evaluation``, ``on_train_end``) and record its
         ``history`` through skorch's public API; the skorch trainer trains
         with it.
+    rng_state : ByteTensor or None
+        The fit's global (CPU) torch RNG state as the round starts
+        (``torch.get_rng_state()``), the stream the module's own random
+        draws (dropout) come from. The skorch trainer draws from the global
+        RNG, which holds this state while it trains; a trainer that trains
+        several fits at once draws each module's random numbers from a
+        generator in this state and returns the state it left in
+        ``RoundResult.rng_state``. None: the trainer has no stream to draw
+        from.
     """
 
     module: torch.nn.Module
@@ -187,6 +196,7 @@ class TrainRequest:
     device: torch.device
     capture_at: int | None = None
     net: object = None
+    rng_state: torch.Tensor | None = None
 
 
 @dataclass
@@ -198,6 +208,11 @@ class RoundResult:
     valid_score)`` at the minimum validation loss of the evaluation grid, or
     None without validation data; ``captured`` is the full module state
     after ``capture_at`` iterations (θk), if asked for and reached.
+    ``rng_state`` is the fit's global torch RNG state after the round when
+    the trainer drew the module's random numbers from a generator of its own
+    (started from ``TrainRequest.rng_state``): the engine continues its
+    stream from there. None when the trainer drew from the global RNG itself
+    (the skorch trainer) or drew nothing.
     """
 
     outcome: str
@@ -210,6 +225,7 @@ class RoundResult:
     valid_score: float = float("nan")
     early_stop: tuple = None
     captured: dict = None
+    rng_state: torch.Tensor = None
 
 
 class TrainerDeclined(RuntimeError):
