@@ -530,8 +530,9 @@ class BatchedTrainer:
             stacked = self._stack([r.masks[n].to(params[n].device) for r in requests], n)
             if not bool(stacked.all()):
                 masks[n] = stacked.to(params[n].dtype)  # multiplying by a bool casts each time
-        opt = build_optimizer(settings, trained, {n: m.bool() for n, m in masks.items()})
+        opt = self._optimizer(settings, trained, {n: m.bool() for n, m in masks.items()})
         n, X_all, y_all, x_off, y_off, Xv, yv = self._stacked_data(requests)
+        step = self._step(params, masks, opt, X_all, y_all)
         has_valid = requests[0].data.valid is not None
         every = int(settings.eval_every)
         bs = int(settings.batch_size)
@@ -580,25 +581,13 @@ class BatchedTrainer:
                     perms = _epoch_orders(requests, n, X_all.device)
                     xidx, yidx = perms + x_off, perms + y_off
                     for start in range(0, n, bs):
-                        xb = X_all[xidx[:, start:start + bs]]
-                        yb = y_all[yidx[:, start:start + bs]]
                         if warmup:
                             for group in opt.param_groups:
                                 group["lr"] = base_lr * warmup_factor(it, warmup)
-                        losses = self._loss(self._forward(params, xb, self._buffers, train=True,
-                                                          generators=self._generators), yb)
-                        opt.zero_grad(set_to_none=True)
-                        losses.sum().backward()
-                        with torch.no_grad():
-                            for name, keep in masks.items():
-                                params[name].grad.mul_(keep)
-                        # A pruned weight starts at exactly 0 (the engine masks the
-                        # start) and gets a zero gradient, so Adam's and SGD's moments
-                        # and update (weight decay included: it adds alpha * 0) stay
-                        # exactly 0 there: the step needs no second masking.
-                        opt.step()
+                        rows = xidx[:, start:start + bs]
+                        losses = step(rows, yidx[:, start:start + bs])
                         it += 1
-                        for m, value in book.add(losses, xb.shape[1], it).items():
+                        for m, value in book.add(losses, rows.shape[1], it).items():
                             if failed[m] is None:
                                 failed[m] = f"training loss became {value} at iteration {it}"
                         for m in capture.get(it, ()):
@@ -640,6 +629,34 @@ class BatchedTrainer:
             if self._generators is not None:  # the fit's stream after its dropout draws
                 results[-1].rng_state = self._generators[m].get_state()
         return results
+
+    # ------------------------------------------------ the step (overridable)
+    def _optimizer(self, settings, params, masks):
+        """The round's optimizer over the stacked trained parameters."""
+        return build_optimizer(settings, params, masks)
+
+    def _step(self, params, masks, opt, X_all, y_all):
+        """``step(x_rows, y_rows) -> losses``: one optimizer step of every member.
+
+        ``x_rows``, ``y_rows`` (``[members, batch]``) index the stacked
+        training data; ``losses`` is each member's mean loss on its batch.
+        """
+        def step(x_rows, y_rows):
+            losses = self._loss(self._forward(params, X_all[x_rows], self._buffers, train=True,
+                                              generators=self._generators), y_all[y_rows])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            with torch.no_grad():
+                for name, keep in masks.items():
+                    params[name].grad.mul_(keep)
+            # A pruned weight starts at exactly 0 (the engine masks the start)
+            # and gets a zero gradient, so Adam's and SGD's moments and update
+            # (weight decay included: it adds alpha * 0) stay exactly 0 there:
+            # the step needs no second masking.
+            opt.step()
+            return losses
+
+        return step
 
     # ---------------------------------------------------------------- helpers
     def _stacked_data(self, requests):
