@@ -6,8 +6,10 @@ in from the data), returns *logits*, and initialises its weights with the
 scheme of the paper it comes from (Glorot normal, as Frankle & Carbin 2019).
 
 Prunable parameters are the ``weight`` tensors of ``nn.Linear`` and
-``nn.Conv2d`` layers; biases are never pruned. The *last* prunable layer in
-module order is the output layer (pruned at ``output_pruning_rate``).
+``nn.Conv2d`` layers, but for those a module lists in its attribute
+``prunable_exclude``; biases (and batch norm parameters) are never pruned.
+The *last* Linear/Conv2d layer in module order is the output layer (pruned
+at ``output_pruning_rate`` unless excluded).
 
 Modules
 -------
@@ -43,6 +45,7 @@ __all__ = [
     "LeNet5",
     "MODULES",
     "PRUNABLE_LAYER_TYPES",
+    "excluded_weight_names",
     "get_module_class",
     "glorot_init_",
     "infer_input_shape",
@@ -561,8 +564,8 @@ class LeNet5(ImageClassifierModule):
 # Prunable layers
 # --------------------------------------------------------------------------
 
-def _prunable_parameters(module):
-    """``[(name, layer)]`` of prunable weights, in ``named_parameters`` order.
+def _weight_layers(module):
+    """``[(name, layer)]`` of every Linear/Conv2d weight, in ``named_parameters`` order.
 
     A layer reparametrised by ``torch.nn.utils.prune`` stores its weight as
     the parameter ``weight_orig``; that name is then reported.
@@ -580,11 +583,54 @@ def _prunable_parameters(module):
             if id(param) in owners]
 
 
+def excluded_weight_names(module, layers=None):
+    """Weights that ``module`` (or any submodule) declares not prunable.
+
+    A module lists them in its attribute ``prunable_exclude``: parameter names
+    relative to that module (e.g. ``VGG16.prunable_exclude`` is its output
+    layer's weight, which OpenLTH leaves dense). Returns the names relative
+    to ``module``.
+
+    Raises
+    ------
+    ValueError
+        If a listed name is not the weight of one of its Linear/Conv2d layers.
+    """
+    if layers is None:
+        layers = _weight_layers(module)
+    known = {_strip_orig(name) for name, _ in layers}
+    out = set()
+    for prefix, sub in module.named_modules():
+        names = getattr(sub, "prunable_exclude", ())
+        for name in ((names,) if isinstance(names, str) else names):
+            full = f"{prefix}.{name}" if prefix else name
+            if full not in known:
+                raise ValueError(
+                    f"{type(sub).__name__}.prunable_exclude names {name!r}, which is not "
+                    "the weight of one of its Linear/Conv2d layers.")
+            out.add(full)
+    return out
+
+
+def _strip_orig(name):
+    return name[:-len("_orig")] if name.endswith("_orig") else name
+
+
+def _prunable_parameters(module):
+    """``[(name, layer)]`` of prunable weights, in ``named_parameters`` order:
+    every Linear/Conv2d weight but those excluded (:func:`excluded_weight_names`)."""
+    layers = _weight_layers(module)
+    excluded = excluded_weight_names(module, layers)
+    return [(n, layer) for n, layer in layers if _strip_orig(n) not in excluded]
+
+
 def prunable_parameter_names(module):
     """Names (as in ``module.named_parameters()``) of the prunable weights.
 
     These are the ``weight`` parameters of every ``nn.Linear`` and
-    ``nn.Conv2d`` layer, in ``named_parameters`` order; the last one is the
+    ``nn.Conv2d`` layer, in ``named_parameters`` order, but for those the
+    module excludes (its ``prunable_exclude``, see
+    :func:`excluded_weight_names`). The last Linear/Conv2d weight is the
     output layer.
     """
     return [name for name, _ in _prunable_parameters(module)]
@@ -595,14 +641,19 @@ def layer_kinds(module):
 
     Returns an insertion-ordered ``dict`` (``named_parameters`` order) whose
     values are ``'conv'`` (``nn.Conv2d``), ``'fc'`` (``nn.Linear``) or
-    ``'output'`` for the last prunable layer, whatever its type. Frankle &
+    ``'output'`` for the last Linear/Conv2d layer, whatever its type. Frankle &
     Carbin prune these at different rates (conv 10-15%, fc 20%, output 10%).
+    Weights the module excludes from pruning (``prunable_exclude``, see
+    :func:`excluded_weight_names`) are left out, and get no mask from the
+    estimators; when that is the output layer, no weight is ``'output'``
+    (the last prunable one keeps its kind).
     """
-    pairs = _prunable_parameters(module)
+    layers = _weight_layers(module)
+    excluded = excluded_weight_names(module, layers)
     kinds = {name: "conv" if isinstance(layer, nn.Conv2d) else "fc"
-             for name, layer in pairs}
-    if pairs:
-        kinds[pairs[-1][0]] = "output"
+             for name, layer in layers if _strip_orig(name) not in excluded}
+    if layers and layers[-1][0] in kinds:
+        kinds[layers[-1][0]] = "output"
     return kinds
 
 

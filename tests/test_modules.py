@@ -17,6 +17,7 @@ from sklottery.modules import (
     Conv6,
     ImageClassifierModule,
     LeNet5,
+    excluded_weight_names,
     get_module_class,
     infer_input_shape,
     layer_kinds,
@@ -390,6 +391,88 @@ def test_layer_kinds_after_torch_prune_reparametrisation():
         ("classifier.4.weight_orig", "output"),
     ]
     assert set(kinds) <= dict(module.named_parameters()).keys()
+
+
+class _HeadExcluded(nn.Module):
+    """Conv then a dense output layer the module declares not prunable."""
+
+    prunable_exclude = ("head.weight",)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.mid = nn.Linear(8, 4)
+        self.head = nn.Linear(4, 2)
+
+
+def test_prunable_exclude_leaves_the_layer_out_and_no_output_kind():
+    module = _HeadExcluded()
+    assert excluded_weight_names(module) == {"head.weight"}
+    # the excluded output layer is still the output layer: the last prunable
+    # weight keeps its own kind (it is not pruned at output_pruning_rate)
+    assert layer_kinds(module) == {"conv.weight": "conv", "mid.weight": "fc"}
+    assert prunable_parameter_names(module) == ["conv.weight", "mid.weight"]
+
+
+def test_prunable_exclude_of_a_submodule_and_of_a_hidden_layer():
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _HeadExcluded()
+            self.out = nn.Linear(2, 3)
+
+    wrapped = Wrapper()
+    assert excluded_weight_names(wrapped) == {"body.head.weight"}
+    assert layer_kinds(wrapped) == {"body.conv.weight": "conv",
+                                    "body.mid.weight": "fc",
+                                    "out.weight": "output"}
+
+    class HiddenExcluded(_HeadExcluded):
+        prunable_exclude = "conv.weight"  # a single name may be a string
+
+    assert layer_kinds(HiddenExcluded()) == {"mid.weight": "fc", "head.weight": "output"}
+
+
+def test_prunable_exclude_after_torch_prune_reparametrisation():
+    from torch.nn.utils import prune
+
+    module = _HeadExcluded()
+    prune.l1_unstructured(module.head, "weight", amount=0.5)
+    assert layer_kinds(module) == {"conv.weight": "conv", "mid.weight": "fc"}
+
+
+def test_prunable_exclude_unknown_name_raises():
+    class Typo(_HeadExcluded):
+        prunable_exclude = ("head.bias",)
+
+    with pytest.raises(ValueError, match=r"Typo.prunable_exclude names 'head.bias'"):
+        layer_kinds(Typo())
+
+
+def test_estimator_gives_excluded_weights_no_mask():
+    from sklottery import LotteryTicketClassifier
+
+    class Net(nn.Module):
+        prunable_exclude = ("out.weight",)
+
+        def __init__(self, n_features, n_classes):
+            super().__init__()
+            self.hidden = nn.Linear(n_features, 16)
+            self.out = nn.Linear(16, n_classes)
+
+        def forward(self, X):
+            return self.out(torch.relu(self.hidden(X)))
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 6).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    est = LotteryTicketClassifier(module=Net, max_epochs=1, n_rounds=1, batch_size=20,
+                                  validation_fraction=0, random_state=0).fit(X, y)
+    assert list(est.masks_) == ["hidden.weight"]
+    from sklottery.pruning import n_to_prune
+
+    assert int(est.masks_["hidden.weight"].sum()) == 96 - n_to_prune(96, 0.2)
+    assert not (est.net_.module_.out.weight == 0).any()
 
 
 # --------------------------------------------------------------------------
