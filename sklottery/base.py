@@ -740,6 +740,14 @@ class BaseLotteryTicket(BaseEstimator):
         module : torch.nn.Module
             A deep copy, on the device of the fitted network; the estimator is
             unchanged.
+
+        Raises
+        ------
+        ValueError
+            For a network that is not a chain of layers (:func:`sklottery.
+            pruning.unit_chain`: residual connections, batch norm, e.g.
+            ``'resnet20'``, ``'vgg16'``); its masked network is the pruned
+            one (:meth:`export`).
         """
         check_is_fitted(self, "net_")
         return compact_module(self.net_.module_, self.masks_)
@@ -755,7 +763,8 @@ class BaseLotteryTicket(BaseEstimator):
             reparametrised by :mod:`torch.nn.utils.prune` (each pruned layer
             has ``weight_orig`` and a ``weight_mask`` buffer), so further
             training in plain torch keeps the mask. ``'compact'``: units and
-            filters nothing reads removed (:meth:`get_compact_module`).
+            filters nothing reads removed (:meth:`get_compact_module`; a
+            ValueError for networks that are not a chain of layers).
             All three give the same outputs as the estimator's network.
 
         Returns
@@ -798,13 +807,19 @@ class BaseLotteryTicket(BaseEstimator):
             per sample: a weight of a convolution counts once per output
             position; :func:`sklottery.modules.multiply_adds`, the count that
             sets ``reinit='fresh_budget'``'s epochs) and ``compact_weights``
-            (weights of the :meth:`get_compact_module`).
+            (weights of the :meth:`get_compact_module`; every weight of the
+            layer when the network cannot be compacted, e.g. residual or
+            batch-normalised networks). Weights a module excludes from
+            pruning have no mask and no row.
         """
         import pandas as pd
 
         check_is_fitted(self, "net_")
         macs = self._multiply_adds()
-        compact = {n: p for n, p in self.get_compact_module().named_parameters()}
+        try:
+            compact = {n: p for n, p in self.get_compact_module().named_parameters()}
+        except ValueError:  # not a chain of layers (unit_chain): nothing is removed
+            compact = dict(self.net_.module_.named_parameters())
         rows = []
         for name, mask in self.masks_.items():
             n, k = mask.numel(), int(mask.sum())

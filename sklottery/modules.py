@@ -3,11 +3,15 @@
 Every module here takes the number of input features and of classes as
 keyword arguments ``n_features`` and ``n_classes`` (the estimator fills them
 in from the data), returns *logits*, and initialises its weights with the
-scheme of the paper it comes from (Glorot normal, as Frankle & Carbin 2019).
+scheme of the paper it comes from (Glorot normal, as Frankle & Carbin 2019;
+Kaiming normal with OpenLTH's batch norm initialisation for ResNet-20 and
+VGG-16, as Frankle et al. 2020).
 
 Prunable parameters are the ``weight`` tensors of ``nn.Linear`` and
-``nn.Conv2d`` layers; biases are never pruned. The *last* prunable layer in
-module order is the output layer (pruned at ``output_pruning_rate``).
+``nn.Conv2d`` layers, but for those a module lists in its attribute
+``prunable_exclude``; biases (and batch norm parameters) are never pruned.
+The *last* Linear/Conv2d layer in module order is the output layer (pruned
+at ``output_pruning_rate`` unless excluded).
 
 Modules
 -------
@@ -21,6 +25,11 @@ Modules
     LeCun et al. (1998): conv5x5(6), pool, conv5x5(16), pool, fc 120, 84,
     ``n_classes`` (ReLU and max pooling instead of the original scaled tanh
     and subsampling, as is usual today).
+``ResNet20`` ('resnet20'), ``VGG16`` ('vgg16')
+    The deep CIFAR-10 networks of Frankle et al. (2020), as OpenLTH builds
+    them: He et al.'s (2016) ResNet-20 and a batch-normalised VGG-16
+    (Simonyan & Zisserman 2015) with one fc layer. VGG-16's fc layer is not
+    prunable; structured pruning and compaction do not apply to either.
 
 The convolutional modules take images, but also accept the flat
 ``(n_samples, C*H*W)`` arrays that scikit-learn pipelines and model
@@ -41,8 +50,11 @@ __all__ = [
     "Conv4",
     "Conv6",
     "LeNet5",
+    "ResNet20",
+    "VGG16",
     "MODULES",
     "PRUNABLE_LAYER_TYPES",
+    "excluded_weight_names",
     "get_module_class",
     "glorot_init_",
     "infer_input_shape",
@@ -346,21 +358,19 @@ class ImageClassifierModule(nn.Module):
         self.n_classes = n_classes
         self.dropout = p
         self.activation = activation
+        self._build(act, p, widths)
 
+    def _build(self, act, p, widths):
+        """Make :attr:`features` and :attr:`classifier` (and :attr:`n_flat`)
+        and initialise them; ``act`` is the activation class, ``p`` the
+        dropout probability."""
+        c, h, w = self.input_shape
+        n_classes = self.n_classes
         plan = self.conv_plan(h, w)
         fc_sizes = tuple(self.fc_sizes)
         if widths is not None:
             plan, fc_sizes = self._with_widths(plan, fc_sizes, widths)
-        out_h, out_w, failed = _spatial_size(plan, h, w)
-        if failed is not None:
-            raise ValueError(
-                f"input_shape={shape} is too small for "
-                f"{type(self).__name__}: the feature map becomes "
-                f"{out_h}x{out_w} after {_describe(plan[failed])} (step "
-                f"{failed + 1} of {len(plan)} in the conv stack); "
-                f"{type(self).__name__} needs H and W of at least "
-                f"{self._min_side()}."
-            )
+        out_h, out_w = self._check_plan(plan)
 
         layers = []
         in_ch = c
@@ -392,6 +402,21 @@ class ImageClassifierModule(nn.Module):
         """List of ``('conv', out_channels, kernel, (pad_h, pad_w))`` and
         ``('pool', kernel)`` steps for an input of ``height x width``."""
         raise NotImplementedError
+
+    def _check_plan(self, plan):
+        """``(H, W)`` after ``plan``; a ValueError when the input is too small."""
+        shape = self.input_shape
+        out_h, out_w, failed = _spatial_size(plan, shape[1], shape[2])
+        if failed is not None:
+            raise ValueError(
+                f"input_shape={shape} is too small for "
+                f"{type(self).__name__}: the feature map becomes "
+                f"{out_h}x{out_w} after {_describe(plan[failed])} (step "
+                f"{failed + 1} of {len(plan)} in the conv stack); "
+                f"{type(self).__name__} needs H and W of at least "
+                f"{self._min_side()}."
+            )
+        return out_h, out_w
 
     @staticmethod
     def _with_widths(plan, fc_sizes, widths):
@@ -558,11 +583,248 @@ class LeNet5(ImageClassifierModule):
 
 
 # --------------------------------------------------------------------------
+# Deep batch-normalised networks (OpenLTH's CIFAR-10 models)
+# --------------------------------------------------------------------------
+
+def _openlth_init_(module):
+    """OpenLTH's default initialisation of its CIFAR-10 networks, in place.
+
+    Kaiming-normal weights (fan-in, ReLU gain) for every Linear/Conv2d layer,
+    their biases left at PyTorch's default; batch norm weights uniform in
+    [0, 1) and biases zero (OpenLTH's ``model_init='kaiming_normal'``,
+    ``batchnorm_init='uniform'``).
+    """
+    for layer in module.modules():
+        if isinstance(layer, PRUNABLE_LAYER_TYPES):
+            nn.init.kaiming_normal_(layer.weight)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.uniform_(layer.weight, 0.0, 1.0)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+class _BatchNormImageModule(ImageClassifierModule):
+    """A deep batch-normalised network: fixed widths, no hidden fc layer.
+
+    Subclasses implement :meth:`_layers`, which makes :attr:`features` (ending
+    in global average pooling), :attr:`classifier` (the one fc layer) and
+    :attr:`n_flat`; initialisation is OpenLTH's (:func:`_openlth_init_`).
+    """
+
+    def _build(self, act, p, widths):
+        name = type(self).__name__
+        if p > 0:
+            raise ValueError(
+                f"{name} has no hidden fully connected layer for dropout={p} to follow "
+                "(dropout acts after hidden fc layers); use dropout=0.")
+        if widths is not None:
+            raise ValueError(
+                f"widths does not apply to {name}: its widths are fixed (structured "
+                "pruning, whose smaller architectures widths describes, does not apply "
+                "to batch-normalised networks).")
+        self._layers(act)
+        _openlth_init_(self)
+
+    def _layers(self, act):
+        raise NotImplementedError
+
+
+class _BasicBlock(nn.Module):
+    """He et al.'s basic residual block: two 3x3 conv + batch norm.
+
+    ``act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x))``; ``conv1`` has
+    stride ``stride``. The shortcut is the identity, or a 1x1 convolution
+    (same stride) and batch norm where the shape changes. No conv has a bias
+    (batch norm follows each).
+    """
+
+    def __init__(self, in_ch, out_ch, stride, act):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.act1 = act()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_ch))
+        else:
+            self.shortcut = nn.Identity()
+        self.act2 = act()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(out + self.shortcut(x))
+
+
+class ResNet20(_BatchNormImageModule):
+    """ResNet-20 for CIFAR-10 (He et al., 2016), as Frankle et al. (2020) prune it.
+
+    conv3x3(16) + batch norm + act; three stages of three basic residual
+    blocks (:class:`_BasicBlock`) of 16, 32 and 64 channels, the first block
+    of stages 2 and 3 halving H and W (stride 2) with a 1x1 conv + batch norm
+    projection shortcut (the other shortcuts are the identity); global
+    average pooling; fc ``n_classes``. Convolutions have no bias.
+
+    On CIFAR-10 (3x32x32, 10 classes) it has 272,474 parameters (OpenLTH's
+    ``cifar_resnet_20``): 270,256 conv weights (of which 2,560 in the two
+    projection shortcuts), 640 fc weights and 10 biases, 1,568 batch norm
+    parameters.
+
+    Every convolution (shortcuts included) and the fc layer are prunable, as
+    in OpenLTH (``prunable_layer_names``: every Conv2d/Linear weight; its
+    ResNet-20 ignores no layer); batch norm parameters and biases are not.
+    The fc layer is the output layer (pruned at ``output_pruning_rate``).
+    OpenLTH ranks every layer, fc included, under one global threshold; the
+    closest here is ``pruning_scope='global'`` with
+    ``output_pruning_rate=pruning_rate`` (the fc then loses the same
+    fraction, ranked on its own).
+
+    Initialisation as OpenLTH: Kaiming-normal conv/fc weights, batch norm
+    weights uniform in [0, 1), batch norm biases zero.
+
+    Parameters are those of :class:`ImageClassifierModule`; images need H
+    and W of at least 8 (the last stage then sees 2x2 maps), with 1 or 3
+    (or any number of) channels. ``dropout`` must be 0 (there is no hidden
+    fc layer) and ``widths`` None. The global average pooling makes the fc
+    layer's size independent of the image size.
+
+    Structured pruning (``pruning_granularity='neuron'``/``'filter'``) and
+    compaction (``get_compact_module``, ``export(format='compact')``) do not
+    apply (residual connections, batch norm): they raise a ValueError;
+    ``predict`` runs the masked network.
+
+    See Also
+    --------
+    VGG16 : The other deep network of Frankle et al. (2020).
+
+    References
+    ----------
+    .. [1] He, K., Zhang, X., Ren, S. and Sun, J. (2016). Deep Residual
+       Learning for Image Recognition. CVPR. arXiv:1512.03385.
+    .. [2] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
+    .. [3] He, K., Zhang, X., Ren, S. and Sun, J. (2015). Delving Deep into
+       Rectifiers: Surpassing Human-Level Performance on ImageNet
+       Classification. ICCV. arXiv:1502.01852.
+    """
+
+    #: Output channels of the three stages.
+    stage_widths = (16, 32, 64)
+    #: Basic blocks per stage (depth 6 * 3 + 2 = 20).
+    blocks_per_stage = 3
+    #: Smallest H and W.
+    min_side = 8
+
+    def _layers(self, act):
+        c, h, w = self.input_shape
+        if min(h, w) < self.min_side:
+            raise ValueError(
+                f"input_shape={self.input_shape} is too small for {type(self).__name__}: "
+                f"it needs H and W of at least {self.min_side} (two stride-2 stages).")
+        in_ch = self.stage_widths[0]
+        layers = [nn.Conv2d(c, in_ch, 3, padding=1, bias=False), nn.BatchNorm2d(in_ch),
+                  act()]
+        for stage, width in enumerate(self.stage_widths):
+            for block in range(self.blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(_BasicBlock(in_ch, width, stride, act))
+                in_ch = width
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.features = nn.Sequential(*layers)
+        self.n_flat = in_ch
+        self.classifier = nn.Sequential(nn.Linear(in_ch, self.n_classes))
+
+
+class VGG16(_BatchNormImageModule):
+    """VGG-16 for CIFAR-10 with batch norm, as Frankle et al. (2020) prune it.
+
+    Simonyan & Zisserman's (2015) configuration D of 3x3 convolutions
+    (padding 1), 64, 64, pool, 128, 128, pool, 256, 256, 256, pool, 512,
+    512, 512, pool, 512, 512, 512, each followed by batch norm and the
+    activation, pools 2x2 (stride 2); then OpenLTH's CIFAR classifier:
+    average pooling to 1x1 and one fc layer 512 -> ``n_classes`` (no hidden
+    fc layers). Convolutions have biases.
+
+    On CIFAR-10 (3x32x32, 10 classes) it has 14,728,266 parameters
+    (OpenLTH's ``cifar_vgg_16``): 14,710,464 conv weights, 4,224 conv
+    biases, 8,448 batch norm parameters, 5,120 fc weights and 10 biases.
+
+    The 13 convolutions are prunable; the fc (output) layer is not
+    (``prunable_exclude``): OpenLTH's VGG-16 prunes every Conv2d/Linear
+    weight but ``fc.weight`` (its default ``pruning_layers_to_ignore``).
+    Batch norm parameters and biases are never pruned. No layer is of kind
+    ``'output'``, so ``output_pruning_rate`` does not apply; all convolutions
+    are pruned at ``conv_pruning_rate`` (OpenLTH: one global rate,
+    ``pruning_scope='global'``).
+
+    Initialisation as OpenLTH: Kaiming-normal conv/fc weights, batch norm
+    weights uniform in [0, 1), batch norm biases zero.
+
+    Parameters are those of :class:`ImageClassifierModule`; images need H
+    and W of at least 16 (four poolings). OpenLTH averages the 2x2 maps of a
+    32x32 input (``AvgPool2d(2)``); here the pooling is global, the same
+    there and defined for every size. Under 32x32 the last stage sees 1x1
+    maps, where batch norm cannot train on a batch of a single sample:
+    choose ``batch_size`` so that no batch has one. ``dropout`` must be 0
+    and ``widths`` None.
+
+    Structured pruning and compaction do not apply (batch norm): they raise
+    a ValueError; ``predict`` runs the masked network.
+
+    See Also
+    --------
+    ResNet20 : The other deep network of Frankle et al. (2020).
+    Conv6 : Frankle & Carbin's (2019) smaller VGG-style network.
+
+    References
+    ----------
+    .. [1] Simonyan, K. and Zisserman, A. (2015). Very Deep Convolutional
+       Networks for Large-Scale Image Recognition. ICLR. arXiv:1409.1556.
+    .. [2] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
+       Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
+       arXiv:1912.05671.
+    .. [3] He, K., Zhang, X., Ren, S. and Sun, J. (2015). Delving Deep into
+       Rectifiers: Surpassing Human-Level Performance on ImageNet
+       Classification. ICCV. arXiv:1502.01852.
+    """
+
+    #: Output channels of each 3x3 convolution; ``'M'`` is a 2x2 max pool.
+    channels = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                512, 512, 512, "M", 512, 512, 512)
+    #: The output layer stays dense (OpenLTH's ``pruning_layers_to_ignore``).
+    prunable_exclude = ("classifier.0.weight",)
+
+    @classmethod
+    def conv_plan(cls, height, width):
+        return _vgg_plan(cls.channels)
+
+    def _layers(self, act):
+        plan = self.conv_plan(*self.input_shape[1:])
+        self._check_plan(plan)
+        in_ch = self.input_shape[0]
+        layers = []
+        for step in plan:
+            if step[0] == "conv":
+                layers += [nn.Conv2d(in_ch, step[1], 3, padding=1), nn.BatchNorm2d(step[1]),
+                           act()]
+                in_ch = step[1]
+            else:
+                layers.append(nn.MaxPool2d(2, stride=2))
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.features = nn.Sequential(*layers)
+        self.n_flat = in_ch
+        self.classifier = nn.Sequential(nn.Linear(in_ch, self.n_classes))
+
+
+# --------------------------------------------------------------------------
 # Prunable layers
 # --------------------------------------------------------------------------
 
-def _prunable_parameters(module):
-    """``[(name, layer)]`` of prunable weights, in ``named_parameters`` order.
+def _weight_layers(module):
+    """``[(name, layer)]`` of every Linear/Conv2d weight, in ``named_parameters`` order.
 
     A layer reparametrised by ``torch.nn.utils.prune`` stores its weight as
     the parameter ``weight_orig``; that name is then reported.
@@ -580,11 +842,54 @@ def _prunable_parameters(module):
             if id(param) in owners]
 
 
+def excluded_weight_names(module, layers=None):
+    """Weights that ``module`` (or any submodule) declares not prunable.
+
+    A module lists them in its attribute ``prunable_exclude``: parameter names
+    relative to that module (e.g. ``VGG16.prunable_exclude`` is its output
+    layer's weight, which OpenLTH leaves dense). Returns the names relative
+    to ``module``.
+
+    Raises
+    ------
+    ValueError
+        If a listed name is not the weight of one of its Linear/Conv2d layers.
+    """
+    if layers is None:
+        layers = _weight_layers(module)
+    known = {_strip_orig(name) for name, _ in layers}
+    out = set()
+    for prefix, sub in module.named_modules():
+        names = getattr(sub, "prunable_exclude", ())
+        for name in ((names,) if isinstance(names, str) else names):
+            full = f"{prefix}.{name}" if prefix else name
+            if full not in known:
+                raise ValueError(
+                    f"{type(sub).__name__}.prunable_exclude names {name!r}, which is not "
+                    "the weight of one of its Linear/Conv2d layers.")
+            out.add(full)
+    return out
+
+
+def _strip_orig(name):
+    return name.removesuffix("_orig")
+
+
+def _prunable_parameters(module):
+    """``[(name, layer)]`` of prunable weights, in ``named_parameters`` order:
+    every Linear/Conv2d weight but those excluded (:func:`excluded_weight_names`)."""
+    layers = _weight_layers(module)
+    excluded = excluded_weight_names(module, layers)
+    return [(n, layer) for n, layer in layers if _strip_orig(n) not in excluded]
+
+
 def prunable_parameter_names(module):
     """Names (as in ``module.named_parameters()``) of the prunable weights.
 
     These are the ``weight`` parameters of every ``nn.Linear`` and
-    ``nn.Conv2d`` layer, in ``named_parameters`` order; the last one is the
+    ``nn.Conv2d`` layer, in ``named_parameters`` order, but for those the
+    module excludes (its ``prunable_exclude``, see
+    :func:`excluded_weight_names`). The last Linear/Conv2d weight is the
     output layer.
     """
     return [name for name, _ in _prunable_parameters(module)]
@@ -595,14 +900,19 @@ def layer_kinds(module):
 
     Returns an insertion-ordered ``dict`` (``named_parameters`` order) whose
     values are ``'conv'`` (``nn.Conv2d``), ``'fc'`` (``nn.Linear``) or
-    ``'output'`` for the last prunable layer, whatever its type. Frankle &
+    ``'output'`` for the last Linear/Conv2d layer, whatever its type. Frankle &
     Carbin prune these at different rates (conv 10-15%, fc 20%, output 10%).
+    Weights the module excludes from pruning (``prunable_exclude``, see
+    :func:`excluded_weight_names`) are left out, and get no mask from the
+    estimators; when that is the output layer, no weight is ``'output'``
+    (the last prunable one keeps its kind).
     """
-    pairs = _prunable_parameters(module)
+    layers = _weight_layers(module)
+    excluded = excluded_weight_names(module, layers)
     kinds = {name: "conv" if isinstance(layer, nn.Conv2d) else "fc"
-             for name, layer in pairs}
-    if pairs:
-        kinds[pairs[-1][0]] = "output"
+             for name, layer in layers if _strip_orig(name) not in excluded}
+    if layers and layers[-1][0] in kinds:
+        kinds[layers[-1][0]] = "output"
     return kinds
 
 
@@ -689,6 +999,8 @@ MODULES = {
     "conv4": Conv4,
     "conv6": Conv6,
     "lenet5": LeNet5,
+    "resnet20": ResNet20,  # He et al. 2016; Frankle et al. 2020
+    "vgg16": VGG16,  # Simonyan & Zisserman 2015; Frankle et al. 2020
 }
 
 

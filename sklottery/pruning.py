@@ -28,6 +28,8 @@ from typing import Mapping
 
 import torch
 
+from .modules import excluded_weight_names
+
 __all__ = [
     "PRUNING_CRITERIA",
     "n_to_prune",
@@ -321,6 +323,13 @@ def apply_masks_(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.T
 # --------------------------------------------------------------------------
 # structured pruning: whole units (Linear) and filters (Conv2d)
 # --------------------------------------------------------------------------
+#: Layers with per-channel parameters or statistics: a module holding one is
+#: not a chain :func:`unit_chain` and :func:`compact_module` can shrink.
+_NORM_LAYERS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+                torch.nn.SyncBatchNorm, torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d,
+                torch.nn.InstanceNorm3d, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
 def unit_chain(module):
     """The prunable layers of ``module`` as a chain of units, for structured pruning.
 
@@ -337,10 +346,27 @@ def unit_chain(module):
     ------
     ValueError
         When consecutive prunable layers do not form a chain (the next layer's
-        inputs are not the previous layer's outputs), e.g. branching modules.
+        inputs are not the previous layer's outputs), e.g. branching modules;
+        when the module has normalisation layers (their per-channel
+        parameters and statistics would have to lose the removed units too,
+        e.g. the batch norm of ``ResNet20`` and ``VGG16``); or when it
+        excludes a Linear/Conv2d weight from pruning (``prunable_exclude``).
     """
     from torch import nn
 
+    norms = [n for n, m in module.named_modules() if isinstance(m, _NORM_LAYERS)]
+    if norms:
+        raise ValueError(
+            f"Structured pruning and compaction need a plain chain of Linear/Conv2d layers; "
+            f"{type(module).__name__} has normalisation layers ({', '.join(norms[:3])}"
+            f"{', ...' if len(norms) > 3 else ''}), which they do not shrink. Use "
+            "pruning_granularity='weight'; the masked network (export(format='masked')) "
+            "is the pruned one.")
+    excluded = sorted(excluded_weight_names(module))
+    if excluded:
+        raise ValueError(
+            f"Structured pruning and compaction need every Linear/Conv2d layer prunable; "
+            f"{type(module).__name__} excludes {excluded} (prunable_exclude).")
     pairs = [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     chain = []
     for i, (prefix, layer) in enumerate(pairs):

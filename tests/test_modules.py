@@ -17,9 +17,13 @@ from sklottery.modules import (
     Conv6,
     ImageClassifierModule,
     LeNet5,
+    ResNet20,
+    VGG16,
+    excluded_weight_names,
     get_module_class,
     infer_input_shape,
     layer_kinds,
+    multiply_adds,
     prunable_parameter_names,
 )
 
@@ -392,6 +396,88 @@ def test_layer_kinds_after_torch_prune_reparametrisation():
     assert set(kinds) <= dict(module.named_parameters()).keys()
 
 
+class _HeadExcluded(nn.Module):
+    """Conv then a dense output layer the module declares not prunable."""
+
+    prunable_exclude = ("head.weight",)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.mid = nn.Linear(8, 4)
+        self.head = nn.Linear(4, 2)
+
+
+def test_prunable_exclude_leaves_the_layer_out_and_no_output_kind():
+    module = _HeadExcluded()
+    assert excluded_weight_names(module) == {"head.weight"}
+    # the excluded output layer is still the output layer: the last prunable
+    # weight keeps its own kind (it is not pruned at output_pruning_rate)
+    assert layer_kinds(module) == {"conv.weight": "conv", "mid.weight": "fc"}
+    assert prunable_parameter_names(module) == ["conv.weight", "mid.weight"]
+
+
+def test_prunable_exclude_of_a_submodule_and_of_a_hidden_layer():
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _HeadExcluded()
+            self.out = nn.Linear(2, 3)
+
+    wrapped = Wrapper()
+    assert excluded_weight_names(wrapped) == {"body.head.weight"}
+    assert layer_kinds(wrapped) == {"body.conv.weight": "conv",
+                                    "body.mid.weight": "fc",
+                                    "out.weight": "output"}
+
+    class HiddenExcluded(_HeadExcluded):
+        prunable_exclude = "conv.weight"  # a single name may be a string
+
+    assert layer_kinds(HiddenExcluded()) == {"mid.weight": "fc", "head.weight": "output"}
+
+
+def test_prunable_exclude_after_torch_prune_reparametrisation():
+    from torch.nn.utils import prune
+
+    module = _HeadExcluded()
+    prune.l1_unstructured(module.head, "weight", amount=0.5)
+    assert layer_kinds(module) == {"conv.weight": "conv", "mid.weight": "fc"}
+
+
+def test_prunable_exclude_unknown_name_raises():
+    class Typo(_HeadExcluded):
+        prunable_exclude = ("head.bias",)
+
+    with pytest.raises(ValueError, match=r"Typo.prunable_exclude names 'head.bias'"):
+        layer_kinds(Typo())
+
+
+def test_estimator_gives_excluded_weights_no_mask():
+    from sklottery import LotteryTicketClassifier
+
+    class Net(nn.Module):
+        prunable_exclude = ("out.weight",)
+
+        def __init__(self, n_features, n_classes):
+            super().__init__()
+            self.hidden = nn.Linear(n_features, 16)
+            self.out = nn.Linear(16, n_classes)
+
+        def forward(self, X):
+            return self.out(torch.relu(self.hidden(X)))
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 6).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    est = LotteryTicketClassifier(module=Net, max_epochs=1, n_rounds=1, batch_size=20,
+                                  validation_fraction=0, random_state=0).fit(X, y)
+    assert list(est.masks_) == ["hidden.weight"]
+    from sklottery.pruning import n_to_prune
+
+    assert int(est.masks_["hidden.weight"].sum()) == 96 - n_to_prune(96, 0.2)
+    assert not (est.net_.module_.out.weight == 0).any()
+
+
 # --------------------------------------------------------------------------
 # Initialisation
 # --------------------------------------------------------------------------
@@ -539,3 +625,257 @@ def test_skorch_grid_search_with_flat_input():
     grid.fit(X, y)
     assert grid.predict(X).shape == (40,)
     assert isinstance(grid.best_estimator_[-1].module_, Conv2)
+
+
+# --------------------------------------------------------------------------
+# Deep networks: ResNet-20 and VGG-16 (Frankle et al. 2020, OpenLTH)
+# --------------------------------------------------------------------------
+
+def _conv(c_in, c_out, k, bias):
+    return c_in * c_out * k * k + (c_out if bias else 0)
+
+
+def _resnet20_count(c, n_classes):
+    """Parameters of ResNet-20 from its description (He et al. 2016, option B).
+
+    Stem conv3x3 + BN; 3 stages x 3 basic blocks (two conv3x3 + BN each) of
+    16/32/64 channels; a 1x1 conv + BN projection where the width changes;
+    fc. No conv bias; a BN has 2 parameters per channel.
+    """
+    total = _conv(c, 16, 3, False) + 2 * 16
+    in_ch = 16
+    for width in (16, 32, 64):
+        for _ in range(3):
+            total += _conv(in_ch, width, 3, False) + _conv(width, width, 3, False) + 4 * width
+            if in_ch != width:
+                total += _conv(in_ch, width, 1, False) + 2 * width
+            in_ch = width
+    return total + 64 * n_classes + n_classes
+
+
+def _vgg16_count(c, n_classes):
+    """Parameters of OpenLTH's CIFAR VGG-16: 13 conv3x3 (bias) + BN, fc 512 -> out."""
+    total, in_ch = 0, c
+    for width in (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512):
+        total += _conv(in_ch, width, 3, True) + 2 * width
+        in_ch = width
+    return total + 512 * n_classes + n_classes
+
+
+def _n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("shape, n_classes", [(CIFAR, 10), ((1, 8, 8), 2), ((1, 28, 28), 10)])
+def test_resnet20_parameter_count(shape, n_classes):
+    module = ResNet20(n_features=None, n_classes=n_classes, input_shape=shape)
+    assert _n_params(module) == _resnet20_count(shape[0], n_classes)
+    if shape == CIFAR:
+        assert _resnet20_count(3, 10) == 272_474  # OpenLTH's cifar_resnet_20 ("0.27M")
+
+
+@pytest.mark.parametrize("shape, n_classes", [(CIFAR, 10), ((1, 16, 16), 3)])
+def test_vgg16_parameter_count(shape, n_classes):
+    module = VGG16(n_features=None, n_classes=n_classes, input_shape=shape)
+    assert _n_params(module) == _vgg16_count(shape[0], n_classes)
+    if shape == CIFAR:
+        assert _vgg16_count(3, 10) == 14_728_266  # OpenLTH's cifar_vgg_16
+
+
+@pytest.mark.parametrize("cls, shape", [
+    (ResNet20, (1, 8, 8)), (ResNet20, (3, 8, 8)), (ResNet20, MNIST), (ResNet20, CIFAR),
+    (ResNet20, (3, 9, 13)), (VGG16, (1, 16, 16)), (VGG16, (3, 16, 16)), (VGG16, CIFAR),
+    (VGG16, (1, 20, 37)),
+])
+def test_deep_output_shapes_flat_and_image_inputs(cls, shape):
+    torch.manual_seed(0)
+    module = cls(n_features=_n(shape), n_classes=7, input_shape=shape).eval()
+    X = torch.randn(3, *shape)
+    with torch.no_grad():
+        out = module(X)
+        assert out.shape == (3, 7)
+        torch.testing.assert_close(module(X.reshape(3, -1)), out)
+    assert module.n_flat == (64 if cls is ResNet20 else 512)
+
+
+@pytest.mark.parametrize("cls, shape, side", [
+    (ResNet20, (1, 7, 8), 8), (ResNet20, (3, 32, 7), 8), (VGG16, (3, 15, 32), 16),
+])
+def test_deep_too_small_images_raise(cls, shape, side):
+    with pytest.raises(ValueError, match=rf"too small for {cls.__name__}.*at least {side}"):
+        cls(n_features=None, n_classes=2, input_shape=shape)
+
+
+def test_resnet20_prunable_layers_follow_openlth():
+    """Every conv (stem, blocks, 1x1 shortcuts) and the fc; no BN parameter."""
+    module = ResNet20(n_features=None, n_classes=10, input_shape=CIFAR)
+    kinds = layer_kinds(module)
+    convs = [f"{n}.weight" for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 1 + 18 + 2
+    assert list(kinds) == convs + ["classifier.0.weight"]
+    assert list(kinds.values()) == ["conv"] * 21 + ["output"]
+    assert [n for n in kinds if "shortcut" in n] == ["features.6.shortcut.0.weight",
+                                                     "features.9.shortcut.0.weight"]
+    params = dict(module.named_parameters())
+    assert params["features.6.shortcut.0.weight"].shape == (32, 16, 1, 1)
+    bn = {f"{n}.{p}" for n, m in module.named_modules() if isinstance(m, nn.BatchNorm2d)
+          for p in ("weight", "bias")}
+    assert len(bn) == 2 * (1 + 18 + 2) and not bn & set(kinds)
+    assert prunable_parameter_names(module) == list(kinds)
+    assert excluded_weight_names(module) == set()
+
+
+def test_vgg16_prunable_layers_follow_openlth():
+    """The 13 convs; the fc stays dense (OpenLTH ignores fc.weight); no BN."""
+    module = VGG16(n_features=None, n_classes=10, input_shape=CIFAR)
+    kinds = layer_kinds(module)
+    convs = [f"{n}.weight" for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and list(kinds) == convs
+    assert set(kinds.values()) == {"conv"}  # no 'output': the fc is not pruned
+    assert excluded_weight_names(module) == {"classifier.0.weight"}
+    assert dict(module.named_parameters())["classifier.0.weight"].shape == (10, 512)
+    assert not any(isinstance(dict(module.named_modules())[n.rpartition(".")[0]],
+                              nn.BatchNorm2d) for n in kinds)
+
+
+@pytest.mark.parametrize("cls", [ResNet20, VGG16])
+def test_deep_init_follows_openlth(cls):
+    """Kaiming-normal conv/fc weights (std sqrt(2 / fan_in)); BN weight U[0, 1), bias 0."""
+    torch.manual_seed(0)
+    module = cls(n_features=None, n_classes=10, input_shape=CIFAR)
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            w = layer.weight.detach().double()
+            expected = math.sqrt(2.0 / (w[0].numel()))
+            rel_se = 1.0 / math.sqrt(2 * w.numel())
+            assert abs(w.std().item() / expected - 1) < 5 * rel_se + 0.02, layer
+        elif isinstance(layer, nn.BatchNorm2d):
+            assert torch.all((layer.weight >= 0) & (layer.weight < 1))
+            assert layer.weight.std() > 0.1  # uniform, not ones
+            assert torch.count_nonzero(layer.bias) == 0
+
+
+@pytest.mark.parametrize("cls", [ResNet20, VGG16])
+def test_deep_dropout_widths_activation(cls):
+    shape = (1, 16, 16)
+    with pytest.raises(ValueError, match="no hidden fully connected layer for dropout"):
+        cls(n_features=None, n_classes=2, input_shape=shape, dropout=0.5)
+    with pytest.raises(ValueError, match="widths does not apply"):
+        cls(n_features=None, n_classes=2, input_shape=shape, widths=(4,))
+    module = cls(n_features=None, n_classes=2, input_shape=shape, activation="tanh")
+    acts = {type(m) for m in module.modules() if isinstance(m, (nn.ReLU, nn.Tanh))}
+    assert acts == {nn.Tanh}
+    with torch.no_grad():
+        assert module.eval()(torch.randn(2, 256)).shape == (2, 2)
+    clone = pickle.loads(pickle.dumps(module))
+    assert layer_kinds(clone) == layer_kinds(module)
+
+
+@pytest.mark.parametrize("name, cls", [("resnet20", ResNet20), ("ResNet-20", ResNet20),
+                                       ("vgg16", VGG16), ("VGG-16", VGG16)])
+def test_deep_registry_lookup(name, cls):
+    assert get_module_class(name) is cls
+    assert issubclass(cls, ImageClassifierModule)  # the estimators ask for input_shape
+
+
+def test_resnet20_multiply_adds():
+    """conv weights x output positions, fc weights once; BN and pooling not counted."""
+    module = ResNet20(n_features=None, n_classes=10, input_shape=CIFAR)
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in module.named_parameters()
+             if n in layer_kinds(module)}
+    masks["features.0.weight"][:8] = False  # half of the stem's filters
+    macs = multiply_adds(module, masks, torch.zeros(1, 3 * 32 * 32))
+    assert macs["features.0.weight"] == (432 * 32 * 32, 216 * 32 * 32)
+    assert macs["features.6.shortcut.0.weight"][0] == 16 * 32 * 16 * 16  # stride 2: 16x16
+    assert macs["classifier.0.weight"] == (640, 640)
+    stage = [_conv(16, 16, 3, False) * 6 * 32 * 32,
+             (_conv(16, 32, 3, False) + _conv(16, 32, 1, False)
+              + 5 * _conv(32, 32, 3, False)) * 16 * 16,
+             (_conv(32, 64, 3, False) + _conv(32, 64, 1, False)
+              + 5 * _conv(64, 64, 3, False)) * 8 * 8]
+    dense = 432 * 32 * 32 + sum(stage) + 640
+    assert sum(d for d, _ in macs.values()) == dense == 40_813_184  # "41M" for ResNet-20
+
+
+def test_vgg16_multiply_adds():
+    module = VGG16(n_features=None, n_classes=10, input_shape=CIFAR)
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in module.named_parameters()
+             if n in layer_kinds(module)}
+    macs = multiply_adds(module, masks, torch.zeros(1, 3 * 32 * 32))
+    side, in_ch, expected = 32, 3, 0
+    for ch in VGG16.channels:
+        if ch == "M":
+            side //= 2
+        else:
+            expected += in_ch * ch * 9 * side * side
+            in_ch = ch
+    assert sum(d for d, _ in macs.values()) == expected == 313_196_544
+
+
+def _images(n, shape, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(n, *shape).astype(np.float32)
+    y = (X.reshape(n, -1).mean(1) > 0.5).astype(int)
+    y[: n // 2] = 1 - y[: n // 2]  # both classes
+    return X, y
+
+
+def _check_fitted_deep(est, X):
+    module = est.net_.module_
+    params = dict(module.named_parameters())
+    assert list(est.masks_) == list(layer_kinds(module))
+    for name, mask in est.masks_.items():
+        assert not mask.all(), name  # every prunable layer lost weights
+        assert torch.all(params[name][~mask] == 0), name  # pruned weights are exactly zero
+    assert est.predict(X).shape == (len(X),)
+    masked = est.export("masked")
+    with torch.no_grad():
+        proba = torch.softmax(masked(torch.as_tensor(X.reshape(len(X), -1))), 1).numpy()
+    np.testing.assert_allclose(est.predict_proba(X), proba, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="normalisation layers"):
+        est.get_compact_module()
+    report = est.size_report()
+    assert (report["compact_weights"] == report["n_weights"]).all()
+    assert list(report.index) == list(est.masks_) + ["total"]
+    assert (report["macs_pruned"] < report["macs_dense"]).all()
+
+
+def test_resnet20_estimator_fit_predict():
+    from sklottery import LotteryTicketClassifier
+
+    X, y = _images(64, (1, 8, 8))
+    est = LotteryTicketClassifier(module="resnet20", input_shape=(1, 8, 8), max_epochs=1,
+                                  n_rounds=1, batch_size=32, random_state=0).fit(X, y)
+    _check_fitted_deep(est, X)
+    kinds = layer_kinds(est.net_.module_)
+    fc = est.masks_["classifier.0.weight"]
+    assert kinds["classifier.0.weight"] == "output"
+    assert int(fc.sum()) == fc.numel() - round(0.1 * fc.numel())  # output_pruning_rate='half'
+    clone = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(clone.predict_proba(X), est.predict_proba(X), rtol=1e-5)
+
+
+def test_deep_structured_pruning_refused():
+    from sklottery import LotteryTicketClassifier
+
+    X, y = _images(16, (1, 8, 8))
+    est = LotteryTicketClassifier(module="resnet20", input_shape=(1, 8, 8), max_epochs=1,
+                                  n_rounds=1, pruning_granularity="filter",
+                                  pruning_scope="layer")
+    with pytest.raises(ValueError, match="ResNet20 has normalisation layers"):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        LotteryTicketClassifier(module="vgg16", input_shape=(1, 16, 16), dropout=0.2,
+                                max_epochs=1).fit(*_images(16, (1, 16, 16)))
+
+
+def test_vgg16_estimator_fit_predict_keeps_fc_dense():
+    from sklottery import LotteryTicketClassifier
+
+    X, y = _images(20, (1, 16, 16))
+    est = LotteryTicketClassifier(module="vgg16", input_shape=(1, 16, 16), max_epochs=1,
+                                  n_rounds=1, batch_size=10, validation_fraction=0,
+                                  random_state=0).fit(X, y)
+    _check_fitted_deep(est, X)
+    assert "classifier.0.weight" not in est.masks_
+    assert torch.count_nonzero(est.net_.module_.classifier[0].weight) == 512 * 2

@@ -254,3 +254,56 @@ def test_size_report_counts(digits):
     crep = conv.size_report()
     first = conv.masks_["features.0.weight"]
     assert crep.loc["features.0.weight", "macs_pruned"] == int(first.sum()) * 64  # 8x8 out
+
+
+class _ConvBNChain(torch.nn.Module):
+    """A chain of layers in shape, but with batch norm between them."""
+
+    def __init__(self, n_features=16, n_classes=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4 * 4 * 4, n_classes)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x.reshape(-1, 1, 4, 4)))).flatten(1))
+
+
+def test_normalisation_layers_are_not_a_chain():
+    # compaction would have to shrink the batch norm with the filters
+    with pytest.raises(ValueError, match=r"_ConvBNChain has normalisation layers \(bn\)"):
+        unit_chain(_ConvBNChain())
+    with pytest.raises(ValueError, match="normalisation layers"):
+        compact_module(_ConvBNChain(), {})
+
+
+def test_excluded_weights_are_not_a_chain():
+    class Net(torch.nn.Module):
+        prunable_exclude = ("out.weight",)
+
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(3, 4)
+            self.out = torch.nn.Linear(4, 2)
+
+    with pytest.raises(ValueError, match=r"excludes \['out.weight'\]"):
+        unit_chain(Net())
+
+
+def test_non_chain_network_predicts_masked_and_refuses_compaction():
+    X = np.random.RandomState(0).rand(60, 16).astype(np.float32)
+    y = (X[:, :8].sum(1) > X[:, 8:].sum(1)).astype(int)
+    with pytest.raises(ValueError, match="normalisation layers"):
+        LotteryTicketClassifier(module=_ConvBNChain, pruning_granularity="filter",
+                                pruning_scope="layer", max_epochs=1, n_rounds=1,
+                                random_state=0).fit(X, y)
+    clf = LotteryTicketClassifier(module=_ConvBNChain, max_epochs=1, n_rounds=2,
+                                  pruning_rate=0.5, random_state=0).fit(X, y)
+    masked = clf.export("masked")
+    with torch.no_grad():
+        proba = torch.softmax(masked(torch.as_tensor(X)), 1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="normalisation layers"):
+        clf.export("compact")
+    rep = clf.size_report()
+    assert rep.loc["total", "compact_weights"] == rep.loc["total", "n_weights"] == 36 + 128
