@@ -112,3 +112,27 @@ def test_cuda_inference_module_compact_copy_and_pickle_stay_on_the_gpu(digits):
     assert all(m.is_cuda for m in loaded.masks_.values())
     assert all(v.is_cuda for v in loaded.init_params_.values())
     np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-6, atol=1e-7)
+
+
+def test_cuda_graph_trainer_replays_the_batched_step(digits, monkeypatch):
+    """On CUDA ``fit_many`` chooses the CUDA-graph trainer; its members equal the
+    uncaptured batched trainer's to float tolerance (the capturable fused Adam
+    computes its bias correction on the device), and the graph was replayed."""
+    X, y = digits
+    replays = []
+    original = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay",
+                        lambda self: replays.append(1) or original(self))
+    base = _small(n_rounds=2, max_epochs=2)
+    graph = [clone(base).set_params(random_state=s) for s in range(3)]
+    eager = [clone(e) for e in graph]
+    assert all(err is None for err, _ in fit_many([(e, X, y, {}) for e in graph]))
+    assert all(err is None for err, _ in fit_many([(e, X, y, {}) for e in eager],
+                                                  trainer="batched"))
+    assert len(replays) > 0
+    for a, b in zip(graph, eager):
+        agree = np.mean([float((a.masks_[n] == b.masks_[n]).float().mean()) for n in a.masks_])
+        assert agree > 0.99
+        assert abs(a.score(X, y) - b.score(X, y)) < 0.02
+        for k, v in a.net_.module_.state_dict().items():
+            torch.testing.assert_close(v, b.net_.module_.state_dict()[k], atol=5e-3, rtol=5e-2)

@@ -21,6 +21,8 @@ results. The pieces:
                           skorch's loop and callbacks) and ``build_net``
 :mod:`.batched`           ``BatchedTrainer`` (many fits' rounds as one
                           vectorised model)
+:mod:`.cuda_graph`        ``CudaGraphTrainer`` (the batched step captured in
+                          one CUDA graph, on CUDA devices)
 :mod:`.schedule`          ``fit_many``: many fits at once, each request to the
                           trainer the registry chooses
 ========================  ====================================================
@@ -33,6 +35,7 @@ names.
 """
 
 from .batched import BatchedTrainer, stacked_forward, stacked_loss
+from .cuda_graph import CudaGraphTrainer
 from .metrics import SCORES, accuracy_t, forward_chunks, r2_t
 from .optim import (
     OPTIMIZERS,
@@ -89,6 +92,7 @@ from .skorch import (
 TRAINERS = {
     "skorch": SkorchTrainer,
     "batched": BatchedTrainer,
+    "cuda_graph": CudaGraphTrainer,
 }
 
 __all__ = [
@@ -99,6 +103,7 @@ __all__ = [
     "AUTO_EVAL_ITERATIONS", "OPTIMIZERS", "build_optimizer", "optimizer_kwargs",
     "flush_denormals", "flushing_denormals", "fused_adam_supported", "prime_adam_state",
     "SCORES", "accuracy_t", "forward_chunks", "r2_t", "SkorchTrainer", "BatchedTrainer",
+    "CudaGraphTrainer",
     "build_net", "MaskCallback", "EvalGrid", "WarmupScheduler", "TensorBatchIterator",
     "ValidAccuracy", "ValidR2", "EpochProgress", "LotteryNet", "LotteryRegressorNet",
     "SKLOTTERY_HOOKS", "TRAINER_CALLBACKS", "stacked_forward", "stacked_loss",

@@ -37,16 +37,19 @@ def optimizer_kwargs(settings, device_type):
     return kwargs
 
 
-def build_optimizer(settings, params, masks):
+def build_optimizer(settings, params, masks, capturable=False):
     """A fresh optimizer over ``params`` (name -> Parameter) for one round.
 
     ``masks`` (name -> bool Tensor of the same shape) prime Adam's state where
-    the fused kernel is missing (:func:`prime_adam_state`).
+    the fused kernel is missing (:func:`prime_adam_state`). ``capturable``:
+    Adam keeps its step counter on the device, so that a step captured in a
+    CUDA graph advances it when replayed (SGD has no counter).
     """
     values = list(params.values())
-    opt = OPTIMIZERS[settings.optimizer](
-        values, lr=float(settings.learning_rate),
-        **optimizer_kwargs(settings, values[0].device.type))
+    kwargs = optimizer_kwargs(settings, values[0].device.type)
+    if capturable and settings.optimizer == "adam":
+        kwargs["capturable"] = True
+    opt = OPTIMIZERS[settings.optimizer](values, lr=float(settings.learning_rate), **kwargs)
     prime_adam_state(opt, params, masks)
     return opt
 
