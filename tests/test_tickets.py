@@ -1,4 +1,4 @@
-"""Ticket files (sklottery.tickets): exact round trip, size, checks on load."""
+"""Ticket files (sklottery.tickets): exact round trip, size, checks on load, CLI."""
 
 import hashlib
 import io
@@ -12,6 +12,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sklottery import LotteryTicketClassifier, LotteryTicketRegressor
+from sklottery.__main__ import main
 from sklottery.exceptions import TicketFileError
 from sklottery.tickets import (
     FORMAT_VERSION,
@@ -459,3 +461,59 @@ def test_warm_start_on_other_data_has_no_single_hash(digits):
     assert est.data_sha256_ == first
     est.set_params(n_rounds=3).fit(X[:-10], y[:-10])
     assert est.data_sha256_ is None
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_export_and_inspect(mlp_ticket, tmp_path, capsys):
+    est = mlp_ticket[0]
+    model = tmp_path / "model.pkl"
+    joblib.dump(est, model)
+    out = tmp_path / "out.ticket"
+    assert main(["ticket", "export", str(model), str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert_same_bits(load_ticket(out).trained_params, est.net_.module_.state_dict())
+    assert main(["ticket", "inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    for part in ("sklottery-ticket version 1", f"torch {torch.__version__}",
+                 "sklottery.modules.MLP", "layers.0.weight  32 x 64", "output",
+                 "thetak at iteration 2", "pruning_rate 0.6", "checksums  OK",
+                 f"sha256 {est.data_sha256_}", "round   3"):
+        assert part in text, part
+    density = 100 * float(est.masks_["layers.0.weight"].float().mean())
+    assert f"{density:.2f} %" in text
+    lean = tmp_path / "lean.ticket"
+    assert main(["ticket", "export", "--no-trained", str(model), str(lean)]) == 0
+    assert load_ticket(lean).trained_params is None
+
+
+def test_cli_errors_name_the_file_and_the_problem(mlp_ticket, tmp_path):
+    def fails(argv, *parts):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        message = exc.value.code
+        assert isinstance(message, str)  # printed to stderr, exit status 1
+        for part in parts:
+            assert part in message, (part, message)
+
+    missing = str(tmp_path / "missing.pkl")
+    fails(["ticket", "export", missing, str(tmp_path / "o.ticket")], missing, "no such file")
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"not a pickle at all")
+    fails(["ticket", "export", str(junk), str(tmp_path / "o.ticket")], str(junk),
+          "cannot be loaded with joblib/pickle")
+    other = tmp_path / "scaler.pkl"
+    joblib.dump(StandardScaler(), other)
+    fails(["ticket", "export", str(other), str(tmp_path / "o.ticket")], str(other),
+          "needs a fitted LotteryTicketClassifier")
+    unfitted = tmp_path / "unfitted.pkl"
+    joblib.dump(mlp(), unfitted)
+    fails(["ticket", "export", str(unfitted), str(tmp_path / "o.ticket")], str(unfitted),
+          "not fitted")
+    fails(["ticket", "inspect", str(tmp_path / "none.ticket")], "none.ticket", "no such file")
+    fails(["ticket", "inspect", str(junk)], str(junk), "not a ticket file")
+
+    def edit(meta):
+        meta["schedule"]["n_rounds"] = 0
+
+    bad = rewrite(mlp_ticket[1], tmp_path / "bad.ticket", edit_meta=edit, fix_checksums=False)
+    fails(["ticket", "inspect", bad], bad, "check failed for 1 entry: meta")
