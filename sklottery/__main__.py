@@ -1,4 +1,4 @@
-"""Command line: ``python -m sklottery {demo,compare} ...``.
+"""Command line: ``python -m sklottery {demo,compare,reproduce,ticket} ...``.
 
 ``demo``     one IMP run on scikit-learn's bundled digits, printing the
              per-round table and the final sparsity and accuracy.
@@ -7,6 +7,10 @@
              data set.
 ``reproduce`` published experiments (Frankle & Carbin, Liu et al., Zhou et
              al., Frankle et al. 2020, MNIST-1D): published vs measured.
+``ticket``   ``ticket export MODEL.pkl OUT.ticket`` writes the ticket of a
+             fitted estimator saved with joblib/pickle as a ticket file
+             (:mod:`sklottery.tickets`); ``ticket inspect FILE.ticket``
+             checks one and prints what it holds.
 
 Run ``python -m sklottery compare --help`` for every option.
 """
@@ -794,6 +798,96 @@ def reproduce(args):
     return EXIT_INTERRUPTED if interrupted else 0
 
 
+# -------------------------------------------------------------------- ticket
+def ticket_export(args):
+    import joblib
+    from sklearn.exceptions import NotFittedError
+
+    from .tickets import save_ticket
+
+    if not os.path.isfile(args.model):
+        raise SystemExit(f"{args.model}: no such file")
+    try:
+        model = joblib.load(args.model)
+    except Exception as exc:  # any unpickling failure: name the file and the reason
+        raise SystemExit(f"{args.model}: cannot be loaded with joblib/pickle "
+                         f"({type(exc).__name__}: {exc})") from None
+    try:
+        path = save_ticket(model, args.out, include_trained=not args.no_trained)
+    except (TypeError, ValueError, NotFittedError) as exc:
+        raise SystemExit(f"{args.model}: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"{args.out}: cannot be written ({exc})") from None
+    print(f"wrote {path} ({os.path.getsize(path)} bytes) from {args.model}")
+    return 0
+
+
+def _shape(shape):
+    return " x ".join(map(str, shape))
+
+
+def ticket_inspect(args):
+    from .exceptions import TicketFileError
+    from .tickets import load_ticket
+
+    try:
+        t = load_ticket(args.file)
+    except FileNotFoundError:
+        raise SystemExit(f"{args.file}: no such file") from None
+    except IsADirectoryError:
+        raise SystemExit(f"{args.file}: is a folder, not a ticket file") from None
+    except TicketFileError as exc:
+        raise SystemExit(str(exc)) from None
+    meta = t.meta
+    v = meta["versions"]
+    est, task, spec = meta["estimator"], meta["task"], meta["module"]
+    if task["kind"] == "classification":
+        what = f"{len(task['classes'])} classes"
+    else:
+        what = f"{task['n_outputs']} output(s)"
+    kwargs = ", ".join(f"{k}={val!r}" for k, val in spec["kwargs"].items())
+    print(f"file       {args.file} ({os.path.getsize(args.file)} bytes)")
+    print(f"format     {meta['format']} version {meta['format_version']}, written "
+          f"{meta['created']} by sklottery {v['sklottery']}, torch {v['torch']}, numpy "
+          f"{v['numpy']}, python {v['python']}")
+    print(f"checksums  OK: SHA-256 of the metadata and of all {len(t.entries)} arrays verified")
+    print(f"estimator  {est['class']} ({task['kind']}, {task['n_features_in']} features, "
+          f"{what})" + (f"; last step of a pipeline after {[n for n, _ in est['pipeline']]} "
+                        "(not stored)" if est["pipeline"] else ""))
+    if est["params_left_out"]:
+        print(f"           settings not stored (not JSON data): "
+              f"{', '.join(sorted(est['params_left_out']))}")
+    print(f"module     {spec['class']}({kwargs})")
+    rows = [(layer["name"], _shape(layer["shape"]), layer["kind"] or "",
+             f"{layer['kept']} / {layer['size']}",
+             f"{100 * layer['kept'] / layer['size']:.2f} %") for layer in meta["layers"]]
+    kept = sum(layer["kept"] for layer in meta["layers"])
+    size = sum(layer["size"] for layer in meta["layers"])
+    rows.append(("total", "", "", f"{kept} / {size}", f"{100 * kept / max(1, size):.2f} %"))
+    head = ("layer", "shape", "kind", "kept / size", "density")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
+    print("layers")
+    for r in [head] + rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    rw = meta["rewind"]
+    print("weights    theta0 (surviving values); "
+          + (f"thetak at iteration {rw['iteration']}" if rw["stored"]
+             else "rewind point = theta0 (rewind_iteration 0)")
+          + ("; trained weights of round " + str(meta["trained"]["round"])
+             if meta["trained"]["stored"] else "; no trained weights"))
+    sched = meta["schedule"]
+    pruning = ", ".join(f"{k} {val}" for k, val in sched["pruning"].items())
+    print(f"schedule   {pruning}")
+    print(f"           {sched['n_rounds']} pruning round(s), sparsity "
+          f"{100 * sched['sparsity']:.2f} %, stop reason {sched['stop_reason']}")
+    for rec in sched["rounds"]:
+        print(f"  round {rec['round']:>3}  {rec['weights_remaining']:8.3f} % left  "
+              f"reinit {rec['reinit']}")
+    data = meta["data"]["sha256"]
+    print(f"data       sha256 {data if data else 'not recorded'}")
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -933,6 +1027,30 @@ def build_parser():
     r.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     _output_flags(r, "experiments")
     r.set_defaults(func=reproduce)
+
+    t = sub.add_parser(
+        "ticket", help="write a fitted estimator's ticket to a file, or inspect a ticket file",
+        description="Ticket files (sklottery.tickets): masks, theta0, thetak, trained "
+                    "weights, schedule, settings and data hash, with a SHA-256 checksum of "
+                    "every entry; a numpy zip, never pickle.")
+    tsub = t.add_subparsers(dest="ticket_command", required=True)
+    e = tsub.add_parser(
+        "export", help="MODEL.pkl (a fitted estimator saved with joblib/pickle) -> OUT.ticket",
+        description="Write the ticket of a fitted LotteryTicketClassifier or "
+                    "LotteryTicketRegressor (or a pipeline ending in one) saved with "
+                    "joblib.dump or pickle. MODEL.pkl is unpickled: export only files you "
+                    "trust.")
+    e.add_argument("model", help="the estimator's joblib/pickle file")
+    e.add_argument("out", help="the ticket file to write (e.g. OUT.ticket)")
+    e.add_argument("--no-trained", action="store_true",
+                   help="leave the trained weights out (masks, theta0 and thetak only)")
+    e.set_defaults(func=ticket_export)
+    i = tsub.add_parser(
+        "inspect", help="check a ticket file and print what it holds",
+        description="Check every checksum of a ticket file, then print its format and "
+                    "versions, module, layers (shape, density), schedule and data hash.")
+    i.add_argument("file", help="the ticket file")
+    i.set_defaults(func=ticket_inspect)
     return parser
 
 

@@ -74,6 +74,7 @@ from .persistence import (  # pickling hooks
     unpack_estimator_state,
 )
 from .exceptions import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
+from .tickets import data_sha256, save_ticket
 from .training import (
     OPTIMIZERS,
     TRAINERS,
@@ -411,6 +412,11 @@ SHARED_ATTRIBUTES_DOC = """\
         Epochs trained in the final round.
     n_rounds_ : int
         Completed pruning rounds (the last record's ``round``).
+    data_sha256_ : str or None
+        SHA-256 of the training data as ``fit`` validated it
+        (:func:`sklottery.tickets.data_sha256` of ``X`` and ``y``): the
+        provenance a ticket file records. ``None`` when a warm-start fit
+        continued on other data than the fit before it.
     stop_reason_ : str or None
         ``None`` when all rounds ran; ``'interrupted'`` (``KeyboardInterrupt``
         in a pruning round, :class:`PruningInterruptedWarning`) or
@@ -835,6 +841,28 @@ class BaseLotteryTicket(BaseEstimator):
         out.insert(3, "fraction", out["n_nonzero"] / out["n_weights"])
         return out.set_index("layer")
 
+    def save_ticket(self, path, include_trained=True):
+        """Write the ticket this fit found to a file (never pickle).
+
+        :func:`sklottery.tickets.save_ticket`: masks, θ0, θk, optionally the
+        trained weights, schedule, settings, module and data hash, with a
+        SHA-256 checksum of every entry; read it with
+        :func:`sklottery.tickets.load_ticket` (or plain numpy).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (``.ticket`` by convention).
+        include_trained : bool, default=True
+            Store the trained weights of the final round too.
+
+        Returns
+        -------
+        path : str
+            The file written.
+        """
+        return save_ticket(self, path, include_trained=include_trained)
+
     def _multiply_adds(self):
         """Per prunable weight, ``(dense, kept)`` multiply-adds per sample under ``masks_``.
 
@@ -1021,6 +1049,11 @@ class BaseLotteryTicket(BaseEstimator):
         if X.shape[0] < 2:
             raise ValueError(f"Need at least 2 samples to train, got n_samples={X.shape[0]}.")
         self._n_validation(X.shape[0])  # an empty split is an error before anything else
+        digest = data_sha256(X, y)  # the provenance of a ticket file
+        if not resume:
+            self.data_sha256_ = digest
+        elif digest != getattr(self, "data_sha256_", digest):
+            self.data_sha256_ = None  # trained on more than one data set
         y_enc = self._prepare_targets(y, resume)
         device = resolve_device(self.device)  # the one resolution of the device of a fit
         fork_devices = [device] if device.type == "cuda" else []

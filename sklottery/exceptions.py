@@ -11,7 +11,8 @@ from __future__ import annotations
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["DivergenceWarning", "ExperimentInterrupted", "PickleIntegrityError",
-           "PruningInterruptedWarning", "TrainingDivergedError", "UndertrainingWarning"]
+           "PruningInterruptedWarning", "TicketFileError", "TrainingDivergedError",
+           "UndertrainingWarning"]
 
 
 class PruningInterruptedWarning(UserWarning):
@@ -83,6 +84,32 @@ class PickleIntegrityError(ValueError):
     filename : str or None
         The file being loaded, when it could be found (see
         :func:`sklottery.persistence.open_packed_state`); None otherwise.
+    """
+
+    def __init__(self, message, entries=(), filename=None):
+        super().__init__(message)
+        self.entries = list(entries)
+        self.filename = filename
+
+
+class TicketFileError(ValueError):
+    """A ticket file cannot be loaded: not a ticket, a format too new, or damaged.
+
+    Raised by :func:`sklottery.tickets.load_ticket` before anything is
+    returned: the file is not a zip archive or holds no ticket metadata; its
+    format version is newer than (or unknown to) this sklottery; an entry
+    cannot be read, is missing, or differs from the SHA-256 checksum stored
+    with it (the file was altered or corrupted after it was written). The
+    message names the file and the problem. A subclass of
+    :class:`ValueError`.
+
+    Attributes
+    ----------
+    entries : list of str
+        The entries at fault, e.g. ``"trained/layers.0.weight"`` or
+        ``"meta"`` (empty when the file as a whole is refused).
+    filename : str or None
+        The file being loaded.
     """
 
     def __init__(self, message, entries=(), filename=None):
