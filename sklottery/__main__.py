@@ -746,7 +746,7 @@ def _reproduce_files(names):
 def reproduce(args):
     from ._interrupt import experiment_stop, stop_requested
     from ._output import OutputFolder
-    from .reproduce import EXPERIMENTS, list_experiments, run
+    from .reproduce import EXPERIMENTS, GPU_SIZED, list_experiments, run
 
     if args.list or not args.names:
         for name, title, paper in list_experiments():
@@ -760,6 +760,11 @@ def reproduce(args):
         raise SystemExit(f"unknown experiment(s) {unknown}; see --list")
     mode = "full" if args.full else ("smoke" if args.smoke else "default")
     args.device = _resolved_device(args.device)  # a clear error before anything runs
+    if args.names == ["all"] and not args.device.startswith("cuda") and mode != "smoke":
+        skipped = [n for n in names if n in GPU_SIZED]
+        names = [n for n in names if n not in GPU_SIZED]
+        print(f"all on {args.device}: skipping the GPU-sized {', '.join(skipped)} (run it by "
+              "name, or all with --device cuda)\n", flush=True)
     out = None
     if args.out:
         out = OutputFolder(args.out, "reproduce", {"mode": mode, "device": args.device,

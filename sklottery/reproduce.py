@@ -783,6 +783,10 @@ EXPERIMENTS = {
 }
 
 
+#: Experiments sized for a GPU: ``reproduce all`` runs them only on one.
+GPU_SIZED = ("frankle2020-rewinding",)
+
+
 def list_experiments():
     """``(name, title, publication)`` of every experiment.
 

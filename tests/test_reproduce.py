@@ -123,3 +123,22 @@ def test_reproduce_names_and_checks_the_device(tmp_path, capsys, monkeypatch):
             main(["reproduce", "zhou-supermask", "--smoke", "--device", "cuda",
                   "--out", str(tmp_path / "out")])
         assert devices == [] and not (tmp_path / "out").exists()
+
+
+def test_all_on_the_cpu_skips_the_gpu_sized_experiments(monkeypatch, capsys):
+    import sklottery.reproduce as reproduce
+
+    ran = []
+
+    def fake_run(name, mode, **kwargs):  # the command's loop, not the experiments
+        ran.append(name)
+        return reproduce.Reproduction(name=name, title="", paper="", mode=mode, protocol="",
+                                      claims=pd.DataFrame({"reproduced": []}))
+
+    monkeypatch.setattr(reproduce, "run", fake_run)
+    assert main(["reproduce", "all", "--device", "cpu"]) == 0
+    assert "skipping the GPU-sized frankle2020-rewinding" in capsys.readouterr().out
+    assert ran == [n for n in EXPERIMENTS if n not in reproduce.GPU_SIZED]
+    ran.clear()
+    assert main(["reproduce", "frankle2020-rewinding", "--device", "cpu"]) == 0
+    assert ran == ["frankle2020-rewinding"]  # by name it runs anywhere
