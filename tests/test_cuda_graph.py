@@ -16,7 +16,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from sklottery import LotteryTicketClassifier
+from sklottery import LotteryTicketClassifier, TrainingDivergedError
 from sklottery import training
 from sklottery.training import CudaGraphTrainer, FitDriver, fit_many
 
@@ -93,3 +93,27 @@ def test_auto_on_the_cpu_never_chooses_the_graph_trainer(digits, monkeypatch):
     ests = [LotteryTicketClassifier(max_epochs=1, n_rounds=0, random_state=s) for s in range(2)]
     fit_many([(e, X, y, {}) for e in ests])
     assert calls == [("BatchedTrainer", 2)]
+
+
+def test_a_loss_that_is_not_finite_is_found_with_the_epochs_means(digits, monkeypatch):
+    """Without a host read per step (the graph trainer's book), a member whose loss
+    becomes NaN is still reported as diverged, naming the first such iteration,
+    and the other members of the batch are not disturbed."""
+    X, y = digits
+    monkeypatch.setitem(training.TRAINERS, "cuda_graph",
+                        functools.partial(CudaGraphTrainer, capture=False))
+    base = LotteryTicketClassifier(max_epochs=2, n_rounds=1, batch_size=50, optimizer="sgd",
+                                   learning_rate_init=0.1)
+    ests = [clone(base).set_params(random_state=s) for s in range(3)]
+    X_bad = X * 1e15  # blows up at once (tests/test_batched.py: at any rate)
+    outcomes = fit_many([(ests[0], X, y, {}), (ests[1], X_bad, y, {}), (ests[2], X, y, {})])
+    assert outcomes[0][0] is None and outcomes[2][0] is None
+    assert isinstance(outcomes[1][0], TrainingDivergedError)
+    # the same first failure as the batched trainer, which asks every step
+    monkeypatch.setitem(training.TRAINERS, "cuda_graph", training.BatchedTrainer)
+    again = fit_many([(clone(ests[0]), X, y, {}), (clone(base), X_bad, y, {})])
+    assert "training loss became nan at iteration" in str(outcomes[1][0])
+    assert str(outcomes[1][0]) == str(again[1][0])
+    alone = clone(ests[0]).fit(X, y)
+    for k, v in ests[0].net_.module_.state_dict().items():
+        torch.testing.assert_close(v, alone.net_.module_.state_dict()[k], atol=1e-4, rtol=1e-3)

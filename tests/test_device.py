@@ -449,8 +449,8 @@ def test_the_training_audit_sees_a_tensor_made_on_the_host(digits, audit, monkey
     X, y = digits
     original = batched._LossBook.__init__
 
-    def on_the_host(self, members, device):
-        original(self, members, device)
+    def on_the_host(self, members, device, **kwargs):
+        original(self, members, device, **kwargs)
         self._sums = torch.zeros(members, dtype=torch.float64)
 
     monkeypatch.setattr(batched._LossBook, "__init__", on_the_host)

@@ -300,9 +300,10 @@ def stacked_loss(criterion):
         def cross_entropy(out, y):
             per = F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none",
                                   ignore_index=ignore).view(y.shape[:2])
-            if bool((y == ignore).any()):  # mean over the counted targets only
-                return per.sum(1) / (y != ignore).sum(1)
-            return per.mean(1)
+            # the mean over the counted targets, without asking the host whether any
+            # is ignored (a CUDA graph cannot); with none ignored it equals
+            # per.mean(1) bit for bit (checked on 2000 random shapes on the CPU)
+            return per.sum(1) / (y != ignore).sum(1)
 
         return cross_entropy
     if kind in (torch.nn.MSELoss, torch.nn.HuberLoss) and criterion.reduction == "mean":
@@ -345,24 +346,43 @@ class _LossBook:
     """The members' training losses of a round, summed on their device.
 
     The host reads them once per epoch (the epoch means), once per round (the
-    first batch's losses, the divergence rule's reference) and when a loss is
-    not finite (the message names it).
+    first batch's losses, the divergence rule's reference) and, with
+    ``each_step=True``, whenever a step's loss is not finite (the message
+    names it at once). With ``each_step=False`` the first loss that is not
+    finite is kept on the device, with its iteration, and read with the
+    epoch's means: no host synchronisation inside an epoch.
     """
 
-    def __init__(self, members, device):
+    def __init__(self, members, device, each_step=True):
         self.first = [float("nan")] * members
+        self.each_step = each_step
         self._sums = torch.zeros(members, dtype=torch.float64, device=device)
+        self._bad_at = torch.zeros(members, dtype=torch.int64, device=device)
+        self._bad_value = torch.zeros(members, dtype=torch.float64, device=device)
 
     def add(self, losses, rows, iteration):
-        """Add one step's losses ``[members]``; ``{member: value}`` of those not finite."""
+        """Add one step's losses ``[members]``; ``{member: value}`` of those not finite
+        (always empty with ``each_step=False``: see :meth:`failures`)."""
         lv = losses.detach().double()
         if iteration == 1:
             self.first = lv.tolist()
         self._sums += lv * rows
         bad = ~torch.isfinite(lv)
+        if not self.each_step:
+            new = bad & (self._bad_at == 0)
+            self._bad_at = torch.where(new, iteration, self._bad_at)
+            self._bad_value = torch.where(new, lv, self._bad_value)
+            return {}
         if not bool(bad.any()):
             return {}
         return {m: float(lv[m]) for m in torch.nonzero(bad).flatten().tolist()}
+
+    def failures(self):
+        """``{member: (iteration, value)}``: the first loss that was not finite
+        (``each_step=False``; read by the host once, with the epoch's means)."""
+        at = self._bad_at.cpu().tolist()
+        values = self._bad_value.cpu().tolist()
+        return {m: (a, values[m]) for m, a in enumerate(at) if a}
 
     def epoch_means(self, n):
         """The epoch's mean loss per member (a host array); the sums start over."""
@@ -390,6 +410,9 @@ class BatchedTrainer:
 
     name = "batched"
     priority = 10
+    #: Ask the host every step whether a loss is finite (a sync on a GPU); a
+    #: subclass that must not synchronise reads it once per epoch instead.
+    check_each_step = True
     #: A group of one gains nothing from stacking: the scheduler trains it
     #: with the reference (skorch) trainer.
     min_members = 2
@@ -549,12 +572,19 @@ class BatchedTrainer:
         best = [np.inf] * M
         failed = [None] * M
         references = [r.data.reference_losses for r in requests]  # (train, valid) per member
-        book = _LossBook(M, requests[0].data.X.device)
+        book = _LossBook(M, requests[0].data.X.device, each_step=self.check_each_step)
         train_loss = np.full(M, np.nan)
         it = 0
         t0 = time.perf_counter()
 
+        def deferred_failures():  # a book that does not read every step: read it now
+            if not book.each_step:
+                for m, (at, value) in book.failures().items():
+                    if failed[m] is None:
+                        failed[m] = f"training loss became {value} at iteration {at}"
+
         def evaluate():
+            deferred_failures()  # the host reads the grid point anyway
             if not has_valid:
                 losses, scores = [float("nan")] * M, [float("nan")] * M
             else:
@@ -596,6 +626,7 @@ class BatchedTrainer:
                             evaluate()
                         poll_stop()
                     train_loss = book.epoch_means(n)
+                    deferred_failures()
                     for m in range(M):
                         if failed[m] is None:
                             failed[m] = divergence_detail(

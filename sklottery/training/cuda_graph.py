@@ -13,8 +13,9 @@ evaluation grid, θk capture, divergence checks and results.
 
 What happens around the graph, per step: the batch's row indices are copied
 into the graph's static index buffers (two device copies) and the losses are
-added to the device-side sums (no host synchronisation inside an epoch
-except where a loss is not finite or a grid point is evaluated). The first
+added to the device-side sums; a loss that is not finite is kept on the
+device with its iteration and read with the epoch's means, so the host
+synchronises inside an epoch only at the grid points it evaluates. The first
 steps of a round run eagerly on a side stream (they initialise the
 optimizer's state, as capture requires), and so does an epoch's last, short
 batch, whose shape the graph was not captured for.
@@ -53,6 +54,9 @@ class CudaGraphTrainer(BatchedTrainer):
     name = "cuda_graph"
     priority = 20
     min_members = 1
+    #: no host synchronisation inside an epoch: a loss that is not finite is
+    #: found with the epoch's means
+    check_each_step = False
 
     def __init__(self, chunk=1024, capture=None, data_cache=None):
         super().__init__(chunk=chunk, data_cache=data_cache)
