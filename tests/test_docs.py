@@ -20,7 +20,8 @@ EXAMPLES = os.path.join(ROOT, "examples")
 API_MODULES = ["sklottery", "sklottery.analysis", "sklottery.stats", "sklottery.stability",
                "sklottery.plotting", "sklottery.reproduce", "sklottery.datasets",
                "sklottery.modules", "sklottery.pruning", "sklottery.strategies",
-               "sklottery.base", "sklottery.exceptions", "sklottery.tickets"]
+               "sklottery.base", "sklottery.exceptions", "sklottery.tickets",
+               "sklottery.pai"]
 
 
 def _example_files():
