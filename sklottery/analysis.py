@@ -69,6 +69,7 @@ from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .modules import MODULES, ImageClassifierModule, get_module_class
 from .pruning import structured_hidden_sizes
+from .sanity import imp_scores, invert_masks, shuffle_within_layers
 from .strategies import scratch_b_epochs
 from .training import accuracy_t, fit_many, forward_chunks, r2_t
 
@@ -76,6 +77,7 @@ __all__ = [
     "STRATEGIES",
     "CHAIN_STRATEGIES",
     "MASK_STRATEGIES",
+    "SANITY_STRATEGIES",
     "RESULT_COLUMNS",
     "ticket_curve",
     "mask_analysis",
@@ -86,7 +88,10 @@ __all__ = [
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
-MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot")
+MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot", "shuffle_layer", "invert")
+#: Mask controls that train a perturbation of the ticket's mask from the
+#: ticket's own start weights (Frankle et al., 2021).
+SANITY_STRATEGIES = ("shuffle_layer", "invert")
 STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
 
 #: Columns of the table returned by :func:`ticket_curve`, in order.
@@ -420,7 +425,8 @@ def _chain_output(task, data, rows, fitted, cut_short):
     if keep_states and fitted is not None:
         extras = {"masks": masks, "start": [h["start"] for h in history],
                   "final": [h["final"] for h in history],
-                  "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
+                  "init": {n: v.cpu() for n, v in fitted.init_params_.items()},
+                  "rewind": {n: v.cpu() for n, v in fitted.rewind_params_.items()}}
     return strategy, trial, rows, masks, extras, cut_short
 
 
@@ -449,6 +455,13 @@ def _control_spec(task, data):
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
         return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
+    if strategy in SANITY_STRATEGIES:
+        # masks: (the perturbed masks, the ticket's start weights or None for its θ0)
+        masks, start = masks
+        est, fit_kwargs = mask_control(est, "random", masks, level, macs_fraction=macs)
+        if start is not None:
+            fit_kwargs["initial_params"] = start
+        return est, fit_kwargs, False
     est, fit_kwargs = mask_control(est, strategy, masks, level, macs_fraction=macs)
     return est, fit_kwargs, False
 
@@ -807,6 +820,13 @@ def ticket_curve(
     if granularity != "weight" and "one_shot" in strategies:
         raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="
                          f"{granularity!r} (structured pruning runs rounds); drop it.")
+    sanity = [s for s in SANITY_STRATEGIES if s in strategies]
+    if granularity != "weight" and sanity:
+        raise ValueError(f"Strategies {sanity} perturb single weights of the mask and are not "
+                         f"available with pruning_granularity={granularity!r}; drop them.")
+    if "invert" in strategies and _final_step(estimator)[0].pruning_criterion == "random":
+        raise ValueError("Strategy 'invert' needs the ticket's pruning scores; the template's "
+                         "pruning_criterion='random' has none to invert.")
     X = np.asarray(X)
     y = np.asarray(y)
     if len(X) != len(y):
@@ -829,6 +849,9 @@ def ticket_curve(
         (s, t): int(rs.randint(0, 2**31 - 1)) for s in controls for t in range(len(splits))
     }
     ltc, _ = _final_step(estimator)
+    # the ticket keeps its rounds' weights for 'invert' (its scores) and, when it
+    # rewinds to θk, its θk for both sanity controls
+    ticket_history = "invert" in controls or (bool(sanity) and int(ltc.rewind_iteration) > 0)
     tasks = []
     for t, data in enumerate(splits):
         for s in chain:
@@ -839,7 +862,8 @@ def ticket_curve(
                 k = max(1, int(np.ceil(n_tr / max(1, min(ltc.batch_size, n_tr)))))
             params = _chain_params(s, ltc, k)
             params["random_state"] = trial_seeds[t]
-            tasks.append((s, t, estimator, params, data, n_threads, return_runs))
+            keep = return_runs or (s == "rewind" and ticket_history)
+            tasks.append((s, t, estimator, params, data, n_threads, keep))
     with _scatter_once(arrays) as client, experiment_stop(client) as flag:
         # on a Dask cluster the data goes there once; Ctrl-C stops cleanly
         return _curve(estimator, strategies, controls, tasks, splits, arrays,
@@ -909,7 +933,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
 
     n_chain = len(tasks)
     chain_out, chain_lost = run("chain", tasks)
-    rows, runs, ticket_masks, cut_short = [], {}, {}, []
+    rows, runs, ticket_masks, ticket_runs, cut_short = [], {}, {}, {}, []
     status = dict(total=n_chain, complete=0, cut_short=0, not_run=0, lost=0)
     for i, output in enumerate(chain_out):
         task = tasks[i]
@@ -930,6 +954,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         if strategy == "rewind" and masks:
             ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows],
                                    [row["macs_fraction"] for row in r_rows])
+            ticket_runs[trial] = (task[3]["random_state"], extras)
         if return_runs and extras is not None:
             runs[(strategy, trial)] = extras
     control_tasks = []
@@ -939,8 +964,10 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                 continue  # the ticket of this trial did not run (stopped, lost or diverged)
             masks, levels, macs = ticket_masks[t]
             for r in range(1, len(masks)):
-                seed = control_seeds[(s, t)] + r
-                control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
+                seed, mask = control_seeds[(s, t)] + r, masks[r]
+                if s in SANITY_STRATEGIES:
+                    seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
+                control_tasks.append((s, t, r, estimator, seed, mask, levels[r], data,
                                       n_threads, macs[r]))
     if stop_requested():
         control_tasks = []
@@ -986,6 +1013,30 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
     _warn_cut_short(cut_short, status["total"])
     _warn_undertrained(df)
     return (df, runs) if return_runs else df
+
+
+def _sanity_masks(strategy, estimator, r, masks, seed, ticket_seed, extras):
+    """``(random_state, (masks, start))`` of a sanity control of the ticket's round ``r``.
+
+    The control trains with the ticket's own ``random_state`` (so from its
+    θ0, with its validation split and batch order); ``start`` is the
+    ticket's θk when it rewinds to iteration ``k > 0``, else None (θ0 by
+    the seed). ``'shuffle_layer'`` permutes the masks within every layer
+    with a generator seeded by the control's own ``seed``; ``'invert'``
+    keeps, per layer, the ticket's count of the weights IMP ranked lowest
+    over rounds ``0..r-1`` (:func:`sklottery.sanity.imp_scores`).
+    """
+    ltc, _ = _final_step(estimator)
+    start = None
+    if int(ltc.rewind_iteration) > 0:
+        start = extras["rewind"]
+    if strategy == "shuffle_layer":
+        masks = shuffle_within_layers(masks, torch.Generator().manual_seed(int(seed)))
+    else:
+        scores = imp_scores(extras["masks"][:r], extras["final"][:r],
+                            criterion=ltc.pruning_criterion, starts=extras["start"][:r])
+        masks = invert_masks(masks, scores)
+    return ticket_seed, (masks, start)
 
 
 def _warn_undertrained(df):
