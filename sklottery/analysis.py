@@ -19,26 +19,45 @@ Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
 ``'same_sign'``   fresh magnitudes with θ0's signs after every prune (Zhou)
 ================= ============================================================
 
-*Mask controls* take the winning ticket's mask at every round and train it
-once from a new random initialisation (another seed). These words mean the
-mask controls everywhere in sklottery (the estimators' chain strategies are
-``reinit='fresh'`` and ``'fresh_budget'``):
+*Mask controls* take the winning ticket's mask at every round ``r >= 1``
+and train it once, for the same epochs, from a new random initialisation
+(another seed), or, for the sanity checks of Frankle et al. (2021), a
+perturbation of the mask from the ticket's own start weights. These words
+mean the mask controls everywhere in sklottery (the estimators' chain
+strategies are ``reinit='fresh'`` and ``'fresh_budget'``):
 
-================= ============================================================
-``'random'``      Frankle & Carbin's random reinitialisation, same epochs
-``'scratch_e'``   Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
-                  unstructured masks the two coincide) with its own seeds
-``'scratch_b'``   Liu et al.'s Scratch-B: same compute budget; epochs
-                  ``ceil(E * min(1/c, scratch_b_max_factor))`` for a fraction
-                  ``c`` of the dense multiply-adds left (``macs_fraction``;
-                  see :mod:`sklottery.strategies`)
-``'one_shot'``    prune the dense network to the ticket's level in one step,
-                  rewind to θ0, train once (one fit per level)
-================= ============================================================
+=================== ==========================================================
+``'random'``        Frankle & Carbin's random reinitialisation, same epochs
+                    (Frankle et al. 2021's "reinit" sanity check)
+``'scratch_e'``     Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
+                    unstructured masks the two coincide) with its own seeds
+``'scratch_b'``     Liu et al.'s Scratch-B: same compute budget; epochs
+                    ``ceil(E * min(1/c, scratch_b_max_factor))`` for a fraction
+                    ``c`` of the dense multiply-adds left (``macs_fraction``;
+                    see :mod:`sklottery.strategies`)
+``'one_shot'``      prune the dense network to the ticket's level in one step,
+                    rewind to θ0, train once (one fit per level)
+``'shuffle_layer'`` the ticket's mask permuted uniformly at random within each
+                    layer (the same number of weights per layer; a seeded
+                    generator per trial and round), trained from the ticket's
+                    own start weights: the same ``random_state`` as the trial's
+                    chains, so θ0 (θk when the template sets
+                    ``rewind_iteration=k``), validation split and batch order
+                    are the ticket's; only the mask's positions change
+``'invert'``        per layer, as many weights as the ticket keeps, those IMP
+                    ranked lowest: weights pruned in earlier rounds first, then
+                    by the pruning criterion on the weights trained in the last
+                    round they survived (:func:`sklottery.sanity.imp_scores`);
+                    disjoint from the ticket in every layer that keeps at most
+                    half its weights; trained like ``'shuffle_layer'``
+=================== ==========================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
 data split and the same θ0 for all chain strategies, so the strategies are
 compared on paired data.
+
+Frankle et al. (2021): "Pruning Neural Networks at Initialization: Why Are We
+Missing the Mark?", ICLR, arXiv:2009.08576.
 """
 
 from __future__ import annotations
@@ -682,8 +701,18 @@ def ticket_curve(
     y : array-like of shape (n_samples,)
     strategies : sequence of str, default=('rewind', 'random')
         Any of :data:`STRATEGIES` (see the module docstring). Mask controls
-        ('random', 'scratch_e', 'scratch_b', 'one_shot') need the ticket's
-        masks, so 'rewind' is run whenever one of them is asked for.
+        ('random', 'scratch_e', 'scratch_b', 'one_shot', 'shuffle_layer',
+        'invert') need the ticket's masks, so 'rewind' is run whenever one of
+        them is asked for. The sanity checks of Frankle et al. (2021):
+        'shuffle_layer' trains the ticket's mask of every round permuted at
+        random within each layer, 'invert' the weights IMP ranked lowest at
+        the ticket's per-layer counts, both from the ticket's own θ0 (θk
+        with the template's ``rewind_iteration=k``); 'random' is their
+        re-initialisation check. They need ``pruning_granularity='weight'``;
+        'invert' needs a deterministic ``pruning_criterion`` (and makes the
+        ticket keep its rounds' weights, ``record_history=True``).
+        :func:`sklottery.stats.mask_information` judges the ticket against
+        them.
     n_trials : int, default=3
         Replicates; each has its own data split, initialisation and seeds.
     test_size : float, default=0.25
@@ -707,8 +736,9 @@ def ticket_curve(
         ``tqdm(total=...).update``).
     return_runs : bool, default=False
         Also return a dict ``(strategy, trial) -> {'masks', 'start', 'final',
-        'init'}`` with per-round masks and weights of the chain runs (for
-        :func:`mask_analysis`).
+        'init', 'rewind'}`` with per-round masks and weights of the chain runs
+        (for :func:`mask_analysis`), θ0 (``init``) and the rewind point
+        (``rewind``: θ0, or θk).
     batched : bool, default=True
         Train the runs' rounds that share an architecture and training
         settings as one vectorised model (:class:`sklottery.training.BatchedTrainer`): the
@@ -735,8 +765,9 @@ def ticket_curve(
         after pruning and before any retraining (traditional pruning without
         retraining; one forward pass per round; NaN in round 0, where nothing
         was pruned: the dense score is ``test_acc``; NaN for the mask controls
-        ``'random'``, ``'scratch_e'`` and ``'scratch_b'``, which train from a
-        new initialisation and have no trained weights of their own to prune;
+        ``'random'``, ``'scratch_e'``, ``'scratch_b'``, ``'shuffle_layer'``
+        and ``'invert'``, which train one round and have no trained weights
+        of their own to prune;
         ``'one_shot'`` has its own: its trained dense network pruned to the
         level in one step), ``early_stop_iteration``,
         ``train_acc`` (end of training), ``epochs`` trained,
@@ -807,6 +838,9 @@ def ticket_curve(
     .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
        Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
        arXiv:1912.05671.
+    .. [5] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2021).
+       Pruning Neural Networks at Initialization: Why Are We Missing the
+       Mark? ICLR. arXiv:2009.08576.
     """
     strategies = list(dict.fromkeys(strategies))
     unknown = [s for s in strategies if s not in STRATEGIES]

@@ -14,11 +14,9 @@ trains them as the mask controls ``'shuffle_layer'`` and ``'invert'`` (the
 re-initialisation is its ``'random'`` control), and
 :func:`sklottery.stats.mask_information` judges the ticket against them.
 
-References
-----------
-.. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2021).
-   Pruning Neural Networks at Initialization: Why Are We Missing the Mark?
-   ICLR. arXiv:2009.08576.
+Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2021). Pruning
+Neural Networks at Initialization: Why Are We Missing the Mark? ICLR.
+arXiv:2009.08576.
 """
 
 from __future__ import annotations
