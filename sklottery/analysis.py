@@ -19,26 +19,45 @@ Two kinds of run are used. *Chains* are one IMP fit each (the mask of round
 ``'same_sign'``   fresh magnitudes with θ0's signs after every prune (Zhou)
 ================= ============================================================
 
-*Mask controls* take the winning ticket's mask at every round and train it
-once from a new random initialisation (another seed). These words mean the
-mask controls everywhere in sklottery (the estimators' chain strategies are
-``reinit='fresh'`` and ``'fresh_budget'``):
+*Mask controls* take the winning ticket's mask at every round ``r >= 1``
+and train it once, for the same epochs, from a new random initialisation
+(another seed), or, for the sanity checks of Frankle et al. (2021), a
+perturbation of the mask from the ticket's own start weights. These words
+mean the mask controls everywhere in sklottery (the estimators' chain
+strategies are ``reinit='fresh'`` and ``'fresh_budget'``):
 
-================= ============================================================
-``'random'``      Frankle & Carbin's random reinitialisation, same epochs
-``'scratch_e'``   Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
-                  unstructured masks the two coincide) with its own seeds
-``'scratch_b'``   Liu et al.'s Scratch-B: same compute budget; epochs
-                  ``ceil(E * min(1/c, scratch_b_max_factor))`` for a fraction
-                  ``c`` of the dense multiply-adds left (``macs_fraction``;
-                  see :mod:`sklottery.strategies`)
-``'one_shot'``    prune the dense network to the ticket's level in one step,
-                  rewind to θ0, train once (one fit per level)
-================= ============================================================
+=================== ==========================================================
+``'random'``        Frankle & Carbin's random reinitialisation, same epochs
+                    (Frankle et al. 2021's "reinit" sanity check)
+``'scratch_e'``     Liu et al.'s Scratch-E: same procedure as ``'random'`` (for
+                    unstructured masks the two coincide) with its own seeds
+``'scratch_b'``     Liu et al.'s Scratch-B: same compute budget; epochs
+                    ``ceil(E * min(1/c, scratch_b_max_factor))`` for a fraction
+                    ``c`` of the dense multiply-adds left (``macs_fraction``;
+                    see :mod:`sklottery.strategies`)
+``'one_shot'``      prune the dense network to the ticket's level in one step,
+                    rewind to θ0, train once (one fit per level)
+``'shuffle_layer'`` the ticket's mask permuted uniformly at random within each
+                    layer (the same number of weights per layer; a seeded
+                    generator per trial and round), trained from the ticket's
+                    own start weights: the same ``random_state`` as the trial's
+                    chains, so θ0 (θk when the template sets
+                    ``rewind_iteration=k``), validation split and batch order
+                    are the ticket's; only the mask's positions change
+``'invert'``        per layer, as many weights as the ticket keeps, those IMP
+                    ranked lowest: weights pruned in earlier rounds first, then
+                    by the pruning criterion on the weights trained in the last
+                    round they survived (:func:`sklottery.sanity.imp_scores`);
+                    disjoint from the ticket in every layer that keeps at most
+                    half its weights; trained like ``'shuffle_layer'``
+=================== ==========================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
 data split and the same θ0 for all chain strategies, so the strategies are
 compared on paired data.
+
+Frankle et al. (2021): "Pruning Neural Networks at Initialization: Why Are We
+Missing the Mark?", ICLR, arXiv:2009.08576.
 """
 
 from __future__ import annotations
@@ -69,6 +88,7 @@ from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .modules import MODULES, ImageClassifierModule, get_module_class
 from .pruning import structured_hidden_sizes
+from .sanity import imp_scores, invert_masks, shuffle_within_layers
 from .strategies import scratch_b_epochs
 from .training import accuracy_t, fit_many, forward_chunks, r2_t
 
@@ -76,6 +96,7 @@ __all__ = [
     "STRATEGIES",
     "CHAIN_STRATEGIES",
     "MASK_STRATEGIES",
+    "SANITY_STRATEGIES",
     "RESULT_COLUMNS",
     "ticket_curve",
     "mask_analysis",
@@ -86,7 +107,10 @@ __all__ = [
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
-MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot")
+MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot", "shuffle_layer", "invert")
+#: Mask controls that train a perturbation of the ticket's mask from the
+#: ticket's own start weights (Frankle et al., 2021).
+SANITY_STRATEGIES = ("shuffle_layer", "invert")
 STRATEGIES = CHAIN_STRATEGIES + MASK_STRATEGIES
 
 #: Columns of the table returned by :func:`ticket_curve`, in order.
@@ -420,7 +444,8 @@ def _chain_output(task, data, rows, fitted, cut_short):
     if keep_states and fitted is not None:
         extras = {"masks": masks, "start": [h["start"] for h in history],
                   "final": [h["final"] for h in history],
-                  "init": {n: v.cpu() for n, v in fitted.init_params_.items()}}
+                  "init": {n: v.cpu() for n, v in fitted.init_params_.items()},
+                  "rewind": {n: v.cpu() for n, v in fitted.rewind_params_.items()}}
     return strategy, trial, rows, masks, extras, cut_short
 
 
@@ -449,6 +474,13 @@ def _control_spec(task, data):
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
         return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
+    if strategy in SANITY_STRATEGIES:
+        # masks: (the perturbed masks, the ticket's start weights or None for its θ0)
+        masks, start = masks
+        est, fit_kwargs = mask_control(est, "random", masks, level, macs_fraction=macs)
+        if start is not None:
+            fit_kwargs["initial_params"] = start
+        return est, fit_kwargs, False
     est, fit_kwargs = mask_control(est, strategy, masks, level, macs_fraction=macs)
     return est, fit_kwargs, False
 
@@ -669,8 +701,18 @@ def ticket_curve(
     y : array-like of shape (n_samples,)
     strategies : sequence of str, default=('rewind', 'random')
         Any of :data:`STRATEGIES` (see the module docstring). Mask controls
-        ('random', 'scratch_e', 'scratch_b', 'one_shot') need the ticket's
-        masks, so 'rewind' is run whenever one of them is asked for.
+        ('random', 'scratch_e', 'scratch_b', 'one_shot', 'shuffle_layer',
+        'invert') need the ticket's masks, so 'rewind' is run whenever one of
+        them is asked for. The sanity checks of Frankle et al. (2021):
+        'shuffle_layer' trains the ticket's mask of every round permuted at
+        random within each layer, 'invert' the weights IMP ranked lowest at
+        the ticket's per-layer counts, both from the ticket's own θ0 (θk
+        with the template's ``rewind_iteration=k``); 'random' is their
+        re-initialisation check. They need ``pruning_granularity='weight'``;
+        'invert' needs a deterministic ``pruning_criterion`` (and makes the
+        ticket keep its rounds' weights, ``record_history=True``).
+        :func:`sklottery.stats.mask_information` judges the ticket against
+        them.
     n_trials : int, default=3
         Replicates; each has its own data split, initialisation and seeds.
     test_size : float, default=0.25
@@ -694,8 +736,9 @@ def ticket_curve(
         ``tqdm(total=...).update``).
     return_runs : bool, default=False
         Also return a dict ``(strategy, trial) -> {'masks', 'start', 'final',
-        'init'}`` with per-round masks and weights of the chain runs (for
-        :func:`mask_analysis`).
+        'init', 'rewind'}`` with per-round masks and weights of the chain runs
+        (for :func:`mask_analysis`), θ0 (``init``) and the rewind point
+        (``rewind``: θ0, or θk).
     batched : bool, default=True
         Train the runs' rounds that share an architecture and training
         settings as one vectorised model (:class:`sklottery.training.BatchedTrainer`): the
@@ -722,8 +765,9 @@ def ticket_curve(
         after pruning and before any retraining (traditional pruning without
         retraining; one forward pass per round; NaN in round 0, where nothing
         was pruned: the dense score is ``test_acc``; NaN for the mask controls
-        ``'random'``, ``'scratch_e'`` and ``'scratch_b'``, which train from a
-        new initialisation and have no trained weights of their own to prune;
+        ``'random'``, ``'scratch_e'``, ``'scratch_b'``, ``'shuffle_layer'``
+        and ``'invert'``, which train one round and have no trained weights
+        of their own to prune;
         ``'one_shot'`` has its own: its trained dense network pruned to the
         level in one step), ``early_stop_iteration``,
         ``train_acc`` (end of training), ``epochs`` trained,
@@ -794,6 +838,9 @@ def ticket_curve(
     .. [4] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2020).
        Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML.
        arXiv:1912.05671.
+    .. [5] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2021).
+       Pruning Neural Networks at Initialization: Why Are We Missing the
+       Mark? ICLR. arXiv:2009.08576.
     """
     strategies = list(dict.fromkeys(strategies))
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -807,6 +854,13 @@ def ticket_curve(
     if granularity != "weight" and "one_shot" in strategies:
         raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="
                          f"{granularity!r} (structured pruning runs rounds); drop it.")
+    sanity = [s for s in SANITY_STRATEGIES if s in strategies]
+    if granularity != "weight" and sanity:
+        raise ValueError(f"Strategies {sanity} perturb single weights of the mask and are not "
+                         f"available with pruning_granularity={granularity!r}; drop them.")
+    if "invert" in strategies and _final_step(estimator)[0].pruning_criterion == "random":
+        raise ValueError("Strategy 'invert' needs the ticket's pruning scores; the template's "
+                         "pruning_criterion='random' has none to invert.")
     X = np.asarray(X)
     y = np.asarray(y)
     if len(X) != len(y):
@@ -829,6 +883,9 @@ def ticket_curve(
         (s, t): int(rs.randint(0, 2**31 - 1)) for s in controls for t in range(len(splits))
     }
     ltc, _ = _final_step(estimator)
+    # the ticket keeps its rounds' weights for 'invert' (its scores) and, when it
+    # rewinds to θk, its θk for both sanity controls
+    ticket_history = "invert" in controls or (bool(sanity) and int(ltc.rewind_iteration) > 0)
     tasks = []
     for t, data in enumerate(splits):
         for s in chain:
@@ -839,7 +896,8 @@ def ticket_curve(
                 k = max(1, int(np.ceil(n_tr / max(1, min(ltc.batch_size, n_tr)))))
             params = _chain_params(s, ltc, k)
             params["random_state"] = trial_seeds[t]
-            tasks.append((s, t, estimator, params, data, n_threads, return_runs))
+            keep = return_runs or (s == "rewind" and ticket_history)
+            tasks.append((s, t, estimator, params, data, n_threads, keep))
     with _scatter_once(arrays) as client, experiment_stop(client) as flag:
         # on a Dask cluster the data goes there once; Ctrl-C stops cleanly
         return _curve(estimator, strategies, controls, tasks, splits, arrays,
@@ -909,7 +967,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
 
     n_chain = len(tasks)
     chain_out, chain_lost = run("chain", tasks)
-    rows, runs, ticket_masks, cut_short = [], {}, {}, []
+    rows, runs, ticket_masks, ticket_runs, cut_short = [], {}, {}, {}, []
     status = dict(total=n_chain, complete=0, cut_short=0, not_run=0, lost=0)
     for i, output in enumerate(chain_out):
         task = tasks[i]
@@ -930,6 +988,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         if strategy == "rewind" and masks:
             ticket_masks[trial] = (masks, [row["weights_remaining"] for row in r_rows],
                                    [row["macs_fraction"] for row in r_rows])
+            ticket_runs[trial] = (task[3]["random_state"], extras)
         if return_runs and extras is not None:
             runs[(strategy, trial)] = extras
     control_tasks = []
@@ -939,8 +998,10 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                 continue  # the ticket of this trial did not run (stopped, lost or diverged)
             masks, levels, macs = ticket_masks[t]
             for r in range(1, len(masks)):
-                seed = control_seeds[(s, t)] + r
-                control_tasks.append((s, t, r, estimator, seed, masks[r], levels[r], data,
+                seed, mask = control_seeds[(s, t)] + r, masks[r]
+                if s in SANITY_STRATEGIES:
+                    seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
+                control_tasks.append((s, t, r, estimator, seed, mask, levels[r], data,
                                       n_threads, macs[r]))
     if stop_requested():
         control_tasks = []
@@ -986,6 +1047,30 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
     _warn_cut_short(cut_short, status["total"])
     _warn_undertrained(df)
     return (df, runs) if return_runs else df
+
+
+def _sanity_masks(strategy, estimator, r, masks, seed, ticket_seed, extras):
+    """``(random_state, (masks, start))`` of a sanity control of the ticket's round ``r``.
+
+    The control trains with the ticket's own ``random_state`` (so from its
+    θ0, with its validation split and batch order); ``start`` is the
+    ticket's θk when it rewinds to iteration ``k > 0``, else None (θ0 by
+    the seed). ``'shuffle_layer'`` permutes the masks within every layer
+    with a generator seeded by the control's own ``seed``; ``'invert'``
+    keeps, per layer, the ticket's count of the weights IMP ranked lowest
+    over rounds ``0..r-1`` (:func:`sklottery.sanity.imp_scores`).
+    """
+    ltc, _ = _final_step(estimator)
+    start = None
+    if int(ltc.rewind_iteration) > 0:
+        start = extras["rewind"]
+    if strategy == "shuffle_layer":
+        masks = shuffle_within_layers(masks, torch.Generator().manual_seed(int(seed)))
+    else:
+        scores = imp_scores(extras["masks"][:r], extras["final"][:r],
+                            criterion=ltc.pruning_criterion, starts=extras["start"][:r])
+        masks = invert_masks(masks, scores)
+    return ticket_seed, (masks, start)
 
 
 def _warn_undertrained(df):

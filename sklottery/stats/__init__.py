@@ -15,7 +15,9 @@ converted to numpy on the way in), and is split by concern:
   sentence), :func:`summary_row`, :func:`tickets_exist` (the verdict per
   condition of a sweep), :func:`default_margin`, :func:`format_level` and
   :func:`format_value`, with :data:`VERDICTS`, :data:`INCONCLUSIVE_REASONS`,
-  :data:`DEFAULT_MARGIN`, :data:`VERDICT_CONTROLS` and :data:`REINIT_CONTROLS`.
+  :data:`DEFAULT_MARGIN`, :data:`VERDICT_CONTROLS` and :data:`REINIT_CONTROLS`;
+  :func:`mask_information` (does the ticket's mask beat its layer-wise
+  shuffle or inversion? :data:`SANITY_CONTROLS`).
 * :mod:`sklottery.stats.masks`: **mask statistics** on dictionaries
   ``{layer_name: array}``: :func:`layer_sparsity`, :func:`mask_jaccard`,
   :func:`pairwise_mask_overlap`, :func:`sign_preservation` and
@@ -50,10 +52,12 @@ from .verdicts import (
     DEFAULT_MARGIN,
     INCONCLUSIVE_REASONS,
     REINIT_CONTROLS,
+    SANITY_CONTROLS,
     VERDICT_CONTROLS,
     VERDICTS,
     claim_test,
     default_margin,
+    mask_information,
     format_level,
     format_value,
     matching_summary,
@@ -71,6 +75,7 @@ __all__ = [
     "compare_to_ticket",
     "matching_summary",
     "claim_test",
+    "mask_information",
     "verdict",
     "summary_row",
     "tickets_exist",
@@ -83,6 +88,7 @@ __all__ = [
     "default_margin",
     "VERDICT_CONTROLS",
     "REINIT_CONTROLS",
+    "SANITY_CONTROLS",
     "layer_sparsity",
     "mask_jaccard",
     "pairwise_mask_overlap",

@@ -47,6 +47,8 @@ STRATEGY_LABELS = {
     "one_shot": "one-shot pruning",
     "same_sign": "random reinit, same signs",
     "rewind_k": "late rewinding",
+    "shuffle_layer": "mask shuffled within layers",
+    "invert": "inverted mask",
 }
 
 

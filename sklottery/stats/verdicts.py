@@ -37,6 +37,8 @@ from .curves import (
 
 __all__ = [
     "claim_test",
+    "mask_information",
+    "SANITY_CONTROLS",
     "VERDICTS",
     "VERDICT_CONTROLS",
     "REINIT_CONTROLS",
@@ -74,6 +76,11 @@ VERDICT_CONTROLS = ("random", "scratch_e", "scratch_b", "random_mask")
 #: Controls that re-initialise the ticket's mask (at least one is required
 #: for a verdict).
 REINIT_CONTROLS = ("random", "scratch_e", "scratch_b")
+#: Mask perturbations of Frankle et al. (2021) (:func:`mask_information`):
+#: they ask whether the ticket's mask carries information beyond its
+#: per-layer densities, a question apart from the verdict's (they are not
+#: among :data:`VERDICT_CONTROLS`).
+SANITY_CONTROLS = ("shuffle_layer", "invert")
 #: The four outcomes of :func:`matching_summary` (column ``verdict``).
 VERDICTS = ("winning_ticket", "no_ticket_effect", "no_ticket", "inconclusive")
 #: Why a verdict is ``'inconclusive'`` (``summary['reason']``).
@@ -721,6 +728,115 @@ def claim_test(a, b, claim="greater", *, margin=None, alpha=0.05, greater_is_bet
     return dict(diff=k["diff"], ci_low=k["ci_low"], ci_high=k["ci_high"],
                 p_one_sided=k["p_better"], shown=shown, direction=direction,
                 outcome=outcome, n_a=k["n_a"], n_b=k["n_b"])
+
+
+def mask_information(results, ticket="rewind", control="shuffle_layer", *,
+                     metric="test_acc", level=None, alpha=0.05, greater_is_better=None):
+    """Does the ticket's mask carry information beyond its per-layer densities?
+
+    Frankle et al. (2021)'s sanity check: the ticket is trained against the
+    same initial weights under its mask shuffled within every layer
+    (``'shuffle_layer'`` of :func:`sklottery.analysis.ticket_curve`: the
+    same number of weights per layer, at random positions) or under its
+    inversion (``'invert'``). The claim "the ticket beats the perturbed
+    mask" is one :func:`claim_test` (``'greater'``: the lower bound of the
+    two-sided ``1 - alpha`` Welch interval of ticket - control above 0, a
+    one-sided test at ``alpha / 2``) at one level, fixed before looking at
+    the outcome: ``level``, or by default the sparsest level where both have
+    at least 2 trials (where pruning has removed the most and the mask
+    matters most).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        From :func:`sklottery.analysis.ticket_curve`, for a single data set.
+    ticket : str, default='rewind'
+    control : str, default='shuffle_layer'
+        ``'shuffle_layer'``, ``'invert'`` or any other strategy of the table.
+    metric : str, default='test_acc'
+    level : float, default=None
+        ``weights_remaining`` (%) to test at; rounded like every level.
+    alpha : float, default=0.05
+    greater_is_better : bool, default=None
+        Inferred from the metric's name (lower is better for ``mse``/``loss``).
+
+    Returns
+    -------
+    result : dict
+        ``answer``: ``'yes'`` (the ticket beats the control: its mask carries
+        information beyond its layer-wise densities), ``'no'`` (the control
+        is shown better than the ticket), or ``'cannot tell'`` (neither shown,
+        or fewer than 2 trials of either); ``level``, ``ticket_mean``,
+        ``control_mean``, ``diff`` (ticket - control), ``ci_low``, ``ci_high``,
+        ``p_one_sided`` (ticket better), ``n_ticket``, ``n_control``,
+        ``outcome`` (:func:`claim_test`'s) and ``statement``, e.g. ``'the
+        ticket beats its layer-wise shuffled mask at 16.5 % weights remaining
+        by +3.0 points (CI +1.2 to +4.8), one-sided p = 0.002'``.
+
+    See Also
+    --------
+    claim_test : The test.
+    matching_summary : The verdict on the ticket's initialisation.
+
+    References
+    ----------
+    .. [1] Frankle, J., Dziugaite, G. K., Roy, D. M. and Carbin, M. (2021).
+       Pruning Neural Networks at Initialization: Why Are We Missing the
+       Mark? ICLR. arXiv:2009.08576.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
+    raw = as_frame(results, ["strategy", "weights_remaining", metric])
+    single_dataset(raw, "mask_information")
+    for name in (ticket, control):
+        if not (raw["strategy"] == name).any():
+            raise ValueError(f"strategy {name!r} is not in results.")
+    if greater_is_better is None:
+        greater_is_better = infer_greater_is_better(metric)
+    raw = raw.assign(weights_remaining=round_levels(raw["weights_remaining"]),
+                     **{metric: pd.to_numeric(raw[metric], errors="coerce")})
+    raw = raw[raw[metric].notna()]
+    values = {name: {lvl: g[metric].to_numpy() for lvl, g in
+                     raw[raw["strategy"] == name].groupby("weights_remaining")}
+              for name in (ticket, control)}
+    if level is None:
+        both = [lvl for lvl in values[control] if len(values[control][lvl]) >= 2
+                and len(values[ticket].get(lvl, ())) >= 2]
+        level = min(both) if both else (min(values[control]) if values[control] else np.nan)
+    else:
+        level = float(round_levels(pd.Series([float(level)])).iloc[0])
+    a = values[ticket].get(level, np.array([]))
+    b = values[control].get(level, np.array([]))
+    res = claim_test(a, b, "greater", alpha=alpha, greater_is_better=greater_is_better)
+    sign = 1.0 if greater_is_better else -1.0
+    lo, hi = _better_bounds(dict(ci_low=res["ci_low"], ci_high=res["ci_high"]), sign)
+    if res["outcome"] == "yes":
+        answer = "yes"
+    elif res["outcome"] != "n/a" and hi < 0:
+        answer = "no"
+    else:
+        answer = "cannot tell"
+    percent = is_proportion(metric, raw[metric]) if len(raw) else "acc" in metric
+    row = SimpleNamespace(diff=res["diff"], ci_low=res["ci_low"], ci_high=res["ci_high"])
+    what = {"shuffle_layer": "its layer-wise shuffled mask",
+            "invert": "its inverted mask"}.get(control, strategy_label(control))
+    at = f"at {format_level(level)} weights remaining"
+    evidence = f"{_fmt_diff(row, percent)}, one-sided {_fmt_p(res['p_one_sided'])}"
+    if answer == "yes":
+        statement = f"the ticket beats {what} {at} by {evidence}"
+    elif answer == "no":
+        statement = f"{what} beats the ticket {at}: ticket - control {evidence}"
+    elif res["outcome"] == "n/a":
+        statement = (f"cannot tell whether the ticket beats {what} {at}: a test needs at "
+                     f"least 2 trials of each (ticket {len(a)}, control {len(b)})")
+    else:
+        statement = f"cannot tell whether the ticket beats {what} {at}: {evidence}"
+    return dict(answer=answer, level=level,
+                ticket_mean=float(np.mean(a)) if len(a) else np.nan,
+                control_mean=float(np.mean(b)) if len(b) else np.nan,
+                diff=res["diff"], ci_low=res["ci_low"], ci_high=res["ci_high"],
+                p_one_sided=res["p_one_sided"], n_ticket=len(a), n_control=len(b),
+                outcome=res["outcome"], statement=statement)
 
 
 def _retraining(raw, ticket, metric, level):
