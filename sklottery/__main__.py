@@ -264,6 +264,9 @@ def _compare(args, client=None):
 
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if args.methods:
+        strategies = _method_strategies(args.methods)
+        args.strategies = ",".join(strategies)  # the report and --resume see them
     for s in strategies:
         if s not in STRATEGIES:
             raise SystemExit(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
@@ -725,6 +728,23 @@ def _report_html(sections, args, strategies, total_seconds, banner=None):
 
 
 # ----------------------------------------------------------------- reproduce
+#: ``compare --methods``: pruning methods as ticket_curve strategies.
+METHODS = {"imp": "rewind", "random": "random_mask", "snip": "snip", "grasp": "grasp",
+           "synflow": "synflow"}
+
+
+def _method_strategies(methods):
+    """``--methods`` as strategies: the IMP ticket (always, the reference), the methods,
+    and the controls every verdict and sanity check needs (random reinit, the
+    ticket's layer-wise shuffle)."""
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    out = ["rewind"] + [METHODS[m] for m in names if m != "imp"] + ["random", "shuffle_layer"]
+    return list(dict.fromkeys(out))
+
+
 def _resolved_device(device):
     """``--device`` resolved (``auto``: cuda when available), or exit with the reason."""
     from .training import resolve_device
@@ -952,6 +972,11 @@ def build_parser():
     c.add_argument("--strategies", default="rewind,random,random_mask",
                    help="comma-separated strategies, at least one of random, scratch_e, "
                         "scratch_b (default: rewind,random,random_mask)")
+    c.add_argument("--methods", default=None,
+                   help="compare pruning methods instead: comma-separated from "
+                        "imp, random, snip, grasp, synflow (sets --strategies to the IMP "
+                        "ticket, the methods at the ticket's levels, random reinit and the "
+                        "ticket's layer-wise shuffle)")
     c.add_argument("--rounds", type=int, default=5,
                    help="pruning rounds (default 5: with the default rate 0.5 and "
                         "--hidden 300,100, 50.5, 25.6, 13.1, 6.8 and 3.5%% of the weights "

@@ -50,6 +50,10 @@ strategies are ``reinit='fresh'`` and ``'fresh_budget'``):
                     round they survived (:func:`sklottery.sanity.imp_scores`);
                     disjoint from the ticket in every layer that keeps at most
                     half its weights; trained like ``'shuffle_layer'``
+``'snip'``,         pruning at initialization (:mod:`sklottery.pai`): the
+``'grasp'``,        method's mask at the ticket's level, computed on the
+``'synflow'``       trial's θ0 and training data, trained once from that θ0
+                    (the ticket's ``random_state``), the same epochs
 =================== ==========================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
@@ -83,13 +87,14 @@ from ._utils import split
 from ._interrupt import aborting, experiment_stop, stop_requested
 from ._parallel import run_tasks
 from .base import DivergenceWarning, PruningInterruptedWarning, TrainingDivergedError
-from .exceptions import ExperimentInterrupted, UndertrainingWarning
+from .exceptions import ExperimentInterrupted, LayerCollapseError, UndertrainingWarning
 from .estimators import target_standardization
 from .stats import mask_analysis, tickets_exist  # noqa: F401  (moved; still importable here)
 from .modules import MODULES, ImageClassifierModule, get_module_class
 from .pruning import structured_hidden_sizes
 from .sanity import imp_scores, invert_masks, shuffle_within_layers
 from .strategies import scratch_b_epochs
+from .pai import PAI_METHODS, pai_masks
 from .training import accuracy_t, fit_many, forward_chunks, r2_t
 
 __all__ = [
@@ -104,10 +109,15 @@ __all__ = [
     "tickets_exist",
     "mask_control",
     "run_status",
+    "PAI_STRATEGIES",
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
-MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot", "shuffle_layer", "invert")
+#: Pruning at initialization (:data:`sklottery.pai.PAI_METHODS`): masks at the
+#: ticket's levels, computed on the trial's θ0, trained from that θ0.
+PAI_STRATEGIES = tuple(PAI_METHODS)
+MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot", "shuffle_layer",
+                   "invert") + PAI_STRATEGIES
 #: Mask controls that train a perturbation of the ticket's mask from the
 #: ticket's own start weights (Frankle et al., 2021).
 SANITY_STRATEGIES = ("shuffle_layer", "invert")
@@ -474,8 +484,8 @@ def _control_spec(task, data):
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
         return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
-    if strategy in SANITY_STRATEGIES:
-        # masks: (the perturbed masks, the ticket's start weights or None for its θ0)
+    if strategy in SANITY_STRATEGIES or strategy in PAI_STRATEGIES:
+        # masks: (the perturbed or PaI masks, the ticket's start weights or None for θ0)
         masks, start = masks
         est, fit_kwargs = mask_control(est, "random", masks, level, macs_fraction=macs)
         if start is not None:
@@ -854,7 +864,7 @@ def ticket_curve(
     if granularity != "weight" and "one_shot" in strategies:
         raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="
                          f"{granularity!r} (structured pruning runs rounds); drop it.")
-    sanity = [s for s in SANITY_STRATEGIES if s in strategies]
+    sanity = [s for s in SANITY_STRATEGIES + PAI_STRATEGIES if s in strategies]
     if granularity != "weight" and sanity:
         raise ValueError(f"Strategies {sanity} perturb single weights of the mask and are not "
                          f"available with pruning_granularity={granularity!r}; drop them.")
@@ -992,6 +1002,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         if return_runs and extras is not None:
             runs[(strategy, trial)] = extras
     control_tasks = []
+    collapsed = []  # pruning-at-initialization runs whose masks would disconnect a layer
     for s in controls:
         for t, data in enumerate(splits):
             if t not in ticket_masks:
@@ -1001,6 +1012,18 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                 seed, mask = control_seeds[(s, t)] + r, masks[r]
                 if s in SANITY_STRATEGIES:
                     seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
+                elif s in PAI_STRATEGIES:
+                    seed = ticket_runs[t][0]
+                    try:
+                        mask = (_pai_control_masks(s, estimator, seed, levels[r], data,
+                                                   arrays), None)
+                    except LayerCollapseError as exc:  # a result of the method, not an error
+                        row = _failed_row(r, levels[r], _n_test(data, arrays),
+                                          "layer_collapse", result_columns(estimator))
+                        row.update(strategy=s, trial=t)
+                        rows.append(row)
+                        collapsed.append(f"{s} at {levels[r]:.1f} % (trial {t}): {exc}")
+                        continue
                 control_tasks.append((s, t, r, estimator, seed, mask, levels[r], data,
                                       n_threads, macs[r]))
     if stop_requested():
@@ -1009,7 +1032,14 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
     # diverged) or that a stop prevented count as planned but not run
     planned = max(_planned_controls(estimator, controls, len(splits)), len(control_tasks))
     status["total"] += planned
-    status["not_run"] += planned - len(control_tasks)
+    # a collapsed method's run is a result (its row says layer_collapse), not a gap
+    status["complete"] += len(collapsed)
+    status["not_run"] += planned - len(control_tasks) - len(collapsed)
+    if collapsed:
+        warnings.warn("Layer collapse: " + str(len(collapsed)) + " pruning-at-initialization "
+                      "run(s) would remove every weight of a layer and were not trained "
+                      "(stop_reason 'layer_collapse', no scores): " + "; ".join(collapsed[:3])
+                      + ("; ..." if len(collapsed) > 3 else ""), UserWarning, stacklevel=3)
     outputs, control_lost = run("control", control_tasks)
     for i, (task, output) in enumerate(zip(control_tasks, outputs)):
         if output is None:
@@ -1047,6 +1077,27 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
     _warn_cut_short(cut_short, status["total"])
     _warn_undertrained(df)
     return (df, runs) if return_runs else df
+
+
+def _n_test(split, arrays):
+    return len(arrays[2]) if split[1] is None else len(split[1])
+
+
+def _pai_control_masks(method, estimator, seed, level, split, arrays):
+    """The masks of pruning-at-initialization ``method`` at ``level`` % kept.
+
+    Computed on θ0 of ``estimator`` with ``random_state=seed`` (the trial's
+    ticket's) and the trial's training data as the network sees it (after a
+    Pipeline's preprocessing, fitted on that data).
+    """
+    X_tr, y_tr, _, _ = _materialize(split, *arrays)
+    est = _set(clone(estimator), random_state=seed)
+    final, _ = _final_step(est)
+    if isinstance(est, Pipeline):
+        X_tr = est[:-1].fit_transform(X_tr, y_tr)
+    # the batches the method scores on are drawn from the same seed: reproducible
+    return pai_masks(final, X_tr, y_tr, method, sparsity=1.0 - float(level) / 100.0,
+                     random_state=seed)
 
 
 def _sanity_masks(strategy, estimator, r, masks, seed, ticket_seed, extras):

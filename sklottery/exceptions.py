@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["DivergenceWarning", "ExperimentInterrupted", "PickleIntegrityError",
+__all__ = ["DivergenceWarning", "ExperimentInterrupted", "LayerCollapseError", "PickleIntegrityError",
            "PruningInterruptedWarning", "TicketFileError", "TrainingDivergedError",
            "UndertrainingWarning"]
 
@@ -116,6 +116,17 @@ class TicketFileError(ValueError):
         super().__init__(message)
         self.entries = list(entries)
         self.filename = filename
+
+
+class LayerCollapseError(ValueError):
+    """A pruning method would remove every weight of a layer (layer collapse).
+
+    Raised by :mod:`sklottery.pai` instead of returning masks that
+    disconnect the network (Tanaka et al. 2020). In
+    :func:`~sklottery.analysis.ticket_curve` such a run gets a row with
+    ``stop_reason='layer_collapse'`` instead of stopping the curve. A subclass
+    of :class:`ValueError`.
+    """
 
 
 class UndertrainingWarning(UserWarning):

@@ -59,6 +59,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from .exceptions import LayerCollapseError
 from .base import BaseLotteryTicket
 from .modules import layer_kinds
 from .training import FitDriver, torch_threads
@@ -343,7 +344,7 @@ def _select(scores, keep, masks, n_keep):
 def _check_collapse(masks, method, sparsity):
     empty = [n for n, m in masks.items() if not bool(m.any())]
     if empty:
-        raise ValueError(
+        raise LayerCollapseError(
             f"Layer collapse: method={method!r} at sparsity={sparsity} prunes every weight "
             f"of {empty}, which disconnects the network. Use a lower sparsity, or "
             "'synflow', whose iterative conservation avoids collapse (Tanaka et al. 2020).")

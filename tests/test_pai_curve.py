@@ -1,0 +1,120 @@
+"""Pruning at initialization inside ticket_curve and ``compare --methods``.
+
+A PaI strategy trains, at every level of the ticket, the method's mask
+computed on the trial's θ0 (the ticket's ``random_state``), from that θ0:
+the mask must have the ticket's number of kept weights (to the rounding of
+one level) and be the mask ``pai_masks`` gives for that θ0; a method whose
+mask would disconnect a layer gets a ``layer_collapse`` row, not a crash.
+"""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from sklottery import LotteryTicketClassifier
+from sklottery.__main__ import main
+from sklottery.analysis import PAI_STRATEGIES, ticket_curve
+from sklottery.pai import pai_masks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32)[:400], y[:400]
+
+
+def _small(**kw):
+    params = dict(hidden_layer_sizes=(32, 16), max_epochs=2, batch_size=50, n_rounds=2,
+                  pruning_rate=0.5, random_state=0)
+    params.update(kw)
+    return LotteryTicketClassifier(**params)
+
+
+class _Starts:
+    """A callback recording each round's masks and start weights."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_round_begin(self, net, masks=None, **kwargs):
+        self.seen.append(({k: v.clone() for k, v in masks.items()},
+                          {k: v.detach().clone() for k, v in net.module_.state_dict().items()}))
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_pai_strategies_train_the_methods_masks_from_the_tickets_theta0(digits, batched):
+    X, y = digits
+    df, runs = ticket_curve(_small(), X, y, strategies=("rewind", "snip", "synflow"),
+                            n_trials=2, random_state=0, batched=batched, return_runs=True)
+    for s in ("snip", "synflow"):
+        part = df[df.strategy == s]
+        assert sorted(part["round"].unique()) == [1, 2]
+        assert part["test_acc"].notna().all()
+        ticket = df[(df.strategy == "rewind") & df["round"].isin([1, 2])]
+        np.testing.assert_allclose(part.sort_values(["trial", "round"])["weights_remaining"],
+                                   ticket.sort_values(["trial", "round"])["weights_remaining"])
+    assert set(PAI_STRATEGIES) == {"snip", "grasp", "synflow"}
+
+
+def test_the_pai_mask_is_the_methods_mask_on_the_tickets_theta0(digits, monkeypatch):
+    """The run's start weights are the ticket's θ0 and its masks are pai_masks' for them."""
+    import sklottery.analysis as analysis
+
+    X, y = digits
+    calls = []
+    original = analysis._pai_control_masks
+
+    def spy(method, estimator, seed, level, split, arrays):
+        masks = original(method, estimator, seed, level, split, arrays)
+        calls.append((method, seed, level, split, masks))
+        return masks
+
+    monkeypatch.setattr(analysis, "_pai_control_masks", spy)
+    df, runs = ticket_curve(_small(), X, y, strategies=("rewind", "snip"), n_trials=1,
+                            random_state=0, return_runs=True)
+    assert [c[0] for c in calls] == ["snip", "snip"]
+    method, seed, level, split, masks = calls[0]
+    X_tr, y_tr = X[split[0]], y[split[0]]
+    again = pai_masks(_small(random_state=seed), X_tr, y_tr, "snip",
+                      sparsity=1 - level / 100, random_state=seed)
+    for n in masks:
+        assert torch.equal(masks[n], again[n])
+    # θ0 of the PaI run is the ticket's (the same random_state, the same init)
+    theta0 = runs[("rewind", 0)]["init"]
+    est = _small(random_state=seed, n_rounds=0)
+    est.fit(X_tr, y_tr, initial_masks=masks)
+    for k, v in theta0.items():
+        assert torch.equal(v, est.init_params_[k])
+
+
+def test_layer_collapse_is_a_row_and_a_warning_not_a_crash(digits, monkeypatch):
+    import sklottery.analysis as analysis
+    from sklottery.exceptions import LayerCollapseError
+
+    X, y = digits
+
+    def collapse(method, *args):
+        raise LayerCollapseError("Layer collapse: method='grasp' prunes every weight")
+
+    monkeypatch.setattr(analysis, "_pai_control_masks", collapse)
+    with pytest.warns(UserWarning, match="Layer collapse: 4 pruning-at-initialization"):
+        df = ticket_curve(_small(), X, y, strategies=("rewind", "grasp"), n_trials=2,
+                          random_state=0)
+    part = df[df.strategy == "grasp"]
+    assert len(part) == 4 and (part["stop_reason"] == "layer_collapse").all()
+    assert part["test_acc"].isna().all()
+    assert df.attrs["sklottery_runs"]["complete"] == df.attrs["sklottery_runs"]["total"]
+
+
+def test_compare_methods(tmp_path, capsys):
+    assert main(["compare", "--datasets", "iris", "--methods", "imp,snip,random",
+                 "--trials", "2", "--rounds", "1", "--n-jobs", "1", "--quiet",
+                 "--out", str(tmp_path)]) == 0
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert set(results["strategy"]) == {"rewind", "snip", "random_mask", "random",
+                                        "shuffle_layer"}
+    with pytest.raises(SystemExit, match="unknown method"):
+        main(["compare", "--methods", "imp,obd", "--out", str(tmp_path / "x")])
