@@ -748,6 +748,56 @@ def _frankle2020_rewinding(mode, random_state, n_jobs):
     return protocol, claims, stats.verdict(summary), df
 
 
+# --------------------------------------------------------------------------
+# Frankle et al. 2021: pruning at initialization
+# --------------------------------------------------------------------------
+def _frankle2021_pai(mode, random_state, n_jobs):
+    from .stats import mask_information
+
+    s = _settings(mode,
+                  smoke=dict(n_train=600, n_test=300, epochs=1, rounds=1, trials=1),
+                  default=dict(n_train=6000, n_test=2000, epochs=4, rounds=5, trials=3),
+                  full=dict(n_train=60000, n_test=10000, epochs=20, rounds=10, trials=5))
+    X_tr, y_tr, X_te, y_te, desc, _ = _image_data(s["n_train"], s["n_test"], random_state,
+                                                  prefer="fashion")
+    est = _classifier(hidden_layer_sizes=(300, 100), learning_rate_init=1.2e-3, batch_size=60,
+                      max_epochs=s["epochs"], n_rounds=s["rounds"], pruning_rate=0.4,
+                      output_pruning_rate=0.2, validation_fraction=0.1)
+    methods = ("snip", "grasp", "synflow")
+    df = _curve(est, (X_tr, y_tr, X_te, y_te),
+                ["rewind", "random_mask", *methods, "shuffle_layer", "random"], s["trials"],
+                random_state, n_jobs)
+    protocol = (f"LeNet-300-100 on {desc}; Adam 1.2e-3, batch 60, {s['epochs']} epochs per "
+                f"round, {s['rounds']} rounds of 40 % (output 20 %), {s['trials']} trials; IMP "
+                "(rewind to θ0), random pruning, SNIP, GraSP and SynFlow at IMP's levels (each "
+                "from the trial's θ0), IMP's mask shuffled within layers, random reinit; "
+                "test accuracy at the end of training, judged at the sparsest level.")
+    metric = "test_acc"
+    level = float(df.loc[df.strategy == "rewind", "weights_remaining"].min())
+    imp = _values(df, "rewind", level, metric)
+    rand = _values(df, "random_mask", level, metric)
+    claims = []
+    for m in methods:
+        v = _values(df, m, level, metric)
+        text, ok = _claim(v, rand, "greater")
+        claims.append((f"{m} beats random pruning at {level:.1f} %", "yes (Figure 2)",
+                       f"{_pct(v.mean())} vs {_pct(rand.mean())}: {text}", ok))
+        text, ok = _claim(imp, v, "greater")
+        claims.append((f"IMP (trained, rewound) beats {m} at {level:.1f} %",
+                       "yes: PaI trails magnitude pruning after training",
+                       f"{_pct(imp.mean())} vs {_pct(v.mean())}: {text}", ok))
+    info = mask_information(df, ticket="rewind", control="shuffle_layer", metric=metric,
+                            level=level)
+    claims.append((f"IMP's ticket is hurt by shuffling its mask within layers at {level:.1f} %",
+                   "yes: IMP's positions carry information (Figure 4)", info["statement"],
+                   {"yes": "yes", "no": "no"}.get(info["outcome"], "n/a")
+                   if s["trials"] >= 2 else "n/a"))
+    claims.append(("PaI methods' accuracy survives shuffling their masks within layers",
+                   "yes: they find per-layer densities (Figures 4-5)",
+                   "not measured: the shuffle control here shuffles IMP's mask", "n/a"))
+    return protocol, claims, "", df
+
+
 #: name -> (title, publication, runner)
 EXPERIMENTS = {
     "frankle-carbin-lenet": (
@@ -780,6 +830,11 @@ EXPERIMENTS = {
         "(GPU-sized)",
         "Frankle et al., Linear Mode Connectivity and the Lottery Ticket Hypothesis, ICML 2020 "
         "(Figures 5-7)", _frankle2020_rewinding),
+    "frankle2021-pai": (
+        "pruning at initialization (SNIP, GraSP, SynFlow) against random pruning, IMP and "
+        "shuffled masks",
+        "Frankle et al., Pruning Neural Networks at Initialization: Why Are We Missing the "
+        "Mark?, ICLR 2021", _frankle2021_pai),
 }
 
 
