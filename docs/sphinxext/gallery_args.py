@@ -20,6 +20,7 @@ def reset_argv(gallery_conf, script_vars):
 ORDER = (
     "quickstart.py",
     "plot_ticket_vs_random_digits.py",
+    "plot_pruning_at_init.py",
     "plot_regression_diabetes.py",
     "plot_grid_search.py",
     "plot_learning_rate_liu.py",
