@@ -735,13 +735,15 @@ METHODS = {"imp": "rewind", "random": "random_mask", "snip": "snip", "grasp": "g
 
 def _method_strategies(methods):
     """``--methods`` as strategies: the IMP ticket (always, the reference), the methods,
-    and the controls every verdict and sanity check needs (random reinit, the
-    ticket's layer-wise shuffle)."""
+    each PaI mask shuffled within layers, and the controls every verdict and
+    sanity check needs (random reinit, the ticket's layer-wise shuffle)."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    out = ["rewind"] + [METHODS[m] for m in names if m != "imp"] + ["random", "shuffle_layer"]
+    pai = [m for m in names if m in ("snip", "grasp", "synflow")]
+    out = (["rewind"] + [METHODS[m] for m in names if m != "imp"]
+           + [f"{m}_shuffle" for m in pai] + ["random", "shuffle_layer"])
     return list(dict.fromkeys(out))
 
 
@@ -959,7 +961,9 @@ def build_parser():
             "Frankle et al. 2021's sanity checks shuffle_layer (the ticket's mask shuffled\n"
             "within layers) and invert (the weights IMP ranked lowest), both from the\n"
             "ticket's theta0; pruning at initialization snip, grasp, synflow (the method's\n"
-            "mask at the ticket's level, from the trial's theta0; or use --methods).\n\n"
+            "mask at the ticket's level, from the trial's theta0) and snip_shuffle,\n"
+            "grasp_shuffle, synflow_shuffle (that mask shuffled within layers; or use\n"
+            "--methods).\n\n"
             "Defaults are fast (a few minutes on 2 CPU cores with the bundled data sets).\n"
             "Frankle & Carbin's full protocol on LeNet-300-100 is, for instance:\n"
             "  python -m sklottery compare --datasets fashion_mnist --rounds 18 --trials 5\n"
@@ -979,8 +983,9 @@ def build_parser():
     c.add_argument("--methods", default=None,
                    help="compare pruning methods instead: comma-separated from "
                         "imp, random, snip, grasp, synflow (sets --strategies to the IMP "
-                        "ticket, the methods at the ticket's levels, random reinit and the "
-                        "ticket's layer-wise shuffle)")
+                        "ticket, the methods at the ticket's levels and each PaI mask "
+                        "shuffled within layers, random reinit and the ticket's layer-wise "
+                        "shuffle)")
     c.add_argument("--rounds", type=int, default=5,
                    help="pruning rounds (default 5: with the default rate 0.5 and "
                         "--hidden 300,100, 50.5, 25.6, 13.1, 6.8 and 3.5%% of the weights "

@@ -54,6 +54,10 @@ strategies are ``reinit='fresh'`` and ``'fresh_budget'``):
 ``'grasp'``,        method's mask at the ticket's level, computed on the
 ``'synflow'``       trial's θ0 and training data, trained once from that θ0
                     (the ticket's ``random_state``), the same epochs
+``'<m>_shuffle'``   ``'snip_shuffle'``, ``'grasp_shuffle'``,
+                    ``'synflow_shuffle'``: the method's mask shuffled within
+                    each layer, trained from the same θ0: does the method's
+                    mask carry more than its per-layer densities?
 =================== ==========================================================
 
 Every run is reproducible from ``random_state``: trial ``t`` uses the same
@@ -110,14 +114,18 @@ __all__ = [
     "mask_control",
     "run_status",
     "PAI_STRATEGIES",
+    "PAI_SHUFFLE_STRATEGIES",
 ]
 
 CHAIN_STRATEGIES = ("rewind", "rewind_k", "random_mask", "continue", "same_sign")
 #: Pruning at initialization (:data:`sklottery.pai.PAI_METHODS`): masks at the
 #: ticket's levels, computed on the trial's θ0, trained from that θ0.
 PAI_STRATEGIES = tuple(PAI_METHODS)
+#: The same masks shuffled within each layer (Frankle et al. 2021's check of a
+#: PaI method: does its mask carry more than per-layer densities?).
+PAI_SHUFFLE_STRATEGIES = tuple(f"{m}_shuffle" for m in PAI_METHODS)
 MASK_STRATEGIES = ("random", "scratch_e", "scratch_b", "one_shot", "shuffle_layer",
-                   "invert") + PAI_STRATEGIES
+                   "invert") + PAI_STRATEGIES + PAI_SHUFFLE_STRATEGIES
 #: Mask controls that train a perturbation of the ticket's mask from the
 #: ticket's own start weights (Frankle et al., 2021).
 SANITY_STRATEGIES = ("shuffle_layer", "invert")
@@ -484,7 +492,7 @@ def _control_spec(task, data):
     est = _set(clone(estimator), random_state=seed, reinit="rewind")
     if strategy == "one_shot":
         return _set(est, one_shot=True, n_rounds=r, target_sparsity=None), {}, False
-    if strategy in SANITY_STRATEGIES or strategy in PAI_STRATEGIES:
+    if strategy in SANITY_STRATEGIES + PAI_STRATEGIES + PAI_SHUFFLE_STRATEGIES:
         # masks: (the perturbed or PaI masks, the ticket's start weights or None for θ0)
         masks, start = masks
         est, fit_kwargs = mask_control(est, "random", masks, level, macs_fraction=macs)
@@ -864,7 +872,8 @@ def ticket_curve(
     if granularity != "weight" and "one_shot" in strategies:
         raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="
                          f"{granularity!r} (structured pruning runs rounds); drop it.")
-    sanity = [s for s in SANITY_STRATEGIES + PAI_STRATEGIES if s in strategies]
+    sanity = [s for s in SANITY_STRATEGIES + PAI_STRATEGIES + PAI_SHUFFLE_STRATEGIES
+              if s in strategies]
     if granularity != "weight" and sanity:
         raise ValueError(f"Strategies {sanity} perturb single weights of the mask and are not "
                          f"available with pruning_granularity={granularity!r}; drop them.")
@@ -1012,11 +1021,16 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                 seed, mask = control_seeds[(s, t)] + r, masks[r]
                 if s in SANITY_STRATEGIES:
                     seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
-                elif s in PAI_STRATEGIES:
-                    seed = ticket_runs[t][0]
+                elif s in PAI_STRATEGIES + PAI_SHUFFLE_STRATEGIES:
+                    method = s[:-len("_shuffle")] if s in PAI_SHUFFLE_STRATEGIES else s
+                    shuffle_seed, seed = seed, ticket_runs[t][0]
                     try:
-                        mask = (_pai_control_masks(s, estimator, seed, levels[r], data,
-                                                   arrays), None)
+                        pai = _pai_control_masks(method, estimator, seed, levels[r], data,
+                                                 arrays)
+                        if s in PAI_SHUFFLE_STRATEGIES:
+                            pai = shuffle_within_layers(
+                                pai, torch.Generator().manual_seed(int(shuffle_seed)))
+                        mask = (pai, None)
                     except LayerCollapseError as exc:  # a result of the method, not an error
                         row = _failed_row(r, levels[r], _n_test(data, arrays),
                                           "layer_collapse", result_columns(estimator))

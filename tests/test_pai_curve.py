@@ -114,7 +114,31 @@ def test_compare_methods(tmp_path, capsys):
     import pandas as pd
 
     results = pd.read_csv(tmp_path / "results.csv")
-    assert set(results["strategy"]) == {"rewind", "snip", "random_mask", "random",
-                                        "shuffle_layer"}
+    assert set(results["strategy"]) == {"rewind", "snip", "snip_shuffle", "random_mask",
+                                        "random", "shuffle_layer"}
     with pytest.raises(SystemExit, match="unknown method"):
         main(["compare", "--methods", "imp,obd", "--out", str(tmp_path / "x")])
+
+
+def test_a_shuffled_pai_mask_keeps_the_methods_layer_counts(digits, monkeypatch):
+    import sklottery.analysis as analysis
+
+    X, y = digits
+    seen = []
+    original = analysis._control_spec
+
+    def spy(task, data):
+        if task[0] in ("synflow", "synflow_shuffle"):
+            seen.append((task[0], task[2], task[4], task[5][0]))
+        return original(task, data)
+
+    monkeypatch.setattr(analysis, "_control_spec", spy)
+    ticket_curve(_small(), X, y, strategies=("rewind", "synflow", "synflow_shuffle"),
+                 n_trials=1, random_state=0, batched=False)
+    by = {(s, r): (seed, m) for s, r, seed, m in seen}
+    for r in (1, 2):
+        (seed_a, a), (seed_b, b) = by[("synflow", r)], by[("synflow_shuffle", r)]
+        assert seed_a == seed_b  # both from the trial's θ0
+        for n in a:
+            assert int(a[n].sum()) == int(b[n].sum())  # the same count per layer
+        assert any(not torch.equal(a[n], b[n]) for n in a)  # other positions
