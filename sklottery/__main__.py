@@ -372,6 +372,17 @@ def _interruption_text(sections, not_run):
     return "; ".join(parts) or "stopped between data sets"
 
 
+def _mask_checks(df, metric, strategies):
+    """The statements of :func:`sklottery.stats.mask_information` for every mask that
+    was run with its layer-wise shuffle: the ticket, and each pruning-at-init method."""
+    from .stats import mask_information
+
+    pairs = [("rewind", "shuffle_layer")] + [(s[:-len("_shuffle")], s) for s in strategies
+                                              if s.endswith("_shuffle")]
+    return [mask_information(df, ticket=a, control=b, metric=metric)["statement"]
+            for a, b in pairs if a in strategies and b in strategies]
+
+
 def _dataset_section(name, desc, n, epochs, seconds, df, task, args, strategies):
     """Everything the outputs say about one data set (statistics, tables, figure)."""
     import matplotlib.pyplot as plt
@@ -385,6 +396,10 @@ def _dataset_section(name, desc, n, epochs, seconds, df, task, args, strategies)
     summary = stats.matching_summary(df, metric=metric)
     sentence = stats.verdict(summary)
     usable = df.dropna(subset=[metric])
+    checks = _mask_checks(usable, metric, strategies)
+    if checks:
+        sentence += (" Sanity checks of the masks (Frankle et al. 2021; does a mask carry "
+                     "more than its per-layer densities?): " + "; ".join(checks) + ".")
     tests = (stats.compare_to_ticket(usable, metric=metric).assign(dataset=name, metric=metric)
              if len(usable) else None)
     curves = [stats.summarize_curve(usable.dropna(subset=[m]), metric=m)

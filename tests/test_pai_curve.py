@@ -142,3 +142,14 @@ def test_a_shuffled_pai_mask_keeps_the_methods_layer_counts(digits, monkeypatch)
         for n in a:
             assert int(a[n].sum()) == int(b[n].sum())  # the same count per layer
         assert any(not torch.equal(a[n], b[n]) for n in a)  # other positions
+
+
+def test_compare_states_each_masks_shuffle_check(tmp_path, capsys):
+    """The report's sentence names, per method run with its shuffle, whether its mask
+    carries more than its layer densities (the ticket's and SNIP's here)."""
+    assert main(["compare", "--datasets", "iris", "--methods", "imp,snip", "--trials", "2",
+                 "--rounds", "1", "--n-jobs", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Sanity checks of the masks" in out
+    assert "whether the ticket beats its layer-wise shuffled mask" in out
+    assert "SNIP's mask" in out

@@ -49,6 +49,12 @@ STRATEGY_LABELS = {
     "rewind_k": "late rewinding",
     "shuffle_layer": "mask shuffled within layers",
     "invert": "inverted mask",
+    "snip": "SNIP",
+    "grasp": "GraSP",
+    "synflow": "SynFlow",
+    "snip_shuffle": "SNIP mask shuffled within layers",
+    "grasp_shuffle": "GraSP mask shuffled within layers",
+    "synflow_shuffle": "SynFlow mask shuffled within layers",
 }
 
 

@@ -818,19 +818,22 @@ def mask_information(results, ticket="rewind", control="shuffle_layer", *,
         answer = "cannot tell"
     percent = is_proportion(metric, raw[metric]) if len(raw) else "acc" in metric
     row = SimpleNamespace(diff=res["diff"], ci_low=res["ci_low"], ci_high=res["ci_high"])
-    what = {"shuffle_layer": "its layer-wise shuffled mask",
-            "invert": "its inverted mask"}.get(control, strategy_label(control))
+    what = ("its layer-wise shuffled mask"
+            if control == "shuffle_layer" or control.endswith("_shuffle")
+            else {"invert": "its inverted mask"}.get(control, strategy_label(control)))
+    # the subject: the ticket, or another method's mask (e.g. SNIP's, against its shuffle)
+    subject = "the ticket" if ticket == "rewind" else f"{strategy_label(ticket)}'s mask"
     at = f"at {format_level(level)} weights remaining"
     evidence = f"{_fmt_diff(row, percent)}, one-sided {_fmt_p(res['p_one_sided'])}"
     if answer == "yes":
-        statement = f"the ticket beats {what} {at} by {evidence}"
+        statement = f"{subject} beats {what} {at} by {evidence}"
     elif answer == "no":
-        statement = f"{what} beats the ticket {at}: ticket - control {evidence}"
+        statement = f"{what} beats {subject} {at}: difference {evidence}"
     elif res["outcome"] == "n/a":
-        statement = (f"cannot tell whether the ticket beats {what} {at}: a test needs at "
-                     f"least 2 trials of each (ticket {len(a)}, control {len(b)})")
+        statement = (f"cannot tell whether {subject} beats {what} {at}: a test needs at "
+                     f"least 2 trials of each ({len(a)} and {len(b)})")
     else:
-        statement = f"cannot tell whether the ticket beats {what} {at}: {evidence}"
+        statement = f"cannot tell whether {subject} beats {what} {at}: {evidence}"
     return dict(answer=answer, level=level,
                 ticket_mean=float(np.mean(a)) if len(a) else np.nan,
                 control_mean=float(np.mean(b)) if len(b) else np.nan,
