@@ -1012,6 +1012,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
             runs[(strategy, trial)] = extras
     control_tasks = []
     collapsed = []  # pruning-at-initialization runs whose masks would disconnect a layer
+    pai_cache = {}
     for s in controls:
         for t, data in enumerate(splits):
             if t not in ticket_masks:
@@ -1025,8 +1026,11 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
                     method = s[:-len("_shuffle")] if s in PAI_SHUFFLE_STRATEGIES else s
                     shuffle_seed, seed = seed, ticket_runs[t][0]
                     try:
-                        pai = _pai_control_masks(method, estimator, seed, levels[r], data,
-                                                 arrays)
+                        key = (method, t, r)  # a method and its shuffle share the scoring
+                        if key not in pai_cache:
+                            pai_cache[key] = _pai_control_masks(method, estimator, seed,
+                                                                levels[r], data, arrays)
+                        pai = pai_cache[key]
                         if s in PAI_SHUFFLE_STRATEGIES:
                             pai = shuffle_within_layers(
                                 pai, torch.Generator().manual_seed(int(shuffle_seed)))
