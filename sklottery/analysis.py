@@ -1180,8 +1180,7 @@ def _planned_controls(estimator, controls, n_trials):
 def _lost_row(strategy, trial, r, level, task, arrays, estimator):
     """The row of a run whose worker died twice (no result)."""
     split = task[4] if strategy in CHAIN_STRATEGIES else task[7]
-    n_test = len(arrays[2]) if split[1] is None else len(split[1])
-    row = _failed_row(r, level, n_test, "lost", result_columns(estimator))
+    row = _failed_row(r, level, _n_test(split, arrays), "lost", result_columns(estimator))
     row.update(strategy=strategy, trial=trial)
     return row
 

@@ -171,19 +171,23 @@ def fit_many(fits, batched=True, record_warnings=None, on_done=None, trainer=Non
                             finished(i)
                     continue
                 groups = defaultdict(list)
+                chosen, grouping = {}, {}  # each request's trainer, and whether it groups
                 for i in waiting:
                     req = members[i].request
-                    chosen, _ = choose_trainer(req, trainers, choice)
-                    key = chosen.group_key(req)
-                    key = ("alone", i) if key is None else (chosen.name, key)
-                    groups[("alone", i) if key in declined else key].append(i)
+                    chosen[i], _ = choose_trainer(req, trainers, choice)
+                    key = chosen[i].group_key(req)
+                    grouping[i] = key is not None
+                    key = (chosen[i].name, key) if grouping[i] else None
+                    groups[key if grouping[i] and key not in declined
+                           else ("alone", i)].append(i)
                 for key, idx in groups.items():
-                    group_trainer = trainers[key[0]] if key[0] != "alone" else None
+                    group_trainer = None if key[0] == "alone" else trainers[key[0]]
                     if group_trainer is None or len(idx) < getattr(group_trainer,
                                                                     "min_members", 1):
                         for i in idx:
-                            _train_alone(members[i], trainers, choice, key in declined,
-                                         record_warnings)
+                            # a group of one, or declined: the reference trainer
+                            alone = trainers["skorch"] if grouping[i] else chosen[i]
+                            _train_with(members[i], alone, record_warnings)
                     else:
                         _train_group(group_trainer, [members[i] for i in idx],
                                      trainers["skorch"], record_warnings,
@@ -222,15 +226,8 @@ def _train_group(trainer, members, fallback, record_warnings, mark_declined):
         mem.advance(res, record=record_warnings)
 
 
-def _train_alone(member, trainers, choice, was_declined, record_warnings):
-    """Train one request by itself, on its fit's own global RNG stream."""
-    chosen, _ = choose_trainer(member.request, trainers, choice)
-    if was_declined or chosen.group_key(member.request) is not None:
-        chosen = trainers["skorch"]  # a group of one, or declined: the reference trainer
-    _train_with(member, chosen, record_warnings)
-
-
 def _train_with(member, trainer, record_warnings):
+    """Train one request by itself, on its fit's own global RNG stream."""
     try:
         with member.turn(record_warnings):
             (result,) = trainer.train([member.request])
