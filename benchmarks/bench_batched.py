@@ -50,7 +50,7 @@ def _step_data(n, seed=0):
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def _masks(members, seed=1, keep=0.8):
+def round1_masks(members, seed=1, keep=0.8):
     """Round-1 style masks: 80 % of every layer kept (the output layer 90 %)."""
     g = torch.Generator().manual_seed(seed)
     sizes = [784, 300, 100, 10]
@@ -70,7 +70,7 @@ def batched_step(members, n, bs, epochs):
     ests = [LotteryTicketClassifier(max_epochs=epochs, n_rounds=0, batch_size=bs,
                                     validation_fraction=0, random_state=s, n_threads=1)
             for s in range(members)]
-    fit_many([(e, X, y, {"initial_masks": m}) for e, m in zip(ests, _masks(members))])
+    fit_many([(e, X, y, {"initial_masks": m}) for e, m in zip(ests, round1_masks(members))])
     rec = ests[0].rounds_[0]
     return rec["seconds"] / rec["n_iter"]  # seconds is already per member
 
@@ -86,7 +86,7 @@ def hand_step(members, n, bs, epochs, n_features=784):
           for a, b in zip(sizes, sizes[1:])]
     bs_ = [torch.zeros(members, 1, b).requires_grad_() for b in sizes[1:]]
     masks = [torch.stack([m[f"layers.{2 * i}.weight"][:, :sizes[i]].t()
-                          for m in _masks(members)]).float() for i in range(3)]
+                          for m in round1_masks(members)]).float() for i in range(3)]
     with torch.no_grad():
         for W, m in zip(Ws, masks):
             W.mul_(m)

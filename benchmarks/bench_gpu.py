@@ -30,12 +30,16 @@ says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_batched import round1_masks  # noqa: E402  (the same round-1 masks)
 
 SIZES = (784, 300, 100, 10)
 MACS = sum(a * b for a, b in zip(SIZES, SIZES[1:]))  # multiply-adds per sample
@@ -55,12 +59,6 @@ def matmul_peak(n=8192, repeats=10):
         a @ b
     _sync()
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
-
-
-def _masks(members, keep=0.8, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return [{f"layers.{2 * i}.weight": torch.rand(b, a, generator=g) < (keep if i < 2 else 0.9)
-             for i, (a, b) in enumerate(zip(SIZES, SIZES[1:]))} for _ in range(members)]
 
 
 def plain_loop(X, y, bs, steps):
@@ -91,7 +89,7 @@ def graph_floor(X, y, members, bs, steps):
     Ws = [(torch.randn(members, a, b, device="cuda") * a ** -0.5).requires_grad_()
           for a, b in zip(SIZES, SIZES[1:])]
     bs_ = [torch.zeros(members, 1, b, device="cuda").requires_grad_() for b in SIZES[1:]]
-    masks = [torch.stack([m[f"layers.{2 * i}.weight"].t() for m in _masks(members)])
+    masks = [torch.stack([m[f"layers.{2 * i}.weight"].t() for m in round1_masks(members)])
              .float().cuda() for i in range(3)]
     opt = torch.optim.Adam(Ws + bs_, lr=1e-3, fused=True, capturable=True)
 
@@ -138,7 +136,7 @@ def trainer_step(name, Xh, yh, members, bs, epochs=1):
     ests = [LotteryTicketClassifier(max_epochs=epochs, n_rounds=0, batch_size=bs,
                                     validation_fraction=0, random_state=s, device="cuda",
                                     n_threads=1) for s in range(members)]
-    fit_many([(e, Xh, yh, {"initial_masks": m}) for e, m in zip(ests, _masks(members))],
+    fit_many([(e, Xh, yh, {"initial_masks": m}) for e, m in zip(ests, round1_masks(members))],
              trainer=name)
     rec = ests[0].rounds_[0]
     return rec["seconds"] * members / rec["n_iter"] * 1e3
