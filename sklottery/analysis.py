@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import os
 import warnings
 
@@ -706,6 +707,7 @@ def ticket_curve(
     progress=None,
     return_runs=False,
     batched=True,
+    control_rounds="all",
 ):
     """Accuracy of winning tickets and controls at every pruning level.
 
@@ -880,6 +882,7 @@ def ticket_curve(
     if "invert" in strategies and _final_step(estimator)[0].pruning_criterion == "random":
         raise ValueError("Strategy 'invert' needs the ticket's pruning scores; the template's "
                          "pruning_criterion='random' has none to invert.")
+    control_rounds = _check_control_rounds(control_rounds, estimator)
     X = np.asarray(X)
     y = np.asarray(y)
     if len(X) != len(y):
@@ -920,7 +923,44 @@ def ticket_curve(
     with _scatter_once(arrays) as client, experiment_stop(client) as flag:
         # on a Dask cluster the data goes there once; Ctrl-C stops cleanly
         return _curve(estimator, strategies, controls, tasks, splits, arrays,
-                      control_seeds, n_jobs, n_threads, batched, progress, return_runs, flag)
+                      control_seeds, n_jobs, n_threads, batched, progress, return_runs, flag,
+                      control_rounds)
+
+
+def _check_control_rounds(control_rounds, estimator):
+    """``control_rounds`` of :func:`ticket_curve` as 'all', 'last' or a sorted tuple."""
+    if isinstance(control_rounds, str):
+        if control_rounds not in ("all", "last"):
+            raise ValueError(f"control_rounds must be 'all', 'last' or a sequence of round "
+                             f"numbers, got {control_rounds!r}.")
+        return control_rounds
+    try:
+        rounds = [operator.index(r) for r in control_rounds]
+    except TypeError:
+        raise ValueError(f"control_rounds must be 'all', 'last' or a sequence of round "
+                         f"numbers (int), got {control_rounds!r}.") from None
+    ltc, _ = _final_step(estimator)
+    if not rounds:
+        raise ValueError("control_rounds is empty; give at least one round, or drop the "
+                         "mask-control strategies.")
+    if ltc.target_sparsity is not None:
+        raise ValueError("control_rounds as round numbers needs the template's n_rounds; with "
+                         "target_sparsity the number of rounds is known only after pruning: "
+                         "use 'all' or 'last'.")
+    bad = [r for r in rounds if not 1 <= r <= int(ltc.n_rounds)]
+    if bad:
+        raise ValueError(f"control_rounds {bad} are not pruned rounds of the ticket: rounds "
+                         f"run from 1 to n_rounds={int(ltc.n_rounds)} (round 0 is dense).")
+    return tuple(sorted(set(rounds)))
+
+
+def _control_round_numbers(control_rounds, n_masks):
+    """The ticket's rounds (of ``1 .. n_masks - 1``) that get mask controls."""
+    if control_rounds == "all":
+        return range(1, n_masks)
+    if control_rounds == "last":
+        return range(n_masks - 1, n_masks) if n_masks > 1 else range(0)
+    return [r for r in control_rounds if r < n_masks]
 
 
 def _scatter_once(arrays):
@@ -942,7 +982,7 @@ def _scattered(client, arrays):
 
 
 def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds,
-           n_jobs, n_threads, batched, progress, return_runs, flag):
+           n_jobs, n_threads, batched, progress, return_runs, flag, control_rounds="all"):
     """The runs of :func:`ticket_curve`: chains, then the ticket's mask controls."""
     def run(kind, run_tasks_):
         """Outputs of ``run_tasks_`` (None for a run that did not run) and the lost ones."""
@@ -1018,7 +1058,7 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
             if t not in ticket_masks:
                 continue  # the ticket of this trial did not run (stopped, lost or diverged)
             masks, levels, macs = ticket_masks[t]
-            for r in range(1, len(masks)):
+            for r in _control_round_numbers(control_rounds, len(masks)):
                 seed, mask = control_seeds[(s, t)] + r, masks[r]
                 if s in SANITY_STRATEGIES:
                     seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
@@ -1048,7 +1088,8 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
         control_tasks = []
     # controls whose ticket round does not exist (the chain was stopped, lost or
     # diverged) or that a stop prevented count as planned but not run
-    planned = max(_planned_controls(estimator, controls, len(splits)), len(control_tasks))
+    planned = max(_planned_controls(estimator, controls, len(splits), control_rounds),
+                  len(control_tasks))
     status["total"] += planned
     # a collapsed method's run is a result (its row says layer_collapse), not a gap
     status["complete"] += len(collapsed)
@@ -1169,12 +1210,13 @@ def _count(status, stopped):
         status["cut_short"] += 1
 
 
-def _planned_controls(estimator, controls, n_trials):
-    """How many mask-control runs a complete curve would have made (None: unknown)."""
+def _planned_controls(estimator, controls, n_trials, control_rounds="all"):
+    """How many mask-control runs a complete curve would have made (0: unknown)."""
     ltc, _ = _final_step(estimator)
     if ltc.target_sparsity is not None:
         return 0
-    return len(controls) * n_trials * int(ltc.n_rounds)
+    n_rounds = len(_control_round_numbers(control_rounds, int(ltc.n_rounds) + 1))
+    return len(controls) * n_trials * n_rounds
 
 
 def _lost_row(strategy, trial, r, level, task, arrays, estimator):

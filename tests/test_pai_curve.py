@@ -153,3 +153,51 @@ def test_compare_states_each_masks_shuffle_check(tmp_path, capsys):
     assert "Sanity checks of the masks" in out
     assert "whether the ticket beats its layer-wise shuffled mask" in out
     assert "SNIP's mask" in out
+
+
+# ------------------------------------------------------------------ control_rounds
+@pytest.mark.parametrize("control_rounds, expected", [("last", [2]), ([1], [1]),
+                                                      ((2, 1, 2), [1, 2])])
+def test_control_rounds_trains_the_controls_only_at_those_rounds(digits, control_rounds,
+                                                                 expected):
+    X, y = digits
+    df = ticket_curve(_small(), X, y, strategies=("rewind", "random", "snip"), n_trials=2,
+                      random_state=0, batched=False, control_rounds=control_rounds)
+    for s in ("random", "snip"):
+        assert sorted(df.loc[df.strategy == s, "round"].unique()) == expected
+    # the chain still runs every round
+    assert sorted(df.loc[df.strategy == "rewind", "round"].unique()) == [0, 1, 2]
+    status = df.attrs["sklottery_runs"]
+    assert status["total"] == status["complete"] == 2 * (1 + 2 * len(expected))
+
+
+def test_a_control_at_a_round_is_the_same_run_whatever_the_other_rounds(digits):
+    """Same seed and mask as in the 'all' curve: the same row (one process, unbatched)."""
+    X, y = digits
+    kw = dict(strategies=("rewind", "random", "shuffle_layer", "snip"), n_trials=2,
+              random_state=3, batched=False)
+    full = ticket_curve(_small(), X, y, **kw)
+    last = ticket_curve(_small(), X, y, control_rounds="last", **kw)
+    cols = ["strategy", "trial", "round", "weights_remaining", "test_acc", "train_acc"]
+    expected = full[(full["round"] == 2) | (full.strategy == "rewind")][cols]
+    np.testing.assert_array_equal(
+        last[cols].sort_values(cols[:3]).to_numpy(),
+        expected.sort_values(cols[:3]).to_numpy())
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("first", "must be 'all', 'last'"), (0, "sequence of round"), ([], "is empty"),
+    ([0], r"\[0\] are not pruned rounds"), ([3], r"n_rounds=2"), ([1.5], "round numbers")])
+def test_control_rounds_is_checked_before_any_training(digits, bad, match):
+    X, y = digits
+    with pytest.raises(ValueError, match=match):
+        ticket_curve(_small(max_epochs=10**6), X, y, strategies=("rewind", "random"),
+                     n_trials=1, control_rounds=bad)
+
+
+def test_control_rounds_by_number_needs_n_rounds(digits):
+    X, y = digits
+    est = _small(n_rounds=None, target_sparsity=0.7)
+    with pytest.raises(ValueError, match="target_sparsity"):
+        ticket_curve(est, X, y, strategies=("rewind", "random"), n_trials=1,
+                     control_rounds=[1])
