@@ -259,3 +259,28 @@ def test_pai_masks_warns_without_a_seed():
     est = LotteryTicketClassifier(hidden_layer_sizes=(8,), max_epochs=1, n_rounds=0)
     with pytest.warns(UserWarning, match="random_state is None"):
         pai_masks(est, X, y, "snip", 0.5)
+
+
+def test_selection_keeps_the_set_a_stable_sort_keeps():
+    """The selection (kthvalue) keeps what a stable ascending sort keeps, ties included:
+    the lowest values go first, equal values by lower index first, pruned (-inf) ones
+    before all."""
+    from sklottery.pai import _select
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        shapes = {"a": (int(torch.randint(1, 6, (1,), generator=g)), 4),
+                  "b": (int(torch.randint(1, 30, (1,), generator=g)),)}
+        scores = {n: torch.randint(0, 4, s, generator=g).double() for n, s in shapes.items()}
+        masks = {n: torch.rand(s, generator=g) > 0.3 for n, s in shapes.items()}
+        flat = torch.cat([scores[n].flatten() for n in shapes])
+        alive = torch.cat([masks[n].flatten() for n in shapes])
+        for keep in ("highest", "lowest"):
+            value = torch.where(alive, flat if keep == "highest" else -flat,
+                                torch.tensor(-float("inf"), dtype=torch.float64))
+            order = torch.sort(value, stable=True).indices
+            for n_keep in range(0, int(alive.sum()) + 1):
+                expected = torch.ones_like(alive)
+                expected[order[: len(flat) - n_keep]] = False
+                got = _select(scores, keep, masks, n_keep)
+                assert torch.equal(torch.cat([got[n].flatten() for n in shapes]), expected)
