@@ -800,8 +800,9 @@ def reproduce(args):
     if args.names == ["all"] and not args.device.startswith("cuda") and mode != "smoke":
         skipped = [n for n in names if n in GPU_SIZED]
         names = [n for n in names if n not in GPU_SIZED]
-        print(f"all on {args.device}: skipping the GPU-sized {', '.join(skipped)} (run it by "
-              "name, or all with --device cuda)\n", flush=True)
+        print(f"all on {args.device}: skipping the GPU-sized {', '.join(skipped)} (run "
+              f"{'it' if len(skipped) == 1 else 'them'} by name, or all with --device cuda)\n",
+              flush=True)
     out = None
     if args.out:
         out = OutputFolder(args.out, "reproduce", {"mode": mode, "device": args.device,

@@ -681,6 +681,18 @@ def _stability(mode, random_state, n_jobs):
 # --------------------------------------------------------------------------
 # Frankle et al. 2020: rewinding in deeper networks
 # --------------------------------------------------------------------------
+def _rewind_points(ks, estimator, n_train):
+    """``ks`` capped at a quarter of the dense round's iterations (duplicates dropped).
+
+    A rewind point must lie inside the dense round; on a smaller data set (the
+    digits fallback, a smoke run) the published points may not.
+    """
+    n_fit = n_train - int(np.ceil(n_train * (estimator.validation_fraction or 0)))
+    length = int(np.ceil(n_fit / estimator.batch_size)) * int(estimator.max_epochs)
+    cap = max(1, length // 4)
+    return tuple(dict.fromkeys(min(int(k), cap) if k else 0 for k in ks))
+
+
 def _frankle2020_rewinding(mode, random_state, n_jobs):
     from . import stats
     from .stability import STABLE_THRESHOLD, stability_sweep
@@ -688,19 +700,20 @@ def _frankle2020_rewinding(mode, random_state, n_jobs):
     s = _settings(mode,
                   smoke=dict(n_train=256, n_test=128, epochs=1, rounds=1, trials=1, ks=(0, 1),
                              points=3, warmup=0),
-                  default=dict(n_train=10000, n_test=2000, epochs=8, rounds=5, trials=3,
+                  default=dict(n_train=45000, n_test=5000, epochs=15, rounds=5, trials=3,
                                ks=(0, 100, 500, 2000), points=5, warmup=200),
                   full=dict(n_train=60000, n_test=10000, epochs=30, rounds=10, trials=5,
                             ks=(0, 100, 500, 2000), points=11, warmup=200))
     X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"], random_state,
                                                       prefer="fashion")
     # OpenLTH's CIFAR ResNet-20 protocol: SGD 0.1 with momentum 0.9, batch 128, global
-    # magnitude pruning of 20 % per round (the output layer included)
+    # magnitude pruning of 20 % per round, the output layer not pruned
     est = _classifier(module="resnet20", input_shape=shape, optimizer="sgd",
                       learning_rate_init=0.1, momentum=0.9, batch_size=128,
                       lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
-                      pruning_rate=0.2, output_pruning_rate=0.2, pruning_scope="global",
+                      pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
                       validation_fraction=0.1)
+    s["ks"] = _rewind_points(s["ks"], est, len(X_tr))
     k_late = max(s["ks"])
     df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "rewind_k", "random"], s["trials"],
                 random_state, n_jobs, rewind_iteration=k_late)
@@ -768,9 +781,7 @@ def _frankle2021_pai(mode, random_state, n_jobs):
                                       controls="all")))
     X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"],
                                                       random_state, prefer="fashion")
-    methods = ("snip", "grasp", "synflow")
-    strategies = ["rewind", "random_mask", *methods, *(f"{m}_shuffle" for m in methods),
-                  "shuffle_layer", "random"]
+    strategies = list(_PAI_STRATEGIES)
     networks = [("LeNet-300-100", _classifier(
         hidden_layer_sizes=(300, 100), learning_rate_init=1.2e-3, batch_size=60,
         max_epochs=s["epochs"], n_rounds=s["rounds"], pruning_rate=0.4,
@@ -821,6 +832,47 @@ def _average_pool(X, shape, pool):
     images = np.asarray(X).reshape(len(X), channels, height // pool, pool, width // pool, pool)
     return (images.mean(axis=(3, 5)).reshape(len(X), -1).astype(np.float32),
             (channels, height // pool, width // pool))
+
+
+def _frankle2021_pai_resnet20(mode, random_state, n_jobs):
+    s = _settings(mode,
+                  smoke=dict(n_train=128, n_test=64, epochs=1, rounds=1, trials=1, warmup=0,
+                             k=1, controls="last"),
+                  default=dict(n_train=45000, n_test=5000, epochs=15, rounds=8, trials=3,
+                               warmup=200, k=500, controls="last"),
+                  full=dict(n_train=60000, n_test=10000, epochs=30, rounds=10, trials=5,
+                            warmup=200, k=500, controls="all"))
+    X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"],
+                                                      random_state, prefer="fashion")
+    # OpenLTH's CIFAR ResNet-20: SGD 0.1, momentum 0.9, batch 128, global magnitude
+    # pruning of 20 % per level, the output layer not pruned; at lr 0.1 the ticket needs
+    # rewinding to an early iteration k (Frankle et al. 2020), as in Frankle et al. 2021
+    est = _classifier(module="resnet20", input_shape=shape, optimizer="sgd",
+                      learning_rate_init=0.1, momentum=0.9, batch_size=128,
+                      lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
+                      pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
+                      validation_fraction=0.1)
+    s["k"], = _rewind_points((s["k"],), est, len(X_tr))
+    est.set_params(rewind_iteration=s["k"])
+    df = _curve(est, (X_tr, y_tr, X_te, y_te), list(_PAI_STRATEGIES), s["trials"],
+                random_state, n_jobs, control_rounds=s["controls"])
+    protocol = (f"ResNet-20 on {desc} (CIFAR-10 in the paper); SGD 0.1, momentum 0.9, batch "
+                f"128, warmup {s['warmup']} iterations, {s['epochs']} epochs per round (no "
+                f"learning-rate drops), {s['rounds']} rounds of global 20 % pruning (output "
+                f"layer not pruned), {s['trials']} trials; IMP rewinding to iteration "
+                f"k = {s['k']}, its mask shuffled within layers (from θk), random pruning, "
+                "SNIP, GraSP and SynFlow at IMP's levels (from the trial's θ0, every layer "
+                "scored) and each shuffled within layers, random reinit; controls "
+                + ("at every level" if s["controls"] == "all" else "at the sparsest level")
+                + "; test accuracy at the end of training, judged at the sparsest level.")
+    return (protocol, _pai_claims(df.assign(network="ResNet-20"), "ResNet-20", s["trials"]),
+            "", df.assign(network="ResNet-20"))
+
+
+#: Frankle et al. (2021)'s strategies: IMP, random pruning, the three PaI methods and
+#: their layer-wise shuffles, IMP's shuffle and random reinit.
+_PAI_STRATEGIES = ("rewind", "random_mask", "snip", "grasp", "synflow", "snip_shuffle",
+                   "grasp_shuffle", "synflow_shuffle", "shuffle_layer", "random")
 
 
 def _pai_claims(df, network, trials):
@@ -894,11 +946,16 @@ EXPERIMENTS = {
         "shuffled masks",
         "Frankle et al., Pruning Neural Networks at Initialization: Why Are We Missing the "
         "Mark?, ICLR 2021", _frankle2021_pai),
+    "frankle2021-pai-resnet20": (
+        "pruning at initialization against IMP with rewinding and shuffled masks, ResNet-20 "
+        "(GPU-sized)",
+        "Frankle et al., Pruning Neural Networks at Initialization: Why Are We Missing the "
+        "Mark?, ICLR 2021 (Figures 2-5)", _frankle2021_pai_resnet20),
 }
 
 
 #: Experiments sized for a GPU: ``reproduce all`` runs them only on one.
-GPU_SIZED = ("frankle2020-rewinding",)
+GPU_SIZED = ("frankle2020-rewinding", "frankle2021-pai-resnet20")
 
 
 def list_experiments():

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from sklottery import reproduce
 from sklottery.__main__ import main
 from sklottery.reproduce import EXPERIMENTS, list_experiments, run
 
@@ -142,3 +143,49 @@ def test_all_on_the_cpu_skips_the_gpu_sized_experiments(monkeypatch, capsys):
     ran.clear()
     assert main(["reproduce", "frankle2020-rewinding", "--device", "cpu"]) == 0
     assert ran == ["frankle2020-rewinding"]  # by name it runs anywhere
+
+
+class _Validated(Exception):
+    pass
+
+
+@pytest.mark.parametrize("data", ["images", "digits fallback"])
+@pytest.mark.parametrize("mode", ["default", "full"])
+@pytest.mark.parametrize("name", reproduce.GPU_SIZED)
+def test_gpu_sized_protocols_pass_the_estimators_checks(name, mode, data, monkeypatch):
+    """The GPU-sized protocols cannot run here: their settings must at least pass every
+    check ``fit`` makes before training (a rewind point inside the dense round, ...), on
+    the image files or on the digits the experiments fall back to without them."""
+    import sklottery.datasets as datasets
+    from sklottery.training import FitDriver
+
+    if data == "digits fallback":
+        def missing(*args, **kwargs):
+            raise OSError("no image files")
+
+        monkeypatch.setattr(datasets, "fetch_mnist", missing)
+        monkeypatch.setattr(datasets, "fetch_fashion_mnist", missing)
+
+    def validate_only(estimator, data, strategies, trials, random_state, n_jobs, **kwargs):
+        X_tr, y_tr = data[0], data[1]
+        k = kwargs.get("rewind_iteration")
+        est = estimator if k is None else estimator.set_params(rewind_iteration=k)
+        driver = FitDriver(est.fit_steps(X_tr, y_tr)).advance()
+        try:
+            if driver.error is not None:
+                raise driver.error
+            assert driver.request is not None
+        finally:
+            driver.steps.close()
+        raise _Validated
+
+    monkeypatch.setattr(reproduce, "_curve", validate_only)
+    with pytest.raises(_Validated):
+        run(name, mode, random_state=0)
+
+
+def test_rewind_points_stay_inside_the_dense_round():
+    est = reproduce._classifier(batch_size=100, max_epochs=2, validation_fraction=0.1)
+    # 1000 rows: 900 fit rows, 9 batches x 2 epochs = 18 iterations, cap 4
+    assert reproduce._rewind_points((0, 100, 500, 2000), est, 1000) == (0, 4)
+    assert reproduce._rewind_points((0, 2, 3), est, 1000) == (0, 2, 3)
