@@ -1058,30 +1058,31 @@ def _curve(estimator, strategies, controls, tasks, splits, arrays, control_seeds
             if t not in ticket_masks:
                 continue  # the ticket of this trial did not run (stopped, lost or diverged)
             masks, levels, macs = ticket_masks[t]
-            for r in _control_round_numbers(control_rounds, len(masks)):
+            control_rounds_t = list(_control_round_numbers(control_rounds, len(masks)))
+            for r in control_rounds_t:
                 seed, mask = control_seeds[(s, t)] + r, masks[r]
                 if s in SANITY_STRATEGIES:
                     seed, mask = _sanity_masks(s, estimator, r, mask, seed, *ticket_runs[t])
                 elif s in PAI_STRATEGIES + PAI_SHUFFLE_STRATEGIES:
                     method = s[:-len("_shuffle")] if s in PAI_SHUFFLE_STRATEGIES else s
                     shuffle_seed, seed = seed, ticket_runs[t][0]
-                    try:
-                        key = (method, t, r)  # a method and its shuffle share the scoring
-                        if key not in pai_cache:
-                            pai_cache[key] = _pai_control_masks(method, estimator, seed,
-                                                                levels[r], data, arrays)
-                        pai = pai_cache[key]
-                        if s in PAI_SHUFFLE_STRATEGIES:
-                            pai = shuffle_within_layers(
-                                pai, torch.Generator().manual_seed(int(shuffle_seed)))
-                        mask = (pai, None)
-                    except LayerCollapseError as exc:  # a result of the method, not an error
+                    key = (method, t)  # a method and its shuffle share the scoring
+                    if key not in pai_cache:  # every level of the trial at once
+                        pai_cache[key] = dict(zip(control_rounds_t, _pai_control_masks(
+                            method, estimator, seed, [levels[q] for q in control_rounds_t],
+                            data, arrays)))
+                    pai = pai_cache[key][r]
+                    if isinstance(pai, LayerCollapseError):  # a result, not an error
                         row = _failed_row(r, levels[r], _n_test(data, arrays),
                                           "layer_collapse", result_columns(estimator))
                         row.update(strategy=s, trial=t)
                         rows.append(row)
-                        collapsed.append(f"{s} at {levels[r]:.1f} % (trial {t}): {exc}")
+                        collapsed.append(f"{s} at {levels[r]:.1f} % (trial {t}): {pai}")
                         continue
+                    if s in PAI_SHUFFLE_STRATEGIES:
+                        pai = shuffle_within_layers(
+                            pai, torch.Generator().manual_seed(int(shuffle_seed)))
+                    mask = (pai, None)
                 control_tasks.append((s, t, r, estimator, seed, mask, levels[r], data,
                                       n_threads, macs[r]))
     if stop_requested():
@@ -1142,12 +1143,13 @@ def _n_test(split, arrays):
     return len(arrays[2]) if split[1] is None else len(split[1])
 
 
-def _pai_control_masks(method, estimator, seed, level, split, arrays):
-    """The masks of pruning-at-initialization ``method`` at ``level`` % kept.
+def _pai_control_masks(method, estimator, seed, levels, split, arrays):
+    """The masks of pruning-at-initialization ``method`` at each of ``levels`` % kept.
 
     Computed on θ0 of ``estimator`` with ``random_state=seed`` (the trial's
     ticket's) and the trial's training data as the network sees it (after a
-    Pipeline's preprocessing, fitted on that data).
+    Pipeline's preprocessing, fitted on that data); a level whose masks
+    would disconnect a layer gets its ``LayerCollapseError``.
     """
     X_tr, y_tr, _, _ = _materialize(split, *arrays)
     est = _set(clone(estimator), random_state=seed)
@@ -1155,8 +1157,9 @@ def _pai_control_masks(method, estimator, seed, level, split, arrays):
     if isinstance(est, Pipeline):
         X_tr = est[:-1].fit_transform(X_tr, y_tr)
     # the batches the method scores on are drawn from the same seed: reproducible
-    return pai_masks(final, X_tr, y_tr, method, sparsity=1.0 - float(level) / 100.0,
-                     random_state=seed)
+    return pai_masks(final, X_tr, y_tr, method,
+                     sparsity=[1.0 - float(level) / 100.0 for level in levels],
+                     random_state=seed, on_collapse="return")
 
 
 def _sanity_masks(strategy, estimator, r, masks, seed, ticket_seed, extras):

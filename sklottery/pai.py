@@ -359,7 +359,8 @@ def _check_collapse(masks, method, sparsity):
 
 
 def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, masks=None,
-                     rounds=None, n_batches=1, batch_size=128, generator=None, **options):
+                     rounds=None, n_batches=1, batch_size=128, generator=None, *,
+                     on_collapse="raise", **options):
     """Prune a module at initialization to ``sparsity``: the masks of a criterion.
 
     Parameters
@@ -368,9 +369,12 @@ def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, m
         The network at initialization (not changed).
     method : {'snip', 'grasp', 'synflow'}
         The criterion (:data:`PAI_METHODS`, :func:`pai_scores`).
-    sparsity : float in [0, 1)
+    sparsity : float in [0, 1), or sequence of them
         Fraction of the scored weights removed: ``floor(sparsity * N + 0.5)``
-        of their number ``N``, chosen globally across layers.
+        of their number ``N``, chosen globally across layers. A sequence gives
+        one set of masks per sparsity, as separate calls with the same
+        ``generator`` state would; a one-shot method (``rounds=1``) scores
+        the network once for all of them.
     X, y, criterion, n_batches, batch_size, generator
         As in :func:`pai_scores` (the batches are drawn afresh every round).
     masks : dict of str -> bool Tensor, default=None
@@ -382,46 +386,72 @@ def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, m
         exponential schedule), re-scoring the masked network every round.
         None: the method's default, 1 for SNIP and GraSP (one shot, as
         published) and 100 for SynFlow.
+    on_collapse : {'raise', 'return'}, default='raise'
+        At a sparsity whose masks would prune every weight of a layer:
+        raise :class:`~sklottery.exceptions.LayerCollapseError`, or return
+        that error in place of the masks (so the other sparsities of a
+        sequence are kept).
     **options
         ``input_shape``, ``train_mode``, ``temperature`` of :func:`pai_scores`.
 
     Returns
     -------
-    masks : dict of str -> bool Tensor
-        ``True`` = kept, on the CPU.
+    masks : dict of str -> bool Tensor, or list of them
+        ``True`` = kept, on the CPU; a list for a sequence of sparsities.
 
     Raises
     ------
-    ValueError
-        Layer collapse: if the masks would prune every weight of a layer.
+    LayerCollapseError
+        Layer collapse (a ``ValueError``): if the masks would prune every
+        weight of a layer (``on_collapse='raise'``).
     """
     spec = _method(method)
-    s = _check_fraction(sparsity)
+    if on_collapse not in ("raise", "return"):
+        raise ValueError(f"on_collapse must be 'raise' or 'return', got {on_collapse!r}.")
+    single = np.ndim(sparsity) == 0
+    targets = [_check_fraction(t) for t in ([sparsity] if single else sparsity)]
     names = _scored_names(module, masks)
     params = dict(module.named_parameters())
-    current = {n: (torch.ones(params[n].shape, dtype=torch.bool) if masks is None
-                   else _as_tensor(masks[n], "cpu")) for n in names}
-    n_total = sum(m.numel() for m in current.values())
-    n_final = n_total - math.floor(s * n_total + 0.5)
+    start = {n: (torch.ones(params[n].shape, dtype=torch.bool) if masks is None
+                 else _as_tensor(masks[n], "cpu")) for n in names}
+    n_total = sum(m.numel() for m in start.values())
     n_rounds = spec.rounds if rounds is None else int(rounds)
     if n_rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds!r}.")
-    density = 1.0 - s
-    for k in range(1, n_rounds + 1):
-        if k == n_rounds:
-            n_keep = n_final
-        else:
-            n_keep = n_total - math.floor((1.0 - density ** (k / n_rounds)) * n_total + 0.5)
-        n_keep = min(n_keep, sum(int(m.sum()) for m in current.values()))
-        scores = pai_scores(module, current, method, X, y, criterion, n_batches, batch_size,
-                            generator, **options)
-        current = _select(scores, spec.keep, current, n_keep)
-    _check_collapse(current, method, s)
-    return current
+    state = None if generator is None else generator.get_state()
+    one_shot = None  # the scores of the start masks, shared by every target
+    out = []
+    for s in targets:
+        if state is not None:
+            generator.set_state(state)  # every target draws the batches a lone call would
+        n_final = n_total - math.floor(s * n_total + 0.5)
+        current, density = start, 1.0 - s
+        for k in range(1, n_rounds + 1):
+            if k == n_rounds:
+                n_keep = n_final
+            else:
+                n_keep = n_total - math.floor((1.0 - density ** (k / n_rounds)) * n_total + 0.5)
+            n_keep = min(n_keep, sum(int(m.sum()) for m in current.values()))
+            if n_rounds == 1 and one_shot is not None:
+                scores = one_shot
+            else:
+                scores = pai_scores(module, current, method, X, y, criterion, n_batches,
+                                    batch_size, generator, **options)
+                if n_rounds == 1:
+                    one_shot = scores
+            current = _select(scores, spec.keep, current, n_keep)
+        try:
+            _check_collapse(current, method, s)
+        except LayerCollapseError as exc:
+            if on_collapse == "raise":
+                raise
+            current = exc
+        out.append(current)
+    return out[0] if single else out
 
 
 def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=None,
-              n_batches=1, batch_size=None, **options):
+              n_batches=1, batch_size=None, on_collapse="raise", **options):
     """Masks of a pruning-at-initialization criterion on an estimator's own θ0.
 
     The estimator (a clone of it: ``estimator`` is not changed) is driven
@@ -445,8 +475,10 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
         Training data, as for ``estimator.fit``.
     method : {'snip', 'grasp', 'synflow'}
         The criterion (:data:`PAI_METHODS`).
-    sparsity : float in [0, 1)
-        Fraction of the estimator's prunable weights removed, globally.
+    sparsity : float in [0, 1), or sequence of them
+        Fraction of the estimator's prunable weights removed, globally; a
+        sequence gives a list of masks, one per sparsity, from one pass
+        through ``fit``'s set-up (and one scoring for SNIP and GraSP).
     random_state : int, RandomState instance or None, default=None
         The mini-batches' random stream (SNIP and GraSP).
     rounds : int, default=None
@@ -455,25 +487,30 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
         Mini-batches scored (:func:`pai_scores`).
     batch_size : int, default=None
         Rows per mini-batch; None: the estimator's ``batch_size``.
+    on_collapse : {'raise', 'return'}, default='raise'
+        As in :func:`pai_module_masks`.
     **options
         ``train_mode``, ``temperature`` of :func:`pai_scores`.
 
     Returns
     -------
-    masks : dict of str -> bool Tensor
+    masks : dict of str -> bool Tensor, or list of them
         One per prunable weight of the estimator (the keys
-        ``initial_masks`` takes), ``True`` = kept, on the CPU.
+        ``initial_masks`` takes), ``True`` = kept, on the CPU; a list for a
+        sequence of sparsities.
 
     Raises
     ------
-    ValueError
-        Layer collapse: if the masks would prune every weight of a layer.
+    LayerCollapseError
+        Layer collapse (a ``ValueError``): if the masks would prune every
+        weight of a layer (``on_collapse='raise'``).
     """
     if not isinstance(estimator, BaseLotteryTicket):
         raise TypeError("pai_masks takes a LotteryTicketClassifier or LotteryTicketRegressor, "
                         f"got {type(estimator).__name__}.")
     _method(method)
-    _check_fraction(sparsity)
+    for target in np.atleast_1d(np.asarray(sparsity, dtype=float)):
+        _check_fraction(target)
     if estimator.random_state is None:
         warnings.warn("estimator.random_state is None: its next fit draws another θ0 than "
                       "the one these masks were computed on; set an integer random_state.",
@@ -492,7 +529,7 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
                 criterion=request.criterion, masks=request.masks, rounds=rounds,
                 n_batches=n_batches,
                 batch_size=est.batch_size if batch_size is None else batch_size,
-                generator=generator, **options)
+                generator=generator, on_collapse=on_collapse, **options)
     finally:
         driver.steps.close()
     return masks

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from sklottery import LotteryTicketClassifier
+from sklottery.exceptions import LayerCollapseError
 from sklottery.pai import PAI_METHODS, pai_masks, pai_module_masks, pai_scores
 
 
@@ -284,3 +285,44 @@ def test_selection_keeps_the_set_a_stable_sort_keeps():
                 expected[order[: len(flat) - n_keep]] = False
                 got = _select(scores, keep, masks, n_keep)
                 assert torch.equal(torch.cat([got[n].flatten() for n in shapes]), expected)
+
+
+@pytest.mark.parametrize("method, rounds", [("snip", None), ("grasp", None), ("synflow", 4),
+                                            ("snip", 3)])
+def test_a_sequence_of_sparsities_gives_what_lone_calls_give(method, rounds, monkeypatch):
+    """One call for several levels: the masks of separate calls with the same generator
+    state, and one scoring for a one-shot method."""
+    net = TwoLayer(n_in=6, n_hidden=32)
+    X, y = _data(n_in=6)
+    targets = [0.3, 0.75, 0.9]
+    spec = PAI_METHODS[method]
+    scored = []
+
+    def counting(*args, **kwargs):
+        scored.append(1)
+        return spec.score(*args, **kwargs)
+
+    kw = dict(rounds=rounds, n_batches=2, batch_size=4,
+              input_shape=(6,) if method == "synflow" else None)
+    alone = [pai_module_masks(net, method, t, X, y,
+                              generator=torch.Generator().manual_seed(5), **kw) for t in targets]
+    monkeypatch.setitem(PAI_METHODS, method, dataclasses.replace(spec, score=counting))
+    together = pai_module_masks(net, method, targets, X, y,
+                                generator=torch.Generator().manual_seed(5), **kw)
+    assert len(together) == len(targets)
+    for a, b in zip(alone, together):
+        assert all(torch.equal(a[n], b[n]) for n in a)
+    assert len(scored) == (1 if rounds is None and method != "synflow" else
+                           len(targets) * (rounds or 1))
+
+
+def test_on_collapse_return_keeps_the_other_levels():
+    net = TwoLayer(n_in=4, n_hidden=20, n_out=3)
+    X, y = torch.zeros(16, 4), torch.arange(16) % 3  # no input: SNIP scores fc1 zero
+    low, high = pai_module_masks(net, "snip", [0.1, 0.6], X, y, on_collapse="return")
+    assert isinstance(high, LayerCollapseError) and "fc1.weight" in str(high)
+    assert all(bool(m.any()) for m in low.values())
+    with pytest.raises(LayerCollapseError):
+        pai_module_masks(net, "snip", [0.1, 0.6], X, y)
+    with pytest.raises(ValueError, match="on_collapse"):
+        pai_module_masks(net, "snip", 0.1, X, y, on_collapse="warn")

@@ -65,21 +65,24 @@ def test_the_pai_mask_is_the_methods_mask_on_the_tickets_theta0(digits, monkeypa
     calls = []
     original = analysis._pai_control_masks
 
-    def spy(method, estimator, seed, level, split, arrays):
-        masks = original(method, estimator, seed, level, split, arrays)
-        calls.append((method, seed, level, split, masks))
+    def spy(method, estimator, seed, levels, split, arrays):
+        masks = original(method, estimator, seed, levels, split, arrays)
+        calls.append((method, seed, levels, split, masks))
         return masks
 
     monkeypatch.setattr(analysis, "_pai_control_masks", spy)
-    df, runs = ticket_curve(_small(), X, y, strategies=("rewind", "snip"), n_trials=1,
-                            random_state=0, return_runs=True)
-    assert [c[0] for c in calls] == ["snip", "snip"]
-    method, seed, level, split, masks = calls[0]
+    df, runs = ticket_curve(_small(), X, y, strategies=("rewind", "snip", "snip_shuffle"),
+                            n_trials=1, random_state=0, return_runs=True)
+    # one scoring per trial for both levels, shared by the method and its shuffle
+    assert [(c[0], len(c[2])) for c in calls] == [("snip", 2)]
+    method, seed, levels, split, all_masks = calls[0]
     X_tr, y_tr = X[split[0]], y[split[0]]
-    again = pai_masks(_small(random_state=seed), X_tr, y_tr, "snip",
-                      sparsity=1 - level / 100, random_state=seed)
-    for n in masks:
-        assert torch.equal(masks[n], again[n])
+    for level, masks in zip(levels, all_masks):  # each level: a lone call's masks
+        again = pai_masks(_small(random_state=seed), X_tr, y_tr, "snip",
+                          sparsity=1 - level / 100, random_state=seed)
+        for n in masks:
+            assert torch.equal(masks[n], again[n])
+    masks = all_masks[0]
     # θ0 of the PaI run is the ticket's (the same random_state, the same init)
     theta0 = runs[("rewind", 0)]["init"]
     est = _small(random_state=seed, n_rounds=0)
@@ -94,8 +97,9 @@ def test_layer_collapse_is_a_row_and_a_warning_not_a_crash(digits, monkeypatch):
 
     X, y = digits
 
-    def collapse(method, *args):
-        raise LayerCollapseError("Layer collapse: method='grasp' prunes every weight")
+    def collapse(method, estimator, seed, levels, *args):
+        return [LayerCollapseError("Layer collapse: method='grasp' prunes every weight")
+                for _ in levels]
 
     monkeypatch.setattr(analysis, "_pai_control_masks", collapse)
     with pytest.warns(UserWarning, match="Layer collapse: 4 pruning-at-initialization"):
