@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA device, in one run of under 8 minutes on a lent GPU
+# The checks that need a CUDA device, in one run of under 9 minutes on a lent GPU
 # machine (see ../shared/GPU.md for the machine and the recipe that fills .gpu/):
 #   1. tests/test_cuda.py (device='cuda' end to end);
 #   2. benchmarks/bench_gpu.py (ms per batched step against the plain loop and
-#      the captured floor; the matmul peak).
+#      the captured floor; the matmul peak);
+#   3. the GPU-sized reproductions' smoke runs on cuda (ResNet-20: rewinding, and
+#      pruning at initialization).
 # Logs go to $OUT (or ./gpu_logs). Run from the project's root:
 #   bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -27,5 +29,9 @@ timeout 240 python3 -m pytest -p no:cacheprovider -q -o addopts="" tests/test_cu
 echo "test_cuda: exit $?" | tee -a "$out/summary.txt"
 timeout 200 python3 benchmarks/bench_gpu.py > "$out/bench_gpu.log" 2>&1
 echo "bench_gpu: exit $?" | tee -a "$out/summary.txt"
+timeout 90 python3 -m sklottery reproduce frankle2020-rewinding frankle2021-pai-resnet20 \
+  --smoke --device cuda --out "$out/reproduce_smoke" > "$out/reproduce_smoke.log" 2>&1
+echo "reproduce smoke on cuda: exit $?" | tee -a "$out/summary.txt"
 tail -n 3 "$out/test_cuda.log"
 cat "$out/bench_gpu.log"
+tail -n 20 "$out/reproduce_smoke.log"
