@@ -929,17 +929,20 @@ def ticket_curve(
 
 def _check_control_rounds(control_rounds, estimator):
     """``control_rounds`` of :func:`ticket_curve` as 'all', 'last' or a sorted tuple."""
+    ltc, _ = _final_step(estimator)
     if isinstance(control_rounds, str):
         if control_rounds not in ("all", "last"):
             raise ValueError(f"control_rounds must be 'all', 'last' or a sequence of round "
                              f"numbers, got {control_rounds!r}.")
+        if control_rounds == "last" and ltc.target_sparsity is None:
+            # the planned last round: a ticket cut short before it gets no control there
+            return (int(ltc.n_rounds),) if int(ltc.n_rounds) > 0 else ()
         return control_rounds
     try:
         rounds = [operator.index(r) for r in control_rounds]
     except TypeError:
         raise ValueError(f"control_rounds must be 'all', 'last' or a sequence of round "
                          f"numbers (int), got {control_rounds!r}.") from None
-    ltc, _ = _final_step(estimator)
     if not rounds:
         raise ValueError("control_rounds is empty; give at least one round, or drop the "
                          "mask-control strategies.")
@@ -958,7 +961,7 @@ def _control_round_numbers(control_rounds, n_masks):
     """The ticket's rounds (of ``1 .. n_masks - 1``) that get mask controls."""
     if control_rounds == "all":
         return range(1, n_masks)
-    if control_rounds == "last":
+    if control_rounds == "last":  # with target_sparsity: the ticket's last round
         return range(n_masks - 1, n_masks) if n_masks > 1 else range(0)
     return [r for r in control_rounds if r < n_masks]
 

@@ -201,7 +201,17 @@ def test_control_rounds_is_checked_before_any_training(digits, bad, match):
 
 def test_control_rounds_by_number_needs_n_rounds(digits):
     X, y = digits
-    est = _small(n_rounds=None, target_sparsity=0.7)
+    est = _small(target_sparsity=0.7)
     with pytest.raises(ValueError, match="target_sparsity"):
         ticket_curve(est, X, y, strategies=("rewind", "random"), n_trials=1,
                      control_rounds=[1])
+
+
+def test_control_rounds_last_with_target_sparsity_is_the_tickets_last_round(digits):
+    X, y = digits
+    est = _small(target_sparsity=0.7)
+    df = ticket_curve(est, X, y, strategies=("rewind", "random"), n_trials=1,
+                      random_state=0, batched=False, control_rounds="last")
+    last = df.loc[df.strategy == "rewind", "round"].max()
+    assert last >= 2
+    assert df.loc[df.strategy == "random", "round"].tolist() == [last]
