@@ -870,6 +870,13 @@ def ticket_curve(
         raise ValueError("strategies must name at least one strategy.")
     if int(n_trials) < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}.")
+    criterion = _final_step(estimator)[0].pruning_criterion
+    if criterion in PAI_METHODS:
+        raise ValueError(
+            f"The template prunes at initialization (pruning_criterion={criterion!r}), so it "
+            "has no ticket for the curve to follow. Keep a magnitude template and ask for "
+            f"the method as a strategy: strategies=('rewind', {criterion!r}, ...) trains its "
+            "mask at every level of the ticket, from the trial's θ0.")
     granularity = _final_step(estimator)[0].pruning_granularity
     if granularity != "weight" and "one_shot" in strategies:
         raise ValueError(f"Strategy 'one_shot' is not available with pruning_granularity="

@@ -60,6 +60,7 @@ from .pruning import (
     unit_chain,
     zero_dead_biases_,
 )
+from .pai import PAI_METHODS, pai_module_masks
 from .strategies import (
     DEPRECATED_REINIT,
     REINIT_STRATEGIES,
@@ -277,11 +278,18 @@ SHARED_PARAMETERS_DOC = """\
         ``conv_pruning_rate`` to be None or equal to ``pruning_rate``
         (checked before any training).
     pruning_criterion : {{'magnitude', 'large_final', 'magnitude_increase', \
-'random'}}, default='magnitude'
+'random', 'snip', 'grasp', 'synflow'}}, default='magnitude'
         Which surviving weights are pruned: the smallest ``|w_final|``
         (``'large_final'`` is Zhou et al.'s name for the same rule), the
         smallest ``|w_final| - |w_init|``, or random ones (random-pruning
-        control).
+        control). ``'snip'``, ``'grasp'`` and ``'synflow'`` prune at
+        initialization (:data:`sklottery.pai.PAI_METHODS`; needs
+        ``one_shot=True``): before any training, θ0 is pruned by the method to
+        the fraction of weights the one-shot schedule removes, ranked
+        globally across every prunable layer as the methods' papers do
+        (SynFlow iterates its 100 data-free scoring rounds within that step;
+        SNIP and GraSP score one mini-batch of the training split), and
+        round 0 trains that sparse network once: there is no dense round.
     pruning_granularity : {{'weight', 'neuron', 'filter'}}, default='weight'
         ``'weight'`` prunes single weights (Frankle & Carbin). ``'neuron'``
         and ``'filter'`` prune whole units (Liu et al. 2019's structured
@@ -468,7 +476,7 @@ class BaseLotteryTicket(BaseEstimator):
         "n_rounds": [Interval(Integral, 0, None, closed="left")],
         "target_sparsity": [None, Interval(Real, 0, 1, closed="left")],
         "pruning_scope": [StrOptions({"layer", "global"})],
-        "pruning_criterion": [StrOptions(set(PRUNING_CRITERIA))],
+        "pruning_criterion": [StrOptions(set(PRUNING_CRITERIA) | set(PAI_METHODS))],
         "pruning_granularity": [StrOptions({"weight", "neuron", "filter"})],
         "structured_norm": [StrOptions({"l1", "l2"})],
         "one_shot": ["boolean"],
@@ -712,6 +720,43 @@ class BaseLotteryTicket(BaseEstimator):
                 "per-kind rates, or set conv_pruning_rate=None."
             )
 
+    def _prunes_at_init(self):
+        """Whether ``pruning_criterion`` is a pruning-at-initialization method."""
+        return self.pruning_criterion in PAI_METHODS
+
+    def _check_pruning_at_init(self):
+        """A PaI criterion's requirements, checked before any training."""
+        if not self._prunes_at_init():
+            return
+        problems = []
+        if not self.one_shot:
+            problems.append("one_shot=True (it prunes once, before any training; SynFlow's "
+                            "100 scoring rounds happen within that step)")
+        if int(self.rewind_iteration) > 0:
+            problems.append("rewind_iteration=0 (there is no dense training to rewind into)")
+        if self.reinit != "rewind":
+            problems.append("reinit='rewind' (round 0 trains θ0 under the method's masks)")
+        if problems:
+            raise ValueError(f"pruning_criterion={self.pruning_criterion!r} prunes at "
+                             "initialization and needs " + "; ".join(problems) + ".")
+
+    def _prune_at_init(self, rates, pooled):
+        """Masks of the PaI criterion on θ0, at the one-shot schedule's sparsity."""
+        total = self._total_rounds(rates, pooled)
+        if total == 0:
+            return self.masks_
+        sizes = {n: m.numel() for n, m in self.masks_.items()}
+        one_shot = one_shot_rates(sizes, rates, total,
+                                  pooled if self.pruning_scope == "global" else None)
+        n_all = sum(sizes.values())
+        kept = sum(round(sizes[n] * (1 - one_shot[n])) for n in sizes)
+        generator = torch.Generator().manual_seed(self._seeds["generator"] + 1)
+        masks = pai_module_masks(
+            self.net_.module_, self.pruning_criterion, 1.0 - kept / n_all,
+            X=self._data.X, y=self._data.y, criterion=self.net_.criterion_,
+            masks=self.masks_, batch_size=self.batch_size, generator=generator)
+        return {n: m.to(self.masks_[n].device) for n, m in masks.items()}
+
     def _check_granularity(self):
         """Structured pruning's requirements, checked before any training."""
         if self.pruning_granularity == "weight":
@@ -724,7 +769,7 @@ class BaseLotteryTicket(BaseEstimator):
             problems.append("n_rounds instead of target_sparsity")
         if self.one_shot:
             problems.append("one_shot=False")
-        if self.pruning_criterion == "magnitude_increase":
+        if self.pruning_criterion not in ("magnitude", "large_final", "random"):
             problems.append("pruning_criterion 'magnitude', 'large_final' or 'random'")
         if problems:
             raise ValueError(
@@ -1066,7 +1111,7 @@ class BaseLotteryTicket(BaseEstimator):
                 else:
                     yield from self._initialize(X, y_enc, device, initial_masks,
                                                 initial_params)
-                yield from self._imp_loop()
+                yield from self._imp_loop(resume)
             finally:
                 # a fitted estimator keeps no data
                 for name in ("_data", "_settings"):
@@ -1196,6 +1241,9 @@ class BaseLotteryTicket(BaseEstimator):
             self.masks_ = self._check_initial_masks(initial_masks)
         rates, pooled = self._layer_rates()
         self._total_rounds(rates, pooled)  # validates target_sparsity against the rates
+        self._check_pruning_at_init()
+        if self._prunes_at_init():  # round 0 trains θ0 under the method's masks
+            self.masks_ = self._prune_at_init(rates, pooled)
         k = int(self.rewind_iteration)
         iters_per_epoch = self._data.iters_per_epoch(self.batch_size)
         round0_iters = iters_per_epoch * int(self.max_epochs)
@@ -1277,11 +1325,16 @@ class BaseLotteryTicket(BaseEstimator):
         return out
 
     # -------------------------------------------------------------- IMP loop
-    def _imp_loop(self):
+    def _imp_loop(self, resume=False):
         rates, pooled = self._layer_rates()
         total = self._total_rounds(rates, pooled)
         self.stop_reason_ = None
         start = self._checkpoint.round + 1
+        if self._prunes_at_init():  # pruned before round 0: no round after it
+            if resume:
+                warnings.warn(f"pruning_criterion={self.pruning_criterion!r}: the network "
+                              "was pruned at initialization; nothing to do.")
+            return
         if self.one_shot:
             if start > 1:
                 if self.warm_start:

@@ -60,7 +60,6 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from .exceptions import LayerCollapseError
-from .base import BaseLotteryTicket
 from .modules import layer_kinds
 from .training import FitDriver, torch_threads
 
@@ -505,6 +504,8 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
         Layer collapse (a ``ValueError``): if the masks would prune every
         weight of a layer (``on_collapse='raise'``).
     """
+    from .base import BaseLotteryTicket  # the engine imports this module
+
     if not isinstance(estimator, BaseLotteryTicket):
         raise TypeError("pai_masks takes a LotteryTicketClassifier or LotteryTicketRegressor, "
                         f"got {type(estimator).__name__}.")

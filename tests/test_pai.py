@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 from sklottery import LotteryTicketClassifier
@@ -326,3 +327,100 @@ def test_on_collapse_return_keeps_the_other_levels():
         pai_module_masks(net, "snip", [0.1, 0.6], X, y)
     with pytest.raises(ValueError, match="on_collapse"):
         pai_module_masks(net, "snip", 0.1, X, y, on_collapse="warn")
+
+
+# ------------------------------------------------- the estimator's PaI criteria
+def _pai_estimator(method, **kw):
+    params = dict(hidden_layer_sizes=(16, 8), max_epochs=2, n_rounds=3, pruning_rate=0.5,
+                  one_shot=True, pruning_criterion=method, batch_size=32, random_state=0)
+    params.update(kw)
+    return LotteryTicketClassifier(**params)
+
+
+class _RoundStarts(Callback):
+    """Records the masks every round starts with (the engine's hook; the estimator fits
+    a copy of its callbacks, so the record is the class's)."""
+
+    masks = []
+
+    def on_round_begin(self, net, masks=None, **kwargs):
+        type(self).masks.append({k: v.detach().cpu().clone() for k, v in masks.items()})
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+def test_a_pai_criterion_prunes_theta0_before_any_training(method):
+    X, y = _blobs()
+    starts = _RoundStarts()
+    _RoundStarts.masks = []
+    est = _pai_estimator(method, callbacks=[starts]).fit(X, y)
+    # one round, trained once, already sparse when it began: no dense round
+    assert len(est.rounds_) == 1 and est.n_rounds_ == 0
+    assert len(starts.masks) == 1
+    magnitude = LotteryTicketClassifier(**{**est.get_params(), "callbacks": None,
+                                           "pruning_criterion": "magnitude"}).fit(X, y)
+    # the one-shot schedule's level: what magnitude pruning with one_shot reaches
+    assert est.rounds_[0]["weights_remaining"] == pytest.approx(
+        magnitude.rounds_[-1]["weights_remaining"], abs=0.01)
+    n_kept = sum(int(m.sum()) for m in starts.masks[0].values())
+    assert n_kept == sum(int(m.sum()) for m in magnitude.masks_.values())
+    for k, v in magnitude.init_params_.items():  # the same θ0
+        assert torch.equal(est.init_params_[k], v)
+    params = dict(est.net_.module_.named_parameters())
+    for name, keep in est.masks_.items():
+        assert torch.equal(keep.cpu(), starts.masks[0][name])
+        assert (params[name].detach()[~keep] == 0).all()
+
+
+def test_the_synflow_criterion_is_pai_masks_then_one_training():
+    """SynFlow is data-free: the estimator's masks are pai_masks' on the same θ0, and its
+    fit is the fit of those masks with n_rounds=0."""
+    X, y = _blobs()
+    est = _pai_estimator("synflow").fit(X, y)
+    level = est.rounds_[0]["weights_remaining"] / 100
+    template = _pai_estimator("synflow", pruning_criterion="magnitude", one_shot=False)
+    masks = pai_masks(template, X, y, "synflow", sparsity=1 - level, random_state=0)
+    for name in masks:
+        assert torch.equal(est.masks_[name].cpu(), masks[name])
+    alone = template.set_params(n_rounds=0).fit(X, y, initial_masks=masks)
+    np.testing.assert_array_equal(est.predict_proba(X), alone.predict_proba(X))
+
+
+def test_a_pai_criterion_is_reproducible_and_follows_random_state():
+    X, y = _blobs()
+    a = _pai_estimator("snip").fit(X, y).masks_
+    b = _pai_estimator("snip").fit(X, y).masks_
+    c = _pai_estimator("snip", random_state=1).fit(X, y).masks_
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not all(torch.equal(a[n], c[n]) for n in a)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(one_shot=False), "needs one_shot=True"),
+    (dict(rewind_iteration=2), "rewind_iteration=0"),
+    (dict(reinit="continue"), "reinit='rewind'"),
+    (dict(pruning_granularity="neuron"), "pruning_criterion 'magnitude'"),
+])
+def test_a_pai_criterions_requirements_are_checked_before_training(kw, match):
+    X, y = _blobs()
+    est = _pai_estimator("snip", max_epochs=10**6, **kw)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "rounds_") or not est.rounds_
+
+
+def test_a_pai_criterions_layer_collapse_is_an_error_before_training():
+    X, y = _blobs()
+    est = _pai_estimator("snip", max_epochs=10**6, pruning_rate=0.9, n_rounds=4,
+                         hidden_layer_sizes=(4,))
+    with pytest.raises(LayerCollapseError, match="Layer collapse"):
+        est.fit(np.zeros_like(X), y)  # no input signal: SNIP scores the first layer zero
+
+
+def test_a_warm_start_refit_of_a_pai_fit_has_nothing_to_do():
+    X, y = _blobs()
+    est = _pai_estimator("synflow", warm_start=True).fit(X, y)
+    masks = {k: v.clone() for k, v in est.masks_.items()}
+    with pytest.warns(UserWarning, match="pruned at initialization; nothing to do"):
+        est.fit(X, y)
+    assert len(est.rounds_) == 1
+    assert all(torch.equal(masks[n], est.masks_[n]) for n in masks)

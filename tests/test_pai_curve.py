@@ -31,17 +31,6 @@ def _small(**kw):
     return LotteryTicketClassifier(**params)
 
 
-class _Starts:
-    """A callback recording each round's masks and start weights."""
-
-    def __init__(self):
-        self.seen = []
-
-    def on_round_begin(self, net, masks=None, **kwargs):
-        self.seen.append(({k: v.clone() for k, v in masks.items()},
-                          {k: v.detach().clone() for k, v in net.module_.state_dict().items()}))
-
-
 @pytest.mark.parametrize("batched", [True, False])
 def test_pai_strategies_train_the_methods_masks_from_the_tickets_theta0(digits, batched):
     X, y = digits
@@ -215,3 +204,10 @@ def test_control_rounds_last_with_target_sparsity_is_the_tickets_last_round(digi
     last = df.loc[df.strategy == "rewind", "round"].max()
     assert last >= 2
     assert df.loc[df.strategy == "random", "round"].tolist() == [last]
+
+
+def test_a_template_that_prunes_at_initialization_is_refused(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="strategies=\\('rewind', 'snip'"):
+        ticket_curve(_small(pruning_criterion="snip", one_shot=True, max_epochs=10**6), X, y,
+                     strategies=("rewind", "random"), n_trials=1)
