@@ -780,6 +780,23 @@ def _reproduce_files(names):
     return [f"{n}{suffix}" for n in names for suffix in (".csv", "_results.csv", ".txt")]
 
 
+def _parse_settings(pairs):
+    """``--set NAME=VALUE`` flags as a dict; VALUE a Python literal, else the string."""
+    import ast
+
+    settings = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE, e.g. --set trials=5")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        settings[name.strip()] = value
+    return settings
+
+
 def reproduce(args):
     from ._interrupt import experiment_stop, stop_requested
     from ._output import OutputFolder
@@ -797,6 +814,7 @@ def reproduce(args):
         raise SystemExit(f"unknown experiment(s) {unknown}; see --list")
     mode = "full" if args.full else ("smoke" if args.smoke else "default")
     args.device = _resolved_device(args.device)  # a clear error before anything runs
+    settings = _parse_settings(args.settings)
     if args.names == ["all"] and not args.device.startswith("cuda") and mode != "smoke":
         skipped = [n for n in names if n in GPU_SIZED]
         names = [n for n in names if n not in GPU_SIZED]
@@ -805,8 +823,10 @@ def reproduce(args):
               flush=True)
     out = None
     if args.out:
-        out = OutputFolder(args.out, "reproduce", {"mode": mode, "device": args.device,
-                                                   "random_state": args.random_state},
+        manifest = {"mode": mode, "device": args.device, "random_state": args.random_state}
+        if settings:  # a resumed run needs the same ones
+            manifest["settings"] = settings
+        out = OutputFolder(args.out, "reproduce", manifest,
                            _reproduce_files, resume=args.resume, overwrite=args.overwrite)
     elif args.resume or args.overwrite:
         raise SystemExit("--resume and --overwrite apply to an --out folder: pass --out.")
@@ -818,7 +838,7 @@ def reproduce(args):
                       f"{os.path.join(args.out, name + '.txt')}\n", flush=True)
                 continue
             result = run(name, mode, random_state=args.random_state, n_jobs=args.n_jobs,
-                         device=args.device)
+                         device=args.device, settings=settings)
             print(result.to_text() + "\n", flush=True)
             if out is not None:
                 out.write(f"{name}.csv", result.claims.assign(experiment=name, mode=mode)
@@ -1080,6 +1100,11 @@ def build_parser():
                    help="where the networks train: cpu (default), cuda, cuda:N, or auto "
                         "(cuda when available)"),
     r.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   dest="settings",
+                   help="replace a setting of the protocol, e.g. --set trials=5 or --set "
+                        "conv.epochs=12 (repeatable; an unknown name lists the experiment's "
+                        "settings); the protocol line says what was changed")
     _output_flags(r, "experiments")
     r.set_defaults(func=reproduce)
 

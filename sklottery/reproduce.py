@@ -24,6 +24,7 @@ unless its files are present. The table names the data actually used.
 from __future__ import annotations
 
 import contextvars
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -103,6 +104,8 @@ class Reproduction:
 
 #: The device of the experiment being run (set by :func:`run`).
 _DEVICE = contextvars.ContextVar("sklottery_reproduce_device", default="cpu")
+#: Settings replacing the mode's values in the experiment being run (``run(settings=)``).
+_OVERRIDES = contextvars.ContextVar("sklottery_reproduce_settings", default=None)
 
 
 def _classifier(**params):
@@ -152,7 +155,30 @@ def _image_data(n_train, n_test, random_state, prefer="mnist"):
 
 
 def _settings(mode, smoke, default, full):
-    return {"smoke": smoke, "default": default, "full": full}[mode]
+    """The mode's protocol settings, with :func:`run`'s ``settings`` applied."""
+    s = copy.deepcopy({"smoke": smoke, "default": default, "full": full}[mode])
+    for key, value in (_OVERRIDES.get() or {}).items():
+        *path, last = key.split(".")
+        target = s
+        for part in path:
+            target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, dict) or last not in target or isinstance(target[last],
+                                                                            dict):
+            raise ValueError(f"Unknown setting {key!r} for this experiment; its {mode} "
+                             f"protocol's settings are {_setting_names(s)}.")
+        target[last] = value
+    return s
+
+
+def _setting_names(settings, prefix=""):
+    """The dotted names of a protocol's settings (nested dicts flattened)."""
+    names = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            names += _setting_names(value, f"{prefix}{key}.")
+        else:
+            names.append(f"{prefix}{key}")
+    return names
 
 
 #: The partial tables of curves stopped by Ctrl-C in the running experiment.
@@ -968,7 +994,7 @@ def list_experiments():
     return [(name, title, paper) for name, (title, paper, _) in EXPERIMENTS.items()]
 
 
-def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu"):
+def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu", settings=None):
     """Run one experiment of :data:`EXPERIMENTS` and compare with the publication.
 
     Parameters
@@ -984,6 +1010,12 @@ def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu"):
     device : str, default='cpu'
         Where every network trains: ``'cpu'``, ``'cuda'`` or ``'auto'`` (CUDA
         when available). Checked before anything runs.
+    settings : dict of str -> object, default=None
+        Protocol settings replacing the mode's values, by name (``'trials'``,
+        ``'epochs'``; a dotted name for a nested one, ``'conv.epochs'``):
+        e.g. the reduced protocol with longer training. An unknown name is a
+        ``ValueError`` (listing the experiment's settings) before anything
+        trains. The protocol line then states what was changed.
 
     Returns
     -------
@@ -1021,10 +1053,16 @@ def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu"):
     t0 = time.perf_counter()
     _STOPPED.clear()
     columns = ["claim", "published", "measured", "reproduced"]
+    if settings is not None and not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict name -> value, got {type(settings).__name__}.")
     token = _DEVICE.set(resolved)
+    token_settings = _OVERRIDES.set(dict(settings or {}))
     with experiment_stop():
         try:
             protocol, claims, verdict, results = runner(mode, random_state, n_jobs)
+            if settings:
+                protocol += (f" Settings changed from the {mode} protocol: "
+                             + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + ".")
             table = pd.DataFrame(claims, columns=columns)
         except BaseException as exc:
             # after Ctrl-C, a claim may fail on the incomplete data: none is judged
@@ -1039,6 +1077,7 @@ def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu"):
                                    "not measured: interrupted", "n/a")], columns=columns)
         finally:
             _DEVICE.reset(token)
+            _OVERRIDES.reset(token_settings)
         interrupted = None
         if stop_requested():
             texts = [s.status.get("text", "") for s in _STOPPED if s.status]

@@ -189,3 +189,44 @@ def test_rewind_points_stay_inside_the_dense_round():
     # 1000 rows: 900 fit rows, 9 batches x 2 epochs = 18 iterations, cap 4
     assert reproduce._rewind_points((0, 100, 500, 2000), est, 1000) == (0, 4)
     assert reproduce._rewind_points((0, 2, 3), est, 1000) == (0, 2, 3)
+
+
+def test_settings_replace_the_protocols_values_and_are_stated():
+    result = run("zhou-supermask", "smoke", random_state=0, settings={"trials": 2})
+    assert "Settings changed from the smoke protocol: trials=2." in result.protocol
+    assert sorted(result.results["trial"].unique()) == [0, 1]
+
+
+def test_nested_settings_reach_the_network_they_name(monkeypatch):
+    seen = []
+    real = reproduce._curve
+
+    def record(estimator, data, *args, **kwargs):
+        seen.append((estimator.module == "conv2", estimator.max_epochs))
+        if estimator.module == "conv2":
+            raise _Validated
+        return real(estimator, data, *args, **kwargs)
+
+    monkeypatch.setattr(reproduce, "_curve", record)
+    with pytest.raises(_Validated):
+        run("frankle2021-pai", "smoke", settings={"conv.epochs": 3, "epochs": 2})
+    assert seen == [(False, 2), (True, 3)]
+
+
+def test_unknown_settings_are_refused_before_training(capsys):
+    with pytest.raises(ValueError, match=r"Unknown setting 'conv\.epoch'.*'conv\.epochs'"):
+        run("frankle2021-pai", "default", settings={"conv.epoch": 12})
+    with pytest.raises(ValueError, match="Unknown setting 'conv'"):
+        run("frankle2021-pai", "default", settings={"conv": 1})
+    with pytest.raises(SystemExit, match="expected NAME=VALUE"):
+        main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials"])
+
+
+def test_the_set_flag(tmp_path, capsys):
+    assert main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials=2",
+                 "--out", str(tmp_path)]) == 0
+    assert "Settings changed from the smoke protocol: trials=2." in capsys.readouterr().out
+    # a resumed run needs the same settings
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials=3",
+              "--out", str(tmp_path), "--resume"])
