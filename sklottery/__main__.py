@@ -800,7 +800,7 @@ def _parse_settings(pairs):
 def reproduce(args):
     from ._interrupt import experiment_stop, stop_requested
     from ._output import OutputFolder
-    from .reproduce import EXPERIMENTS, GPU_SIZED, list_experiments, run
+    from .reproduce import EXPERIMENTS, GPU_SIZED, check_settings, list_experiments, run
 
     if args.list or not args.names:
         for name, title, paper in list_experiments():
@@ -821,11 +821,15 @@ def reproduce(args):
         print(f"all on {args.device}: skipping the GPU-sized {', '.join(skipped)} (run "
               f"{'it' if len(skipped) == 1 else 'them'} by name, or all with --device cuda)\n",
               flush=True)
+    for name in names:  # every --set name, before anything is written or trained
+        try:
+            check_settings(name, mode, settings)
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"--set: {name}: {exc}") from None
     out = None
     if args.out:
-        manifest = {"mode": mode, "device": args.device, "random_state": args.random_state}
-        if settings:  # a resumed run needs the same ones
-            manifest["settings"] = settings
+        manifest = {"mode": mode, "device": args.device, "random_state": args.random_state,
+                    "settings": settings}  # a resumed run needs the same ones
         out = OutputFolder(args.out, "reproduce", manifest,
                            _reproduce_files, resume=args.resume, overwrite=args.overwrite)
     elif args.resume or args.overwrite:

@@ -168,8 +168,9 @@ class OutputFolder:
         if earlier.get("command") != self.command:
             raise SystemExit(f"--resume: {self.path!r} holds a {earlier.get('command')!r} "
                              f"run, not a {self.command!r} one.")
-        differ = {k: (earlier.get("settings", {}).get(k), v) for k, v in self.settings.items()
-                  if earlier.get("settings", {}).get(k) != v}
+        before, now = earlier.get("settings", {}), self.settings
+        differ = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now))
+                  if _as_saved(before.get(k)) != _as_saved(now.get(k))}
         if differ:
             listed = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in differ.items())
             raise SystemExit(f"--resume: the earlier run in {self.path!r} used other settings "
@@ -211,3 +212,9 @@ class OutputFolder:
         self.manifest["status"] = status
         self.manifest["ended"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         self._save_manifest()
+
+
+def _as_saved(value):
+    """A setting as the manifest's JSON holds it (tuples as lists); empty as absent."""
+    value = json.loads(json.dumps(value, sort_keys=True, default=str))
+    return None if value in ({}, [], "") else value

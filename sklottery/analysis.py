@@ -768,6 +768,19 @@ def ticket_curve(
         reasons: :meth:`sklottery.training.BatchedTrainer.accepts`). With ``n_jobs``, every worker batches its
         share of the runs. ``False`` fits every run on its own (as
         ``estimator.fit`` would), in parallel with ``n_jobs``.
+    control_rounds : {'all', 'last'} or sequence of int, default='all'
+        The ticket's pruning rounds at which the mask controls (every
+        strategy of :data:`MASK_STRATEGIES`) are trained: every round, the
+        last (sparsest) one (round ``n_rounds``: a trial whose ticket was cut
+        short before it gets no control there; with ``target_sparsity``, the
+        ticket's last round), or the rounds listed (``1`` is the first pruned
+        round; needs ``n_rounds``, not ``target_sparsity``). The controls
+        are most of the cost of a curve with many of them; train them only at
+        the levels you will judge. A control at a round gets the same seed
+        and masks whatever the other rounds are, so its row equals the row
+        of the ``'all'`` curve. The chain strategies still run every round.
+        A verdict (:func:`sklottery.stats.verdict`) cannot claim a winning
+        ticket at a level without controls.
 
     Returns
     -------
@@ -946,6 +959,9 @@ def _check_control_rounds(control_rounds, estimator):
             return (int(ltc.n_rounds),) if int(ltc.n_rounds) > 0 else ()
         return control_rounds
     try:
+        if isinstance(control_rounds, (bytes, bytearray)) or any(
+                isinstance(r, (bool, np.bool_)) for r in control_rounds):
+            raise TypeError
         rounds = [operator.index(r) for r in control_rounds]
     except TypeError:
         raise ValueError(f"control_rounds must be 'all', 'last' or a sequence of round "
@@ -959,8 +975,10 @@ def _check_control_rounds(control_rounds, estimator):
                          "use 'all' or 'last'.")
     bad = [r for r in rounds if not 1 <= r <= int(ltc.n_rounds)]
     if bad:
-        raise ValueError(f"control_rounds {bad} are not pruned rounds of the ticket: rounds "
-                         f"run from 1 to n_rounds={int(ltc.n_rounds)} (round 0 is dense).")
+        raise ValueError(f"control_rounds {bad} are not pruned rounds of the ticket: "
+                         + (f"rounds run from 1 to n_rounds={int(ltc.n_rounds)} (round 0 is "
+                            "dense)." if int(ltc.n_rounds) else "the template has n_rounds=0 "
+                            "(only the dense round 0)."))
     return tuple(sorted(set(rounds)))
 
 

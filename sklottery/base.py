@@ -50,6 +50,7 @@ from .modules import (
 )
 from .pruning import (
     PRUNING_CRITERIA,
+    remaining_schedule,
     compact_module,
     compute_scores,
     fraction_remaining,
@@ -286,7 +287,8 @@ SHARED_PARAMETERS_DOC = """\
         initialization (:data:`sklottery.pai.PAI_METHODS`; needs
         ``one_shot=True``): before any training, θ0 is pruned by the method to
         the fraction of weights the one-shot schedule removes, ranked
-        globally across every prunable layer as the methods' papers do
+        globally across every prunable layer as the methods' papers do (the
+        output layer too, whatever ``output_pruning_rate``)
         (SynFlow iterates its 100 data-free scoring rounds within that step;
         SNIP and GraSP score one mini-batch of the training split), and
         round 0 trains that sparse network once: there is no dense round.
@@ -724,11 +726,17 @@ class BaseLotteryTicket(BaseEstimator):
         """Whether ``pruning_criterion`` is a pruning-at-initialization method."""
         return self.pruning_criterion in PAI_METHODS
 
-    def _check_pruning_at_init(self):
-        """A PaI criterion's requirements, checked before any training."""
-        if not self._prunes_at_init():
+    def _check_pruning_at_init(self, initial_masks=None):
+        """A PaI criterion's requirements, checked before any training.
+
+        Nothing is pruned without rounds (``n_rounds=0``: e.g. the copies
+        :mod:`sklottery.stability` trains), so nothing is required then.
+        """
+        if not self._prunes_at_init() or self._total_rounds(*self._layer_rates()) == 0:
             return
         problems = []
+        if initial_masks is not None:
+            problems.append("no initial_masks (it prunes θ0 itself, from the dense network)")
         if not self.one_shot:
             problems.append("one_shot=True (it prunes once, before any training; SynFlow's "
                             "100 scoring rounds happen within that step)")
@@ -740,16 +748,28 @@ class BaseLotteryTicket(BaseEstimator):
             raise ValueError(f"pruning_criterion={self.pruning_criterion!r} prunes at "
                              "initialization and needs " + "; ".join(problems) + ".")
 
+    def _check_same_pruning_at_init(self):
+        """A warm start cannot switch between pruning at init and pruning after training."""
+        fitted = getattr(self, "_pai_fit", None)
+        now = self.pruning_criterion if self._prunes_at_init() else None
+        if fitted != now:
+            raise ValueError(
+                f"warm_start=True cannot change pruning_criterion from "
+                f"{fitted or 'pruning after training'!r} to {now or self.pruning_criterion!r}: "
+                "the fitted network was " + ("pruned at initialization" if fitted else
+                                             "not pruned at initialization")
+                + ". Set warm_start=False to fit a new one.")
+
     def _prune_at_init(self, rates, pooled):
         """Masks of the PaI criterion on θ0, at the one-shot schedule's sparsity."""
         total = self._total_rounds(rates, pooled)
         if total == 0:
             return self.masks_
         sizes = {n: m.numel() for n, m in self.masks_.items()}
-        one_shot = one_shot_rates(sizes, rates, total,
-                                  pooled if self.pruning_scope == "global" else None)
         n_all = sum(sizes.values())
-        kept = sum(round(sizes[n] * (1 - one_shot[n])) for n in sizes)
+        # the weights the one-shot schedule keeps in all (magnitude one_shot's level)
+        kept = round(n_all * remaining_schedule(
+            sizes, rates, total, pooled if self.pruning_scope == "global" else None)[-1])
         generator = torch.Generator().manual_seed(self._seeds["generator"] + 1)
         masks = pai_module_masks(
             self.net_.module_, self.pruning_criterion, 1.0 - kept / n_all,
@@ -1082,7 +1102,8 @@ class BaseLotteryTicket(BaseEstimator):
                 self._clear_fitted()
             raise
 
-    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_data", "_settings", "_generator", "_seeds")
+    _PRIVATE_FIT_ATTRS = ("_checkpoint", "_data", "_settings", "_generator", "_seeds",
+                          "_pai_fit")
 
     def _clear_fitted(self):
         for key in list(vars(self)):
@@ -1105,6 +1126,7 @@ class BaseLotteryTicket(BaseEstimator):
         with torch.random.fork_rng(devices=fork_devices):
             try:
                 if resume:
+                    self._check_same_pruning_at_init()
                     self._rebuild_net(device)
                     self._restore_checkpoint()  # weights, masks and RNG of the last round
                     self._set_data(X, y_enc, self._seeds["split"])
@@ -1241,8 +1263,9 @@ class BaseLotteryTicket(BaseEstimator):
             self.masks_ = self._check_initial_masks(initial_masks)
         rates, pooled = self._layer_rates()
         self._total_rounds(rates, pooled)  # validates target_sparsity against the rates
-        self._check_pruning_at_init()
-        if self._prunes_at_init():  # round 0 trains θ0 under the method's masks
+        self._check_pruning_at_init(initial_masks)
+        self._pai_fit = self.pruning_criterion if self._prunes_at_init() else None
+        if self._pai_fit:  # round 0 trains θ0 under the method's masks
             self.masks_ = self._prune_at_init(rates, pooled)
         k = int(self.rewind_iteration)
         iters_per_epoch = self._data.iters_per_epoch(self.batch_size)

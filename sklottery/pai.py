@@ -371,9 +371,11 @@ def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, m
     sparsity : float in [0, 1), or sequence of them
         Fraction of the scored weights removed: ``floor(sparsity * N + 0.5)``
         of their number ``N``, chosen globally across layers. A sequence gives
-        one set of masks per sparsity, as separate calls with the same
-        ``generator`` state would; a one-shot method (``rounds=1``) scores
-        the network once for all of them.
+        one set of masks per sparsity, each the masks a lone call with the
+        same ``generator`` state gives (with ``generator=None`` an iterative
+        method's batches come from torch's global stream, different for each
+        target); a one-shot method (``rounds=1``) scores the network once for
+        all of them.
     X, y, criterion, n_batches, batch_size, generator
         As in :func:`pai_scores` (the batches are drawn afresh every round).
     masks : dict of str -> bool Tensor, default=None
@@ -407,8 +409,13 @@ def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, m
     spec = _method(method)
     if on_collapse not in ("raise", "return"):
         raise ValueError(f"on_collapse must be 'raise' or 'return', got {on_collapse!r}.")
+    if isinstance(sparsity, (str, bytes)):
+        raise TypeError(f"sparsity must be a number or a sequence of numbers, got "
+                        f"{sparsity!r}.")
     single = np.ndim(sparsity) == 0
     targets = [_check_fraction(t) for t in ([sparsity] if single else sparsity)]
+    if not targets:
+        raise ValueError("sparsity is an empty sequence; give at least one value.")
     names = _scored_names(module, masks)
     params = dict(module.named_parameters())
     start = {n: (torch.ones(params[n].shape, dtype=torch.bool) if masks is None
@@ -510,13 +517,22 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
         raise TypeError("pai_masks takes a LotteryTicketClassifier or LotteryTicketRegressor, "
                         f"got {type(estimator).__name__}.")
     _method(method)
-    for target in np.atleast_1d(np.asarray(sparsity, dtype=float)):
+    if isinstance(sparsity, (str, bytes)):
+        raise TypeError(f"sparsity must be a number or a sequence of numbers, got "
+                        f"{sparsity!r}.")
+    targets = np.atleast_1d(np.asarray(sparsity, dtype=float))
+    if not targets.size:
+        raise ValueError("sparsity is an empty sequence; give at least one value.")
+    for target in targets:
         _check_fraction(target)
     if estimator.random_state is None:
         warnings.warn("estimator.random_state is None: its next fit draws another θ0 than "
                       "the one these masks were computed on; set an integer random_state.",
                       UserWarning, stacklevel=2)
     est = clone(estimator).set_params(verbose=0)
+    if est.pruning_criterion in PAI_METHODS:
+        # its own fit would prune θ0 before the first request; θ0 itself is the same
+        est.set_params(pruning_criterion="magnitude")
     seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
     generator = torch.Generator().manual_seed(seed)
     driver = FitDriver(est.fit_steps(X, y)).advance()

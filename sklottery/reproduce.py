@@ -106,6 +106,12 @@ class Reproduction:
 _DEVICE = contextvars.ContextVar("sklottery_reproduce_device", default="cpu")
 #: Settings replacing the mode's values in the experiment being run (``run(settings=)``).
 _OVERRIDES = contextvars.ContextVar("sklottery_reproduce_settings", default=None)
+#: True while :func:`check_settings` runs an experiment only up to its settings.
+_CHECK_ONLY = contextvars.ContextVar("sklottery_reproduce_check_only", default=False)
+
+
+class _SettingsChecked(Exception):
+    """Raised by ``_settings`` under :func:`check_settings`: nothing else runs."""
 
 
 def _classifier(**params):
@@ -166,8 +172,48 @@ def _settings(mode, smoke, default, full):
                                                                             dict):
             raise ValueError(f"Unknown setting {key!r} for this experiment; its {mode} "
                              f"protocol's settings are {_setting_names(s)}.")
-        target[last] = value
+        target[last] = _same_kind(key, target[last], value)
+    if _CHECK_ONLY.get():
+        raise _SettingsChecked
     return s
+
+
+def _same_kind(key, old, new):
+    """``new`` for setting ``key``, if it is the kind of value ``old`` is."""
+    kinds = [(bool, (bool,)), (int, (int,)), (float, (int, float)), (str, (str,)),
+             ((tuple, list), (tuple, list))]
+    for kind, accepted in kinds:
+        if isinstance(old, kind):
+            ok = isinstance(new, accepted) and not (isinstance(new, bool)
+                                                    and not isinstance(old, bool))
+            if not ok:
+                raise TypeError(f"setting {key!r} takes a value like {old!r}, got {new!r}.")
+            return tuple(new) if isinstance(old, tuple) else new
+    return new  # None and other values: anything
+
+
+def check_settings(name, mode="default", settings=None):
+    """Check ``settings`` for experiment ``name`` in ``mode``, without running anything.
+
+    Raises
+    ------
+    ValueError
+        For a name the experiment's protocol does not have.
+    TypeError
+        For a value of another kind than the protocol's (a string for a
+        number, ...).
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {list(EXPERIMENTS)}.")
+    token, token_check = _OVERRIDES.set(dict(settings or {})), _CHECK_ONLY.set(True)
+    try:
+        EXPERIMENTS[name][2](mode, 0, None)
+    except _SettingsChecked:
+        return
+    finally:
+        _OVERRIDES.reset(token)
+        _CHECK_ONLY.reset(token_check)
+    raise RuntimeError(f"experiment {name!r} did not read its settings before running")
 
 
 def _setting_names(settings, prefix=""):
@@ -708,15 +754,21 @@ def _stability(mode, random_state, n_jobs):
 # Frankle et al. 2020: rewinding in deeper networks
 # --------------------------------------------------------------------------
 def _rewind_points(ks, estimator, n_train):
-    """``ks`` capped at a quarter of the dense round's iterations (duplicates dropped).
+    """``(points, note)``: ``ks`` capped at half the dense round's iterations.
 
-    A rewind point must lie inside the dense round; on a smaller data set (the
-    digits fallback, a smoke run) the published points may not.
+    A rewind point must lie inside the dense round, early in it; on a smaller
+    data set (the digits fallback, a smoke run, a ``--set``) the published
+    points may not. ``note`` says so for the protocol line ('' when nothing
+    was capped); duplicates are dropped.
     """
     n_fit = n_train - int(np.ceil(n_train * (estimator.validation_fraction or 0)))
     length = int(np.ceil(n_fit / estimator.batch_size)) * int(estimator.max_epochs)
-    cap = max(1, length // 4)
-    return tuple(dict.fromkeys(min(int(k), cap) if k else 0 for k in ks))
+    cap = max(1, length // 2)
+    points = tuple(dict.fromkeys(min(int(k), cap) if k else 0 for k in ks))
+    capped = [int(k) for k in ks if int(k) > cap]
+    note = (f" Rewind points {capped} capped at {cap} iterations, half the dense round's "
+            f"{length}." if capped else "")
+    return points, note
 
 
 def _frankle2020_rewinding(mode, random_state, n_jobs):
@@ -739,7 +791,7 @@ def _frankle2020_rewinding(mode, random_state, n_jobs):
                       lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
                       pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
                       validation_fraction=0.1)
-    s["ks"] = _rewind_points(s["ks"], est, len(X_tr))
+    s["ks"], capped = _rewind_points(s["ks"], est, len(X_tr))
     k_late = max(s["ks"])
     df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "rewind_k", "random"], s["trials"],
                 random_state, n_jobs, rewind_iteration=k_late)
@@ -751,7 +803,8 @@ def _frankle2020_rewinding(mode, random_state, n_jobs):
                 f"{s['warmup']} iterations, {s['epochs']} epochs per round (no learning-rate "
                 f"drops), {s['rounds']} rounds of global 20 % pruning, {s['trials']} trials; "
                 f"IMP rewinding to 0 and to k = {k_late}, random-reinit control; instability "
-                f"of the ticket for k in {list(s['ks'])} ({s['points']} points on the path).")
+                f"of the ticket for k in {list(s['ks'])} ({s['points']} points on the path)."
+                + capped)
     metric = "test_acc"
     level = float(df.loc[df.strategy == "rewind", "weights_remaining"].min())
     dense = _values(df, "rewind", 100.0, metric)
@@ -878,7 +931,7 @@ def _frankle2021_pai_resnet20(mode, random_state, n_jobs):
                       lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
                       pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
                       validation_fraction=0.1)
-    s["k"], = _rewind_points((s["k"],), est, len(X_tr))
+    (s["k"],), capped = _rewind_points((s["k"],), est, len(X_tr))
     est.set_params(rewind_iteration=s["k"])
     df = _curve(est, (X_tr, y_tr, X_te, y_te), list(_PAI_STRATEGIES), s["trials"],
                 random_state, n_jobs, control_rounds=s["controls"])
@@ -890,7 +943,8 @@ def _frankle2021_pai_resnet20(mode, random_state, n_jobs):
                 "SNIP, GraSP and SynFlow at IMP's levels (from the trial's θ0, every layer "
                 "scored) and each shuffled within layers, random reinit; controls "
                 + ("at every level" if s["controls"] == "all" else "at the sparsest level")
-                + "; test accuracy at the end of training, judged at the sparsest level.")
+                + "; test accuracy at the end of training, judged at the sparsest level."
+                + capped)
     return (protocol, _pai_claims(df.assign(network="ResNet-20"), "ResNet-20", s["trials"]),
             "", df.assign(network="ResNet-20"))
 
@@ -1013,9 +1067,11 @@ def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu", sett
     settings : dict of str -> object, default=None
         Protocol settings replacing the mode's values, by name (``'trials'``,
         ``'epochs'``; a dotted name for a nested one, ``'conv.epochs'``):
-        e.g. the reduced protocol with longer training. An unknown name is a
-        ``ValueError`` (listing the experiment's settings) before anything
-        trains. The protocol line then states what was changed.
+        e.g. the reduced protocol with longer training. Checked before
+        anything trains (:func:`check_settings`): an unknown name is a
+        ``ValueError`` listing the experiment's settings, a value of another
+        kind (a string for a number) a ``TypeError``. The protocol line then
+        states what was changed.
 
     Returns
     -------
@@ -1055,6 +1111,7 @@ def run(name, mode="default", *, random_state=0, n_jobs=None, device="cpu", sett
     columns = ["claim", "published", "measured", "reproduced"]
     if settings is not None and not isinstance(settings, dict):
         raise TypeError(f"settings must be a dict name -> value, got {type(settings).__name__}.")
+    check_settings(name, mode, settings)  # before anything runs
     token = _DEVICE.set(resolved)
     token_settings = _OVERRIDES.set(dict(settings or {}))
     with experiment_stop():

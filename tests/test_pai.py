@@ -424,3 +424,64 @@ def test_a_warm_start_refit_of_a_pai_fit_has_nothing_to_do():
         est.fit(X, y)
     assert len(est.rounds_) == 1
     assert all(torch.equal(masks[n], est.masks_[n]) for n in masks)
+
+
+@pytest.mark.parametrize("scope, kw", [("layer", {}), ("global", {"output_pruning_rate": 0.0}),
+                                       ("global", {})])
+def test_a_pai_criterions_level_is_magnitude_one_shots_in_every_scope(scope, kw):
+    """The pooled group's rounding (global scope) included: the same number of weights
+    kept as magnitude pruning with one_shot reaches."""
+    X, y = _blobs()
+    for n_rounds in (1, 3):  # 5-5-5 hidden units: where a per-layer rounding is one off
+        est = _pai_estimator("synflow", pruning_scope=scope, n_rounds=n_rounds,
+                             hidden_layer_sizes=(5, 5, 5), pruning_rate=0.3, max_epochs=1,
+                             **kw).fit(X, y)
+        magnitude = LotteryTicketClassifier(**{**est.get_params(),
+                                               "pruning_criterion": "magnitude"}).fit(X, y)
+        assert (sum(int(m.sum()) for m in est.masks_.values())
+                == sum(int(m.sum()) for m in magnitude.masks_.values())), (scope, n_rounds)
+
+
+def test_pai_masks_of_an_estimator_that_prunes_at_init_start_from_the_dense_theta0():
+    X, y = _blobs()
+    pai = _pai_estimator("snip")
+    magnitude = _pai_estimator("snip", pruning_criterion="magnitude", one_shot=False)
+    a = pai_masks(pai, X, y, "snip", 0.5, random_state=0)
+    b = pai_masks(magnitude, X, y, "snip", 0.5, random_state=0)
+    n = sum(m.numel() for m in a.values())
+    assert sum(int(m.sum()) for m in a.values()) == n - math.floor(0.5 * n + 0.5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_without_rounds_a_pai_criterion_prunes_nothing_and_needs_nothing():
+    """n_rounds=0 (the copies the stability tools train) is a plain dense fit."""
+    X, y = _blobs()
+    est = _pai_estimator("snip", n_rounds=0, one_shot=False).fit(X, y)
+    assert est.rounds_[0]["weights_remaining"] == 100.0
+
+
+def test_a_pai_criterion_refuses_initial_masks():
+    X, y = _blobs()
+    est = _pai_estimator("snip", max_epochs=10**6)
+    masks = {"layers.0.weight": np.ones((16, 64), bool), "layers.2.weight": np.ones((8, 16), bool),
+             "layers.4.weight": np.ones((3, 8), bool)}
+    with pytest.raises(ValueError, match="no initial_masks"):
+        est.fit(X, y, initial_masks=masks)
+
+
+@pytest.mark.parametrize("first, second", [("snip", "magnitude"), ("magnitude", "snip")])
+def test_a_warm_start_cannot_switch_pruning_at_init(first, second):
+    X, y = _blobs()
+    est = _pai_estimator(first, warm_start=True).fit(X, y)
+    est.set_params(pruning_criterion=second, max_epochs=10**6)
+    with pytest.raises(ValueError, match="warm_start=True cannot change pruning_criterion"):
+        est.fit(X, y)
+
+
+def test_bad_sparsity_sequences():
+    net = TwoLayer()
+    X, y = _data()
+    with pytest.raises(ValueError, match="empty"):
+        pai_module_masks(net, "snip", [], X, y)
+    with pytest.raises(TypeError, match="number"):
+        pai_module_masks(net, "snip", "0.5", X, y)

@@ -180,7 +180,8 @@ def test_a_control_at_a_round_is_the_same_run_whatever_the_other_rounds(digits):
 
 @pytest.mark.parametrize("bad, match", [
     ("first", "must be 'all', 'last'"), (0, "sequence of round"), ([], "is empty"),
-    ([0], r"\[0\] are not pruned rounds"), ([3], r"n_rounds=2"), ([1.5], "round numbers")])
+    ([0], r"\[0\] are not pruned rounds"), ([3], r"n_rounds=2"), ([1.5], "round numbers"),
+    ([True], "round numbers"), (b"\x01", "round numbers")])
 def test_control_rounds_is_checked_before_any_training(digits, bad, match):
     X, y = digits
     with pytest.raises(ValueError, match=match):

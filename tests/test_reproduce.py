@@ -186,9 +186,15 @@ def test_gpu_sized_protocols_pass_the_estimators_checks(name, mode, data, monkey
 
 def test_rewind_points_stay_inside_the_dense_round():
     est = reproduce._classifier(batch_size=100, max_epochs=2, validation_fraction=0.1)
-    # 1000 rows: 900 fit rows, 9 batches x 2 epochs = 18 iterations, cap 4
-    assert reproduce._rewind_points((0, 100, 500, 2000), est, 1000) == (0, 4)
-    assert reproduce._rewind_points((0, 2, 3), est, 1000) == (0, 2, 3)
+    # 1000 rows: 900 fit rows, 9 batches x 2 epochs = 18 iterations, cap 9
+    points, note = reproduce._rewind_points((0, 100, 500, 2000), est, 1000)
+    assert points == (0, 9)
+    assert note == (" Rewind points [100, 500, 2000] capped at 9 iterations, half the dense "
+                    "round's 18.")
+    assert reproduce._rewind_points((0, 2, 3), est, 1000) == ((0, 2, 3), "")
+    # the default GPU protocols rewind to the published points on Fashion-MNIST
+    est = reproduce._classifier(batch_size=128, max_epochs=15, validation_fraction=0.1)
+    assert reproduce._rewind_points((0, 100, 500, 2000), est, 45000)[0] == (0, 100, 500, 2000)
 
 
 def test_settings_replace_the_protocols_values_and_are_stated():
@@ -226,7 +232,37 @@ def test_the_set_flag(tmp_path, capsys):
     assert main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials=2",
                  "--out", str(tmp_path)]) == 0
     assert "Settings changed from the smoke protocol: trials=2." in capsys.readouterr().out
-    # a resumed run needs the same settings
-    with pytest.raises(SystemExit, match="other settings"):
-        main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials=3",
-              "--out", str(tmp_path), "--resume"])
+    # a resumed run needs the same settings, in both directions
+    for other in (["--set", "trials=3"], []):
+        with pytest.raises(SystemExit, match="other settings"):
+            main(["reproduce", "zhou-supermask", "--smoke", *other,
+                  "--out", str(tmp_path), "--resume"])
+    assert main(["reproduce", "zhou-supermask", "--smoke", "--set", "trials=2",
+                 "--out", str(tmp_path), "--resume"]) == 0
+
+
+def test_a_tuple_setting_resumes(tmp_path, monkeypatch):
+    """A tuple is a list in the manifest's JSON: the same setting still resumes."""
+    monkeypatch.setattr(reproduce, "run", lambda name, mode, **kw: reproduce.Reproduction(
+        name=name, title="", paper="", mode=mode, protocol="",
+        claims=pd.DataFrame({"reproduced": []})))
+    flags = ["reproduce", "frankle2020-rewinding", "--smoke", "--set", "ks=(0, 1)",
+             "--out", str(tmp_path)]
+    assert main(flags) == 0
+    assert main(flags + ["--resume"]) == 0
+
+
+@pytest.mark.parametrize("flag, match", [("trial=2", "Unknown setting 'trial'"),
+                                         ("trials=abc", "takes a value like 1")])
+def test_a_bad_set_is_refused_before_anything_is_written(tmp_path, flag, match):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=match):
+        main(["reproduce", "zhou-supermask", "--smoke", "--set", flag, "--out", str(out)])
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("mode", ["smoke", "default", "full"])
+def test_every_experiment_reads_its_settings_before_running(mode):
+    """check_settings runs each experiment only up to its settings (instant)."""
+    for name in EXPERIMENTS:
+        reproduce.check_settings(name, mode, {})
