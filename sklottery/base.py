@@ -726,13 +726,14 @@ class BaseLotteryTicket(BaseEstimator):
         """Whether ``pruning_criterion`` is a pruning-at-initialization method."""
         return self.pruning_criterion in PAI_METHODS
 
-    def _check_pruning_at_init(self, initial_masks=None):
+    def _check_pruning_at_init(self, total, initial_masks=None):
         """A PaI criterion's requirements, checked before any training.
 
-        Nothing is pruned without rounds (``n_rounds=0``: e.g. the copies
-        :mod:`sklottery.stability` trains), so nothing is required then.
+        Nothing is pruned without rounds (``total`` rounds of the schedule is
+        0, ``n_rounds=0``: e.g. the copies :mod:`sklottery.stability`
+        trains), so nothing is required then.
         """
-        if not self._prunes_at_init() or self._total_rounds(*self._layer_rates()) == 0:
+        if not self._prunes_at_init() or total == 0:
             return
         problems = []
         if initial_masks is not None:
@@ -760,11 +761,8 @@ class BaseLotteryTicket(BaseEstimator):
                                              "not pruned at initialization")
                 + ". Set warm_start=False to fit a new one.")
 
-    def _prune_at_init(self, rates, pooled):
-        """Masks of the PaI criterion on θ0, at the one-shot schedule's sparsity."""
-        total = self._total_rounds(rates, pooled)
-        if total == 0:
-            return self.masks_
+    def _prune_at_init(self, rates, pooled, total):
+        """Masks of the PaI criterion on θ0, at the sparsity ``total`` one-shot rounds reach."""
         sizes = {n: m.numel() for n, m in self.masks_.items()}
         n_all = sum(sizes.values())
         # the weights the one-shot schedule keeps in all (magnitude one_shot's level)
@@ -1262,11 +1260,11 @@ class BaseLotteryTicket(BaseEstimator):
         if initial_masks is not None:
             self.masks_ = self._check_initial_masks(initial_masks)
         rates, pooled = self._layer_rates()
-        self._total_rounds(rates, pooled)  # validates target_sparsity against the rates
-        self._check_pruning_at_init(initial_masks)
+        total = self._total_rounds(rates, pooled)  # validates target_sparsity vs the rates
+        self._check_pruning_at_init(total, initial_masks)
         self._pai_fit = self.pruning_criterion if self._prunes_at_init() else None
-        if self._pai_fit:  # round 0 trains θ0 under the method's masks
-            self.masks_ = self._prune_at_init(rates, pooled)
+        if self._pai_fit and total:  # round 0 trains θ0 under the method's masks
+            self.masks_ = self._prune_at_init(rates, pooled, total)
         k = int(self.rewind_iteration)
         iters_per_epoch = self._data.iters_per_epoch(self.batch_size)
         round0_iters = iters_per_epoch * int(self.max_epochs)
