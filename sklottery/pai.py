@@ -221,6 +221,18 @@ def _check_fraction(sparsity):
     return s
 
 
+def _check_targets(sparsity):
+    """``(targets, single)``: the checked sparsities of a number or a sequence of them."""
+    if isinstance(sparsity, (str, bytes)):
+        raise TypeError(f"sparsity must be a number or a sequence of numbers, got "
+                        f"{sparsity!r}.")
+    single = np.ndim(sparsity) == 0
+    targets = [_check_fraction(t) for t in ([sparsity] if single else sparsity)]
+    if not targets:
+        raise ValueError("sparsity is an empty sequence; give at least one value.")
+    return targets, single
+
+
 # ---------------------------------------------------------------- public API
 def pai_scores(module, masks=None, method="snip", X=None, y=None, criterion=None,
                n_batches=1, batch_size=128, generator=None, *, input_shape=None,
@@ -409,13 +421,7 @@ def pai_module_masks(module, method, sparsity, X=None, y=None, criterion=None, m
     spec = _method(method)
     if on_collapse not in ("raise", "return"):
         raise ValueError(f"on_collapse must be 'raise' or 'return', got {on_collapse!r}.")
-    if isinstance(sparsity, (str, bytes)):
-        raise TypeError(f"sparsity must be a number or a sequence of numbers, got "
-                        f"{sparsity!r}.")
-    single = np.ndim(sparsity) == 0
-    targets = [_check_fraction(t) for t in ([sparsity] if single else sparsity)]
-    if not targets:
-        raise ValueError("sparsity is an empty sequence; give at least one value.")
+    targets, single = _check_targets(sparsity)
     names = _scored_names(module, masks)
     params = dict(module.named_parameters())
     start = {n: (torch.ones(params[n].shape, dtype=torch.bool) if masks is None
@@ -517,14 +523,7 @@ def pai_masks(estimator, X, y, method, sparsity, random_state=None, *, rounds=No
         raise TypeError("pai_masks takes a LotteryTicketClassifier or LotteryTicketRegressor, "
                         f"got {type(estimator).__name__}.")
     _method(method)
-    if isinstance(sparsity, (str, bytes)):
-        raise TypeError(f"sparsity must be a number or a sequence of numbers, got "
-                        f"{sparsity!r}.")
-    targets = np.atleast_1d(np.asarray(sparsity, dtype=float))
-    if not targets.size:
-        raise ValueError("sparsity is an empty sequence; give at least one value.")
-    for target in targets:
-        _check_fraction(target)
+    _check_targets(sparsity)  # before fit's set-up
     if estimator.random_state is None:
         warnings.warn("estimator.random_state is None: its next fit draws another θ0 than "
                       "the one these masks were computed on; set an integer random_state.",
