@@ -771,6 +771,17 @@ def _rewind_points(ks, estimator, n_train):
     return points, note
 
 
+def _openlth_resnet20(shape, s):
+    """OpenLTH's CIFAR ResNet-20 protocol with the ``warmup``, ``epochs`` and ``rounds`` of
+    settings ``s``: SGD 0.1 with momentum 0.9, batch 128, global magnitude pruning of 20 %
+    per round, the output layer not pruned."""
+    return _classifier(module="resnet20", input_shape=shape, optimizer="sgd",
+                       learning_rate_init=0.1, momentum=0.9, batch_size=128,
+                       lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
+                       pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
+                       validation_fraction=0.1)
+
+
 def _frankle2020_rewinding(mode, random_state, n_jobs):
     from . import stats
     from .stability import STABLE_THRESHOLD, stability_sweep
@@ -784,13 +795,7 @@ def _frankle2020_rewinding(mode, random_state, n_jobs):
                             ks=(0, 100, 500, 2000), points=11, warmup=200))
     X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"], random_state,
                                                       prefer="fashion")
-    # OpenLTH's CIFAR ResNet-20 protocol: SGD 0.1 with momentum 0.9, batch 128, global
-    # magnitude pruning of 20 % per round, the output layer not pruned
-    est = _classifier(module="resnet20", input_shape=shape, optimizer="sgd",
-                      learning_rate_init=0.1, momentum=0.9, batch_size=128,
-                      lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
-                      pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
-                      validation_fraction=0.1)
+    est = _openlth_resnet20(shape, s)
     s["ks"], capped = _rewind_points(s["ks"], est, len(X_tr))
     k_late = max(s["ks"])
     df = _curve(est, (X_tr, y_tr, X_te, y_te), ["rewind", "rewind_k", "random"], s["trials"],
@@ -923,14 +928,9 @@ def _frankle2021_pai_resnet20(mode, random_state, n_jobs):
                             warmup=200, k=500, controls="all"))
     X_tr, y_tr, X_te, y_te, desc, shape = _image_data(s["n_train"], s["n_test"],
                                                       random_state, prefer="fashion")
-    # OpenLTH's CIFAR ResNet-20: SGD 0.1, momentum 0.9, batch 128, global magnitude
-    # pruning of 20 % per level, the output layer not pruned; at lr 0.1 the ticket needs
-    # rewinding to an early iteration k (Frankle et al. 2020), as in Frankle et al. 2021
-    est = _classifier(module="resnet20", input_shape=shape, optimizer="sgd",
-                      learning_rate_init=0.1, momentum=0.9, batch_size=128,
-                      lr_warmup=s["warmup"], max_epochs=s["epochs"], n_rounds=s["rounds"],
-                      pruning_rate=0.2, output_pruning_rate=0.0, pruning_scope="global",
-                      validation_fraction=0.1)
+    # at lr 0.1 the ticket needs rewinding to an early iteration k (Frankle et al.
+    # 2020), as in Frankle et al. 2021
+    est = _openlth_resnet20(shape, s)
     (s["k"],), capped = _rewind_points((s["k"],), est, len(X_tr))
     est.set_params(rewind_iteration=s["k"])
     df = _curve(est, (X_tr, y_tr, X_te, y_te), list(_PAI_STRATEGIES), s["trials"],
@@ -949,17 +949,19 @@ def _frankle2021_pai_resnet20(mode, random_state, n_jobs):
             "", df.assign(network="ResNet-20"))
 
 
-#: Frankle et al. (2021)'s strategies: IMP, random pruning, the three PaI methods and
-#: their layer-wise shuffles, IMP's shuffle and random reinit.
-_PAI_STRATEGIES = ("rewind", "random_mask", "snip", "grasp", "synflow", "snip_shuffle",
-                   "grasp_shuffle", "synflow_shuffle", "shuffle_layer", "random")
+#: The pruning-at-initialization methods Frankle et al. (2021) test.
+_PAI_METHODS = ("snip", "grasp", "synflow")
+#: Their strategies: IMP, random pruning, the three methods and their layer-wise
+#: shuffles, IMP's shuffle and random reinit.
+_PAI_STRATEGIES = ("rewind", "random_mask", *_PAI_METHODS,
+                   *(f"{m}_shuffle" for m in _PAI_METHODS), "shuffle_layer", "random")
 
 
 def _pai_claims(df, network, trials):
     """Frankle et al. (2021)'s claims on one network's curve, at its sparsest level."""
     from .stats import mask_information
 
-    methods = ("snip", "grasp", "synflow")
+    methods = _PAI_METHODS
     metric = "test_acc"
     level = float(df.loc[df.strategy == "rewind", "weights_remaining"].min())
     imp = _values(df, "rewind", level, metric)
